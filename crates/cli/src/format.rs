@@ -1,0 +1,105 @@
+//! Docker's ways of printing things: tables, sizes, ages, short ids.
+
+use std::io::Write;
+
+/// Writes rows as a tab-aligned table (Go's tabwriter settings Docker uses:
+/// padding 3, no trailing spaces on the last column).
+pub fn table(rows: &[Vec<String>]) -> String {
+    let mut tw = tabwriter::TabWriter::new(Vec::new()).padding(3);
+    for row in rows {
+        let _ = writeln!(tw, "{}", row.join("\t"));
+    }
+    let out = tw.into_inner().unwrap_or_default();
+    String::from_utf8_lossy(&out)
+        .lines()
+        .map(|l| l.trim_end().to_string() + "\n")
+        .collect()
+}
+
+/// Sizes as Docker prints them: decimal units, 3 significant digits
+/// ("4.26MB", "812kB", "0B").
+pub fn human_size(bytes: i64) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB", "PB"];
+    let mut v = bytes.max(0) as f64;
+    let mut i = 0;
+    while v >= 1000.0 && i < units.len() - 1 {
+        v /= 1000.0;
+        i += 1;
+    }
+    let s = format!("{v:.3}");
+    let digits = if v >= 100.0 {
+        0
+    } else if v >= 10.0 {
+        1
+    } else {
+        2
+    };
+    let s = format!("{:.*}", digits, s.parse::<f64>().unwrap_or(v));
+    let s = if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    };
+    format!("{s}{}", units[i])
+}
+
+/// "5 minutes ago" for a unix time.
+pub fn ago(unix: i64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    format!("{} ago", human_duration(now - unix))
+}
+
+/// Docker's go-units HumanDuration.
+pub fn human_duration(secs: i64) -> String {
+    match secs {
+        s if s < 1 => "Less than a second".into(),
+        1 => "1 second".into(),
+        s if s < 60 => format!("{s} seconds"),
+        s if s / 60 == 1 => "About a minute".into(),
+        s if s < 3600 => format!("{} minutes", s / 60),
+        s if (s as f64 / 3600.0).round() == 1.0 => "About an hour".into(),
+        s if s < 48 * 3600 => format!("{} hours", (s as f64 / 3600.0).round()),
+        s if s < 14 * 86400 => format!("{} days", s / 86400),
+        s if s < 90 * 86400 => format!("{} weeks", s / (7 * 86400)),
+        s if s < 730 * 86400 => format!("{} months", s / (30 * 86400)),
+        s => format!("{} years", s / (365 * 86400)),
+    }
+}
+
+/// The 12-digit short form of an id ("sha256:" dropped).
+pub fn short_id(id: &str) -> String {
+    let hex = id.strip_prefix("sha256:").unwrap_or(id);
+    hex.chars().take(12).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_match_docker() {
+        assert_eq!(human_size(0), "0B");
+        assert_eq!(human_size(999), "999B");
+        assert_eq!(human_size(4_261_000), "4.26MB");
+        assert_eq!(human_size(812_300), "812kB");
+        assert_eq!(human_size(12_340_000), "12.3MB");
+        assert_eq!(human_size(2_000_000), "2MB");
+    }
+
+    #[test]
+    fn tables_align_columns() {
+        let t = table(&[
+            vec!["REPOSITORY".into(), "TAG".into()],
+            vec!["busybox".into(), "latest".into()],
+        ]);
+        assert_eq!(t, "REPOSITORY   TAG\nbusybox      latest\n");
+    }
+
+    #[test]
+    fn ids_and_durations() {
+        assert_eq!(short_id("sha256:0123456789abcdef"), "0123456789ab");
+        assert_eq!(human_duration(120), "2 minutes");
+    }
+}

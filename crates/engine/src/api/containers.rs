@@ -1,0 +1,283 @@
+//! Container endpoints: create, start, attach, wait, kill, inspect, list,
+//! remove.
+
+use super::{flag, Query, State};
+use crate::container::ContainerRecord;
+use crate::engine::WaitCondition;
+use crate::error::{Error, Result};
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Request};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use bollard_stubs::models::ContainerCreateBody;
+use hyper_util::rt::TokioIo;
+use tokio::io::AsyncWriteExt;
+
+pub async fn create(engine: State, q: Query, body: Bytes) -> Result<Response> {
+    let body: ContainerCreateBody = serde_json::from_slice(&body).map_err(|e| {
+        Error::bad_request(format!("invalid container config in request body: {e}"))
+    })?;
+    let name = q.get("name").filter(|n| !n.is_empty()).map(String::as_str);
+    let id = engine.create(name, body).await?;
+    let resp = serde_json::json!({ "Id": id, "Warnings": [] });
+    Ok((StatusCode::CREATED, Json(resp)).into_response())
+}
+
+pub async fn start(engine: State, Path(id): Path<String>) -> Result<StatusCode> {
+    let h = engine.find(&id)?;
+    match engine.start(&h).await {
+        Ok(()) => Ok(StatusCode::NO_CONTENT),
+        Err(e) if e.status == StatusCode::NOT_MODIFIED => Ok(StatusCode::NOT_MODIFIED),
+        Err(e) => Err(e),
+    }
+}
+
+pub async fn kill(engine: State, Path(id): Path<String>, q: Query) -> Result<StatusCode> {
+    let h = engine.find(&id)?;
+    let signal = match q.get("signal").filter(|s| !s.is_empty()) {
+        Some(s) => {
+            parse_signal(s).ok_or_else(|| Error::bad_request(format!("invalid signal: {s}")))?
+        }
+        None => libc::SIGKILL,
+    };
+    engine.kill(&h, signal).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn remove(engine: State, Path(id): Path<String>, q: Query) -> Result<StatusCode> {
+    let h = engine.find(&id)?;
+    engine.remove(&h, flag(&q, "force")).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Answers headers at once and the body when the condition holds, so a
+/// client may wait first and start the container afterwards.
+pub async fn wait(engine: State, Path(id): Path<String>, q: Query) -> Result<Response> {
+    let h = engine.find(&id)?;
+    let condition = match q.get("condition").map(String::as_str).unwrap_or("") {
+        "" | "not-running" => WaitCondition::NotRunning,
+        "next-exit" => WaitCondition::NextExit,
+        "removed" => WaitCondition::Removed,
+        other => return Err(Error::bad_request(format!("invalid condition: {other:?}"))),
+    };
+    let body = futures_util::stream::once(async move {
+        let code = engine.wait(&h, condition).await;
+        let line = serde_json::json!({ "StatusCode": code, "Error": null }).to_string() + "\n";
+        Ok::<_, std::convert::Infallible>(Bytes::from(line))
+    });
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from_stream(body),
+    )
+        .into_response())
+}
+
+/// `POST /containers/{id}/attach`: upgrades the connection (`Upgrade: tcp`)
+/// and carries Docker's multiplexed stream: output out, stdin in.
+pub async fn attach(
+    engine: State,
+    Path(id): Path<String>,
+    q: Query,
+    mut req: Request,
+) -> Result<Response> {
+    let h = engine.find(&id)?;
+    if !req.headers().contains_key(header::UPGRADE) {
+        return Err(Error::bad_request(
+            "attach needs a connection upgrade: send `Connection: Upgrade` and `Upgrade: tcp`",
+        ));
+    }
+    if !flag(&q, "stream") {
+        return Err(Error::not_implemented(
+            "attach without stream=1 (logs only) is not supported yet",
+        ));
+    }
+    let attach = engine
+        .attach(
+            &h,
+            flag(&q, "stdin"),
+            flag(&q, "stdout"),
+            flag(&q, "stderr"),
+        )
+        .await?;
+    let upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        let Ok(upgraded) = upgrade.await else { return };
+        let mut client = TokioIo::new(upgraded);
+        let Some(shim) = attach.stream().await else {
+            let _ = client.shutdown().await;
+            return;
+        };
+        pipe(client, shim).await;
+    });
+    Ok(Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::CONNECTION, "Upgrade")
+        .header(header::UPGRADE, "tcp")
+        .header(
+            header::CONTENT_TYPE,
+            "application/vnd.docker.multiplexed-stream",
+        )
+        .body(Body::empty())
+        .unwrap_or_default())
+}
+
+/// Copies shim output to the client until the container's output ends,
+/// and client input to the shim meanwhile.
+async fn pipe<C, S>(client: C, shim: S)
+where
+    C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut client_r, mut client_w) = tokio::io::split(client);
+    let (mut shim_r, mut shim_w) = tokio::io::split(shim);
+    let input = tokio::spawn(async move {
+        let _ = tokio::io::copy(&mut client_r, &mut shim_w).await;
+        let _ = shim_w.shutdown().await;
+    });
+    let _ = tokio::io::copy(&mut shim_r, &mut client_w).await;
+    let _ = client_w.shutdown().await;
+    input.abort();
+}
+
+pub async fn inspect(engine: State, Path(id): Path<String>) -> Result<Json<serde_json::Value>> {
+    let rec = engine.find(&id)?.record();
+    Ok(Json(inspect_json(&rec)))
+}
+
+fn inspect_json(rec: &ContainerRecord) -> serde_json::Value {
+    let s = &rec.state;
+    serde_json::json!({
+        "Id": rec.id,
+        "Created": rec.created,
+        "Path": rec.path,
+        "Args": rec.args,
+        "State": {
+            "Status": s.status.as_str(),
+            "Running": s.running(),
+            "Paused": false,
+            "Restarting": false,
+            "OOMKilled": s.oom_killed,
+            "Dead": s.status == crate::container::Status::Dead,
+            "Pid": s.pid,
+            "ExitCode": s.exit_code,
+            "Error": s.error,
+            "StartedAt": if s.started_at.is_empty() { "0001-01-01T00:00:00Z" } else { &s.started_at },
+            "FinishedAt": if s.finished_at.is_empty() { "0001-01-01T00:00:00Z" } else { &s.finished_at },
+        },
+        "Image": rec.image_id,
+        "Name": format!("/{}", rec.name),
+        "Driver": "overlayfs",
+        "Platform": "linux",
+        "Config": rec.config,
+        "HostConfig": rec.host_config,
+    })
+}
+
+pub async fn list(engine: State, q: Query) -> Json<Vec<serde_json::Value>> {
+    let all = flag(&q, "all");
+    let out = engine
+        .list()
+        .into_iter()
+        .filter(|c| all || c.state.running())
+        .map(|c| {
+            let created = pier_shim::time::parse_rfc3339(&c.created).unwrap_or(0);
+            serde_json::json!({
+                "Id": c.id,
+                "Names": [format!("/{}", c.name)],
+                "Image": c.image,
+                "ImageID": c.image_id,
+                "Command": c.command_line(),
+                "Created": created,
+                "State": c.state.status.as_str(),
+                "Status": status_text(&c),
+                "Ports": [],
+                "Labels": c.config.labels.clone().unwrap_or_default(),
+                "Mounts": [],
+            })
+        })
+        .collect();
+    Json(out)
+}
+
+/// `docker ps`'s STATUS column: "Up 5 seconds", "Exited (0) 2 minutes ago".
+fn status_text(c: &ContainerRecord) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let since = |t: &str| human_duration(now - pier_shim::time::parse_rfc3339(t).unwrap_or(now));
+    match c.state.status {
+        crate::container::Status::Created => "Created".into(),
+        crate::container::Status::Running => format!("Up {}", since(&c.state.started_at)),
+        crate::container::Status::Exited => format!(
+            "Exited ({}) {} ago",
+            c.state.exit_code,
+            since(&c.state.finished_at)
+        ),
+        crate::container::Status::Dead => "Dead".into(),
+    }
+}
+
+/// Docker's go-units HumanDuration.
+pub fn human_duration(secs: i64) -> String {
+    match secs {
+        s if s < 1 => "Less than a second".into(),
+        1 => "1 second".into(),
+        s if s < 60 => format!("{s} seconds"),
+        s if s / 60 == 1 => "About a minute".into(),
+        s if s < 3600 => format!("{} minutes", s / 60),
+        s if (s as f64 / 3600.0).round() == 1.0 => "About an hour".into(),
+        s if s < 48 * 3600 => format!("{} hours", (s as f64 / 3600.0).round()),
+        s if s < 7 * 2 * 86400 => format!("{} days", s / 86400),
+        s if s < 30 * 3 * 86400 => format!("{} weeks", s / (7 * 86400)),
+        s if s < 365 * 2 * 86400 => format!("{} months", s / (30 * 86400)),
+        s => format!("{} years", s / (365 * 86400)),
+    }
+}
+
+/// A signal by name (`KILL`, `SIGKILL`) or number.
+pub fn parse_signal(s: &str) -> Option<i32> {
+    if let Ok(n) = s.parse::<i32>() {
+        return (1..=64).contains(&n).then_some(n);
+    }
+    let name = s.to_ascii_uppercase();
+    let name = name.strip_prefix("SIG").unwrap_or(&name);
+    Some(match name {
+        "HUP" => libc::SIGHUP,
+        "INT" => libc::SIGINT,
+        "QUIT" => libc::SIGQUIT,
+        "KILL" => libc::SIGKILL,
+        "USR1" => libc::SIGUSR1,
+        "USR2" => libc::SIGUSR2,
+        "TERM" => libc::SIGTERM,
+        "STOP" => libc::SIGSTOP,
+        "CONT" => libc::SIGCONT,
+        "WINCH" => libc::SIGWINCH,
+        "ALRM" => libc::SIGALRM,
+        "PIPE" => libc::SIGPIPE,
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_by_name_and_number() {
+        assert_eq!(parse_signal("KILL"), Some(9));
+        assert_eq!(parse_signal("sigterm"), Some(15));
+        assert_eq!(parse_signal("10"), Some(10));
+        assert_eq!(parse_signal("0"), None);
+        assert_eq!(parse_signal("NOPE"), None);
+    }
+
+    #[test]
+    fn durations_read_like_docker() {
+        assert_eq!(human_duration(0), "Less than a second");
+        assert_eq!(human_duration(5), "5 seconds");
+        assert_eq!(human_duration(61), "About a minute");
+        assert_eq!(human_duration(600), "10 minutes");
+        assert_eq!(human_duration(3 * 3600), "3 hours");
+    }
+}

@@ -1,0 +1,119 @@
+//! The Docker Engine API over pierd's unix socket: routes, the version
+//! prefix (`/v1.45/...`), query helpers.
+
+mod containers;
+mod images;
+mod system;
+
+use crate::error::Error;
+use crate::Engine;
+use axum::extract::Request;
+use axum::routing::{delete, get, post};
+use axum::Router;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+pub type Query = axum::extract::Query<HashMap<String, String>>;
+pub type State = axum::extract::State<Arc<Engine>>;
+
+pub fn router(engine: Arc<Engine>) -> Router {
+    Router::new()
+        .route("/_ping", get(system::ping).head(system::ping))
+        .route("/version", get(system::version))
+        .route("/info", get(system::info))
+        .route("/images/json", get(images::list))
+        .route("/images/create", post(images::create))
+        .route("/images/{*rest}", get(images::get_by_path))
+        .route("/containers/json", get(containers::list))
+        .route("/containers/create", post(containers::create))
+        .route("/containers/{id}/json", get(containers::inspect))
+        .route("/containers/{id}/start", post(containers::start))
+        .route("/containers/{id}/kill", post(containers::kill))
+        .route("/containers/{id}/wait", post(containers::wait))
+        .route("/containers/{id}/attach", post(containers::attach))
+        .route("/containers/{id}", delete(containers::remove))
+        .fallback(|req: Request| async move {
+            Error::not_found(format!(
+                "page not found: {} {}",
+                req.method(),
+                req.uri().path()
+            ))
+        })
+        .with_state(engine)
+}
+
+/// Strips Docker's `/vX.Y` prefix so routes match every API version;
+/// versions above ours are refused as Docker does.
+pub fn strip_version(mut req: Request) -> Result<Request, Error> {
+    let path = req.uri().path();
+    let Some(rest) = path.strip_prefix("/v") else {
+        return Ok(req);
+    };
+    let end = rest.find('/').unwrap_or(rest.len());
+    let version = &rest[..end];
+    if version.is_empty() || !version.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        return Ok(req);
+    }
+    if version_gt(version, crate::API_VERSION) {
+        return Err(Error::bad_request(format!(
+            "client version {version} is too new. Maximum supported API version is {}",
+            crate::API_VERSION
+        )));
+    }
+    let new_path = rest[end..].to_string();
+    let pq = match req.uri().query() {
+        Some(q) => format!("{new_path}?{q}"),
+        None => new_path,
+    };
+    if let Ok(uri) = pq.parse() {
+        *req.uri_mut() = uri;
+    }
+    Ok(req)
+}
+
+fn version_gt(a: &str, b: &str) -> bool {
+    let parse = |v: &str| -> Vec<u64> { v.split('.').map(|p| p.parse().unwrap_or(0)).collect() };
+    parse(a) > parse(b)
+}
+
+/// Docker's boolean query values: `1`, `true`, `True`.
+pub fn flag(q: &HashMap<String, String>, key: &str) -> bool {
+    q.get(key)
+        .is_some_and(|v| matches!(v.as_str(), "1" | "true" | "True" | "yes"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn path_after(uri: &str) -> Result<String, Error> {
+        let req = Request::builder()
+            .uri(uri)
+            .body(axum::body::Body::empty())
+            .unwrap();
+        strip_version(req).map(|r| r.uri().to_string())
+    }
+
+    #[test]
+    fn version_prefix_is_stripped() {
+        assert_eq!(
+            path_after("/v1.43/containers/json?all=1").unwrap(),
+            "/containers/json?all=1"
+        );
+        assert_eq!(path_after("/_ping").unwrap(), "/_ping");
+        assert_eq!(path_after("/volumes").unwrap(), "/volumes");
+        assert!(path_after("/v9.99/info")
+            .unwrap_err()
+            .message
+            .contains("too new"));
+    }
+
+    #[test]
+    fn flags_accept_docker_spellings() {
+        let q: HashMap<String, String> = [("a", "1"), ("b", "true"), ("c", "0")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        assert!(flag(&q, "a") && flag(&q, "b") && !flag(&q, "c") && !flag(&q, "d"));
+    }
+}

@@ -1,0 +1,92 @@
+//! `/_ping`, `/version`, `/info`.
+
+use super::State;
+use crate::host;
+use axum::http::header::{HeaderMap, HeaderValue};
+use axum::response::IntoResponse;
+use axum::Json;
+use bollard_stubs::models::{SystemInfo, SystemVersion, SystemVersionComponents};
+
+pub async fn ping() -> impl IntoResponse {
+    let mut h = HeaderMap::new();
+    h.insert("Api-Version", HeaderValue::from_static(crate::API_VERSION));
+    h.insert("Ostype", HeaderValue::from_static("linux"));
+    h.insert("Docker-Experimental", HeaderValue::from_static("false"));
+    h.insert(
+        "Cache-Control",
+        HeaderValue::from_static("no-cache, no-store, must-revalidate"),
+    );
+    (h, "OK")
+}
+
+pub async fn version() -> Json<SystemVersion> {
+    Json(SystemVersion {
+        version: Some(crate::VERSION.into()),
+        api_version: Some(crate::API_VERSION.into()),
+        min_api_version: Some(crate::MIN_API_VERSION.into()),
+        os: Some("linux".into()),
+        arch: Some(host::go_arch().into()),
+        kernel_version: Some(host::kernel_version()),
+        components: Some(vec![SystemVersionComponents {
+            name: "Engine".into(),
+            version: crate::VERSION.into(),
+            details: None,
+        }]),
+        ..Default::default()
+    })
+}
+
+/// Docker's SystemInfo, plus pier's own facts under `Pier*` keys (the
+/// cgroup mode, which Docker's "Cgroup Version" cannot tell, and the exec
+/// root).
+pub async fn info(engine: State) -> Json<serde_json::Value> {
+    let containers = engine.list();
+    let running = containers.iter().filter(|c| c.state.running()).count() as i64;
+    let images = engine.images.clone();
+    let image_count =
+        tokio::task::spawn_blocking(move || images.list().map(|l| l.len()).unwrap_or(0))
+            .await
+            .unwrap_or(0) as i64;
+    let mode = host::cgroup_mode();
+    let info = SystemInfo {
+        id: None,
+        containers: Some(containers.len() as i64),
+        containers_running: Some(running),
+        containers_paused: Some(0),
+        containers_stopped: Some(containers.len() as i64 - running),
+        images: Some(image_count),
+        driver: Some("overlayfs".into()),
+        docker_root_dir: Some(engine.config.data_root.display().to_string()),
+        logging_driver: Some("json-file".into()),
+        cgroup_version: serde_json::from_value(serde_json::json!(mode.version())).ok(),
+        cgroup_driver: serde_json::from_value(serde_json::json!("cgroupfs")).ok(),
+        kernel_version: Some(host::kernel_version()),
+        operating_system: Some(host::operating_system()),
+        os_type: Some("linux".into()),
+        architecture: Some(std::env::consts::ARCH.into()),
+        ncpu: Some(std::thread::available_parallelism().map_or(1, |n| n.get()) as i64),
+        mem_total: Some(host::mem_total()),
+        name: Some(
+            rustix::system::uname()
+                .nodename()
+                .to_string_lossy()
+                .into_owned(),
+        ),
+        server_version: Some(crate::VERSION.into()),
+        default_runtime: Some("pier-runtime".into()),
+        ..Default::default()
+    };
+    let mut v = serde_json::to_value(info).unwrap_or_default();
+    if let Some(obj) = v.as_object_mut() {
+        obj.insert("PierCgroupMode".into(), mode.name().into());
+        obj.insert(
+            "PierExecRoot".into(),
+            engine.config.exec_root.display().to_string().into(),
+        );
+        obj.insert(
+            "PierSocket".into(),
+            engine.config.socket_path().display().to_string().into(),
+        );
+    }
+    Json(v)
+}

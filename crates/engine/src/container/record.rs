@@ -1,0 +1,86 @@
+//! The record pierd keeps of each container, persisted as
+//! `DATA_ROOT/containers/ID/container.json`.
+
+use bollard_stubs::models::{ContainerConfig, HostConfig};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Created,
+    Running,
+    Exited,
+    Dead,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Exited => "exited",
+            Status::Dead => "dead",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct State {
+    pub status: Status,
+    #[serde(default)]
+    pub pid: i32,
+    #[serde(default)]
+    pub shim_pid: i32,
+    #[serde(default)]
+    pub exit_code: i32,
+    #[serde(default)]
+    pub oom_killed: bool,
+    #[serde(default)]
+    pub error: String,
+    #[serde(default)]
+    pub started_at: String,
+    #[serde(default)]
+    pub finished_at: String,
+    /// How many times the container has exited (for `wait next-exit`).
+    #[serde(default)]
+    pub exits: u64,
+}
+
+impl State {
+    pub fn running(&self) -> bool {
+        self.status == Status::Running
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ContainerRecord {
+    pub id: String,
+    /// Without docker's leading slash.
+    pub name: String,
+    /// RFC 3339.
+    pub created: String,
+    /// The image as the user named it.
+    pub image: String,
+    /// "sha256:..." of the image config.
+    pub image_id: String,
+    /// Entrypoint + command, resolved at create.
+    pub path: String,
+    pub args: Vec<String>,
+    pub config: ContainerConfig,
+    pub host_config: HostConfig,
+    pub state: State,
+}
+
+impl ContainerRecord {
+    pub fn auto_remove(&self) -> bool {
+        self.host_config.auto_remove.unwrap_or(false)
+    }
+
+    /// The command line as `docker ps` shows it.
+    pub fn command_line(&self) -> String {
+        std::iter::once(self.path.as_str())
+            .chain(self.args.iter().map(String::as_str))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}

@@ -1,0 +1,679 @@
+//! The engine: pierd's state (images, containers) and the container
+//! lifecycle behind the API handlers.
+
+use crate::container::spec::{self, EtcFile};
+use crate::container::{names, record::State, user, ContainerRecord, Status};
+use crate::error::{io as io_err, Error, Result};
+use crate::fsutil::write_json_atomic;
+use crate::shim::{self, ShimStream};
+use crate::Config;
+use bollard_stubs::models::{ContainerConfig, ContainerCreateBody};
+use pier_shim::{ExitInfo, Request, ShimConfig};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{oneshot, watch};
+
+const RECORD_FILE: &str = "container.json";
+
+pub struct Engine {
+    pub config: Config,
+    pub images: Arc<pier_image::Store>,
+    containers: Mutex<HashMap<String, Arc<Handle>>>,
+}
+
+/// An attach request waiting for the container to start.
+struct PendingAttach {
+    stdin: bool,
+    stdout: bool,
+    stderr: bool,
+    tx: oneshot::Sender<ShimStream>,
+}
+
+/// One container: its record, and what waits on it.
+pub struct Handle {
+    pub id: String,
+    record: Mutex<ContainerRecord>,
+    changed: watch::Sender<u64>,
+    removed: AtomicBool,
+    pending_attach: Mutex<Vec<PendingAttach>>,
+    /// Serializes start, remove and attach registration.
+    op: tokio::sync::Mutex<()>,
+}
+
+impl Handle {
+    fn new(record: ContainerRecord) -> Arc<Self> {
+        Arc::new(Handle {
+            id: record.id.clone(),
+            record: Mutex::new(record),
+            changed: watch::channel(0).0,
+            removed: AtomicBool::new(false),
+            pending_attach: Mutex::new(Vec::new()),
+            op: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    pub fn record(&self) -> ContainerRecord {
+        lock(&self.record).clone()
+    }
+
+    pub fn removed(&self) -> bool {
+        self.removed.load(Ordering::SeqCst)
+    }
+
+    fn notify(&self) {
+        self.changed.send_modify(|g| *g += 1);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// An attach stream, now or once the container starts.
+pub enum Attach {
+    Ready(ShimStream),
+    AtStart(oneshot::Receiver<ShimStream>),
+}
+
+impl Attach {
+    /// The stream; None if the container was removed before it started.
+    pub async fn stream(self) -> Option<ShimStream> {
+        match self {
+            Attach::Ready(s) => Some(s),
+            Attach::AtStart(rx) => rx.await.ok(),
+        }
+    }
+}
+
+/// What `wait` waits for (docker's `condition`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitCondition {
+    NotRunning,
+    NextExit,
+    Removed,
+}
+
+impl Engine {
+    /// Opens the stores under the configured roots and re-adopts the
+    /// containers a previous pierd left.
+    pub async fn open(config: Config) -> Result<Arc<Engine>> {
+        for dir in [
+            config.containers_dir(),
+            config.exec_root.join("containers"),
+            config.runtime_root(),
+        ] {
+            std::fs::create_dir_all(&dir).map_err(io_err(format!("creating {}", dir.display())))?;
+        }
+        let data_root = config.data_root.clone();
+        let images =
+            tokio::task::spawn_blocking(move || pier_image::Store::open(&data_root)).await??;
+        let engine = Arc::new(Engine {
+            config,
+            images: Arc::new(images),
+            containers: Mutex::new(HashMap::new()),
+        });
+        engine.load_containers().await;
+        Ok(engine)
+    }
+
+    fn container_dir(&self, id: &str) -> PathBuf {
+        self.config.containers_dir().join(id)
+    }
+
+    fn save(&self, rec: &ContainerRecord) -> Result<()> {
+        let path = self.container_dir(&rec.id).join(RECORD_FILE);
+        write_json_atomic(&path, rec).map_err(io_err(format!("saving {}", path.display())))
+    }
+
+    /// Changes a container's record, persists it and wakes its waiters.
+    fn update(&self, h: &Handle, f: impl FnOnce(&mut ContainerRecord)) -> Result<ContainerRecord> {
+        let rec = {
+            let mut rec = lock(&h.record);
+            f(&mut rec);
+            rec.clone()
+        };
+        let saved = self.save(&rec);
+        h.notify();
+        saved.map(|_| rec)
+    }
+
+    async fn load_containers(self: &Arc<Self>) {
+        let Ok(entries) = std::fs::read_dir(self.config.containers_dir()) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path().join(RECORD_FILE);
+            let rec: ContainerRecord = match std::fs::read(&path)
+                .ok()
+                .and_then(|d| serde_json::from_slice(&d).ok())
+            {
+                Some(r) => r,
+                None => {
+                    eprintln!(
+                        "pierd: ignoring {}: no readable container record",
+                        entry.path().display()
+                    );
+                    continue;
+                }
+            };
+            let h = Handle::new(rec.clone());
+            lock(&self.containers).insert(rec.id.clone(), h.clone());
+            if rec.state.running() {
+                // The shim may have outlived us: the monitor re-adopts it
+                // or collects the exit it recorded.
+                tokio::spawn(monitor(self.clone(), h));
+            }
+        }
+    }
+
+    /// Finds a container by full id, name, or unique id prefix.
+    pub fn find(&self, name_or_id: &str) -> Result<Arc<Handle>> {
+        let map = lock(&self.containers);
+        if let Some(h) = map.get(name_or_id) {
+            return Ok(h.clone());
+        }
+        let name = name_or_id.strip_prefix('/').unwrap_or(name_or_id);
+        if let Some(h) = map.values().find(|h| lock(&h.record).name == name) {
+            return Ok(h.clone());
+        }
+        let mut matches = map
+            .values()
+            .filter(|h| !name_or_id.is_empty() && h.id.starts_with(name_or_id));
+        match (matches.next(), matches.next()) {
+            (Some(h), None) => Ok(h.clone()),
+            (Some(_), Some(_)) => Err(Error::bad_request(format!(
+                "multiple containers found with provided prefix: {name_or_id}"
+            ))),
+            _ => Err(Error::no_such_container(name_or_id)),
+        }
+    }
+
+    pub fn list(&self) -> Vec<ContainerRecord> {
+        let mut all: Vec<ContainerRecord> = lock(&self.containers)
+            .values()
+            .map(|h| h.record())
+            .collect();
+        all.sort_by(|a, b| b.created.cmp(&a.created));
+        all
+    }
+
+    /// `POST /containers/create`: records the container and makes its
+    /// writable layer; nothing runs yet.
+    pub async fn create(&self, name: Option<&str>, body: ContainerCreateBody) -> Result<String> {
+        let image_name = body
+            .image
+            .clone()
+            .filter(|i| !i.is_empty())
+            .ok_or_else(|| {
+                Error::bad_request("no image specified: give an image to create the container from")
+            })?;
+        let store = self.images.clone();
+        let lookup = image_name.clone();
+        let image = tokio::task::spawn_blocking(move || store.resolve(&lookup)).await??;
+        let config = merge_image_config(&body, image.config.config().as_ref());
+        let (path, args) = command(&config)?;
+        if let Some(wd) = config.working_dir.as_deref() {
+            if !wd.is_empty() && !wd.starts_with('/') {
+                return Err(Error::bad_request(format!(
+                    "the working directory '{wd}' is invalid, it needs to be an absolute path"
+                )));
+            }
+        }
+        let id = names::new_id();
+        let name = {
+            let map = lock(&self.containers);
+            let taken = |n: &str| {
+                map.values()
+                    .find(|h| lock(&h.record).name == n)
+                    .map(|h| h.id.clone())
+            };
+            match name {
+                Some(n) => {
+                    let n = names::validate(n).map_err(Error::bad_request)?.to_string();
+                    if let Some(other) = taken(&n) {
+                        return Err(Error::conflict(format!(
+                            "Conflict. The container name \"/{n}\" is already in use by container \"{other}\". \
+                             You have to remove (or rename) that container to be able to reuse that name."
+                        )));
+                    }
+                    n
+                }
+                None => names::generate(|n| taken(n).is_some()),
+            }
+        };
+        let rec = ContainerRecord {
+            id: id.clone(),
+            name,
+            created: pier_shim::time::now_nano(),
+            image: image_name,
+            image_id: image.id.clone(),
+            path,
+            args,
+            config,
+            host_config: body.host_config.clone().unwrap_or_default(),
+            state: State {
+                status: Status::Created,
+                pid: 0,
+                shim_pid: 0,
+                exit_code: 0,
+                oom_killed: false,
+                error: String::new(),
+                started_at: String::new(),
+                finished_at: String::new(),
+                exits: 0,
+            },
+        };
+        let dir = self.container_dir(&id);
+        for sub in ["upper", "work", "rootfs"] {
+            std::fs::create_dir_all(dir.join(sub))
+                .map_err(io_err(format!("creating {}", dir.display())))?;
+        }
+        if let Err(e) = self.save(&rec) {
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(e);
+        }
+        lock(&self.containers).insert(id.clone(), Handle::new(rec));
+        Ok(id)
+    }
+
+    /// `POST /containers/{id}/start`: mounts the rootfs, starts the shim
+    /// (which creates the container), connects waiting attach clients, then
+    /// lets the container run.
+    pub async fn start(self: &Arc<Self>, h: &Arc<Handle>) -> Result<()> {
+        let _op = h.op.lock().await;
+        if h.removed() {
+            return Err(Error::no_such_container(&h.id));
+        }
+        let rec = h.record();
+        if rec.state.running() {
+            return Err(Error::new(
+                axum::http::StatusCode::NOT_MODIFIED,
+                "container already started",
+            ));
+        }
+        let result = self.start_locked(h, &rec).await;
+        if let Err(e) = &result {
+            let msg = e.message.clone();
+            let _ = self.update(h, |r| r.state.error = msg);
+            if rec.auto_remove() {
+                drop(_op);
+                let _ = self.remove(h, true).await;
+            }
+        }
+        result
+    }
+
+    async fn start_locked(self: &Arc<Self>, h: &Arc<Handle>, rec: &ContainerRecord) -> Result<()> {
+        let store = self.images.clone();
+        let image_id = rec.image_id.clone();
+        let image = tokio::task::spawn_blocking(move || store.resolve(&image_id)).await??;
+        let dir = self.container_dir(&rec.id);
+        let rootfs = dir.join("rootfs");
+        let prepared = {
+            let (dir, rootfs, rec) = (dir.clone(), rootfs.clone(), rec.clone());
+            tokio::task::spawn_blocking(move || prepare_bundle(&dir, &rootfs, &rec, &image.layers))
+                .await?
+        };
+        if let Err(e) = prepared {
+            let _ = pier_image::mount::unmount(&rootfs);
+            return Err(e);
+        }
+        let exec_dir = self.config.container_exec_dir(&rec.id);
+        let _ = std::fs::remove_dir_all(&exec_dir);
+        std::fs::create_dir_all(&exec_dir)
+            .map_err(io_err(format!("creating {}", exec_dir.display())))?;
+        let shim_cfg = ShimConfig {
+            id: rec.id.clone(),
+            bundle: dir.clone(),
+            runtime_root: self.config.runtime_root(),
+            log_path: dir.join(format!("{}-json.log", rec.id)),
+            unmount: vec![rootfs.clone()],
+            open_stdin: rec.config.open_stdin.unwrap_or(false),
+            stdin_once: rec.config.stdin_once.unwrap_or(false),
+        };
+        write_json_atomic(&exec_dir.join(pier_shim::CONFIG_FILE), &shim_cfg)
+            .map_err(io_err("writing the shim's config"))?;
+        let ready = shim::spawn(&self.config.shim_binary(), &exec_dir)
+            .await
+            .map_err(|e| Error::internal(format!("starting the shim: {e}")));
+        let ready = match ready {
+            Ok(r) if r.ok => r,
+            other => {
+                let _ = pier_image::mount::unmount(&rootfs);
+                let _ = std::fs::remove_dir_all(&exec_dir);
+                return Err(match other {
+                    Ok(r) => {
+                        let msg = format!(
+                            "failed to create container {}: {}",
+                            rec.name,
+                            r.error.unwrap_or_default()
+                        );
+                        match r.exit_code {
+                            Some(_) => Error::bad_request(msg),
+                            None => Error::internal(msg),
+                        }
+                    }
+                    Err(e) => e,
+                });
+            }
+        };
+        let pending = std::mem::take(&mut *lock(&h.pending_attach));
+        for p in pending {
+            match shim::attach(&exec_dir, p.stdin, p.stdout, p.stderr).await {
+                Ok(stream) => {
+                    let _ = p.tx.send(stream);
+                }
+                Err(e) => eprintln!("pierd: attaching to {}: {e}", rec.id),
+            }
+        }
+        if let Err(e) = shim::request(&exec_dir, &Request::Start).await {
+            let _ = shim::request(
+                &exec_dir,
+                &Request::Kill {
+                    signal: libc::SIGKILL,
+                    all: true,
+                },
+            )
+            .await;
+            return Err(Error::internal(format!(
+                "starting container {}: {e}",
+                rec.name
+            )));
+        }
+        self.update(h, |r| {
+            r.state.status = Status::Running;
+            r.state.pid = ready.pid;
+            r.state.shim_pid = ready.shim_pid;
+            r.state.started_at = pier_shim::time::now_nano();
+            r.state.error.clear();
+        })?;
+        tokio::spawn(monitor(self.clone(), h.clone()));
+        Ok(())
+    }
+
+    /// `POST /containers/{id}/kill`.
+    pub async fn kill(&self, h: &Handle, signal: i32) -> Result<()> {
+        let rec = h.record();
+        if !rec.state.running() {
+            return Err(Error::conflict(format!(
+                "Container {} is not running",
+                rec.id
+            )));
+        }
+        shim::request(
+            &self.config.container_exec_dir(&rec.id),
+            &Request::Kill { signal, all: false },
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| Error::internal(format!("killing container {}: {e}", rec.name)))
+    }
+
+    /// `DELETE /containers/{id}`: refuses a running container unless
+    /// `force`, which kills it first.
+    pub async fn remove(&self, h: &Arc<Handle>, force: bool) -> Result<()> {
+        let _op = h.op.lock().await;
+        if h.removed() {
+            return Ok(());
+        }
+        let rec = h.record();
+        if rec.state.running() {
+            if !force {
+                return Err(Error::conflict(format!(
+                    "cannot remove container \"/{}\": container is running: stop the container before removing or force remove",
+                    rec.name
+                )));
+            }
+            let mut rx = h.changed.subscribe();
+            let _ = self.kill(h, libc::SIGKILL).await;
+            let stopped = tokio::time::timeout(Duration::from_secs(15), async {
+                while h.record().state.running() {
+                    if rx.changed().await.is_err() {
+                        break;
+                    }
+                }
+            })
+            .await;
+            if stopped.is_err() {
+                return Err(Error::internal(format!(
+                    "could not kill container {}: it did not exit within 15s",
+                    rec.name
+                )));
+            }
+        }
+        let dir = self.container_dir(&rec.id);
+        let exec_dir = self.config.container_exec_dir(&rec.id);
+        tokio::task::spawn_blocking(move || {
+            let _ = pier_image::mount::unmount(&dir.join("rootfs"));
+            let _ = std::fs::remove_dir_all(&exec_dir);
+            std::fs::remove_dir_all(&dir).map_err(io_err(format!("removing {}", dir.display())))
+        })
+        .await??;
+        lock(&self.containers).remove(&rec.id);
+        lock(&h.pending_attach).clear();
+        h.removed.store(true, Ordering::SeqCst);
+        h.notify();
+        Ok(())
+    }
+
+    /// `POST /containers/{id}/wait`: the exit code once `condition` holds.
+    pub async fn wait(&self, h: &Handle, condition: WaitCondition) -> i64 {
+        let mut rx = h.changed.subscribe();
+        let exits_before = h.record().state.exits;
+        loop {
+            let rec = h.record();
+            let done = match condition {
+                WaitCondition::NotRunning => !rec.state.running(),
+                WaitCondition::NextExit => rec.state.exits > exits_before,
+                WaitCondition::Removed => h.removed(),
+            };
+            if done || rx.changed().await.is_err() {
+                return i64::from(rec.state.exit_code);
+            }
+        }
+    }
+
+    /// Opens an attach stream to the container. For a container that has
+    /// not started yet, registers the attach so that `start` connects it
+    /// before the program runs, and no output is missed.
+    pub async fn attach(
+        &self,
+        h: &Handle,
+        stdin: bool,
+        stdout: bool,
+        stderr: bool,
+    ) -> Result<Attach> {
+        let _op = h.op.lock().await;
+        let rec = h.record();
+        match rec.state.status {
+            Status::Running => shim::attach(
+                &self.config.container_exec_dir(&rec.id),
+                stdin,
+                stdout,
+                stderr,
+            )
+            .await
+            .map(Attach::Ready)
+            .map_err(|e| Error::internal(format!("attaching to {}: {e}", rec.name))),
+            Status::Created => {
+                let (tx, rx) = oneshot::channel();
+                lock(&h.pending_attach).push(PendingAttach {
+                    stdin,
+                    stdout,
+                    stderr,
+                    tx,
+                });
+                Ok(Attach::AtStart(rx))
+            }
+            _ => Err(Error::conflict(
+                "You cannot attach to a stopped container, start it first",
+            )),
+        }
+    }
+
+    /// Records an exit reported by the shim (or found in its exit file).
+    fn record_exit(&self, h: &Handle, exit: Option<ExitInfo>) {
+        let _ = self.update(h, |r| {
+            r.state.pid = 0;
+            r.state.shim_pid = 0;
+            r.state.exits += 1;
+            match exit {
+                Some(e) => {
+                    r.state.status = Status::Exited;
+                    r.state.exit_code = e.exit_code;
+                    r.state.oom_killed = e.oom_killed;
+                    r.state.finished_at = e.finished_at;
+                }
+                None => {
+                    r.state.status = Status::Dead;
+                    r.state.exit_code = 255;
+                    r.state.error =
+                        "the container's shim died without recording an exit status".into();
+                    r.state.finished_at = pier_shim::time::now_nano();
+                }
+            }
+        });
+    }
+}
+
+/// Watches a running container through its shim and records its exit.
+async fn monitor(engine: Arc<Engine>, h: Arc<Handle>) {
+    let exec_dir = engine.config.container_exec_dir(&h.id);
+    let exit = match shim::call(&exec_dir, &Request::Wait).await {
+        Ok((resp, _)) if resp.exit.is_some() => resp.exit,
+        _ => pier_shim::read_exit(&exec_dir),
+    };
+    engine.record_exit(&h, exit);
+    if h.record().auto_remove() {
+        if let Err(e) = engine.remove(&h, true).await {
+            eprintln!("pierd: removing container {}: {e}", h.id);
+        }
+    }
+}
+
+/// The container's config: the create request, completed from the image
+/// as Docker does (env merged, command, entrypoint, workdir, user).
+fn merge_image_config(
+    body: &ContainerCreateBody,
+    image: Option<&oci_spec::image::Config>,
+) -> ContainerConfig {
+    let body_json = serde_json::to_value(body).unwrap_or_default();
+    let mut cfg: ContainerConfig = serde_json::from_value(body_json).unwrap_or_default();
+    let Some(image) = image else { return cfg };
+    let mut env: Vec<String> = image.env().clone().unwrap_or_default();
+    for kv in cfg.env.iter().flatten() {
+        let key = kv.split('=').next().unwrap_or("");
+        env.retain(|e| e.split('=').next() != Some(key));
+        env.push(kv.clone());
+    }
+    cfg.env = Some(env);
+    if cfg.entrypoint.is_none() {
+        cfg.entrypoint = image.entrypoint().clone();
+        if cfg.cmd.as_ref().is_none_or(|c| c.is_empty()) {
+            cfg.cmd = image.cmd().clone();
+        }
+    }
+    if cfg.working_dir.as_deref().unwrap_or("").is_empty() {
+        cfg.working_dir = image.working_dir().clone();
+    }
+    if cfg.user.as_deref().unwrap_or("").is_empty() {
+        cfg.user = image.user().clone();
+    }
+    cfg
+}
+
+/// Path and arguments: entrypoint followed by cmd.
+fn command(cfg: &ContainerConfig) -> Result<(String, Vec<String>)> {
+    let mut argv: Vec<String> = cfg.entrypoint.clone().unwrap_or_default();
+    argv.extend(cfg.cmd.clone().unwrap_or_default());
+    if argv.is_empty() {
+        return Err(Error::bad_request(
+            "no command specified: the image has no CMD or ENTRYPOINT; give a command after the image name",
+        ));
+    }
+    let path = argv.remove(0);
+    Ok((path, argv))
+}
+
+/// Mounts the rootfs and writes the files of the OCI bundle.
+fn prepare_bundle(
+    dir: &Path,
+    rootfs: &Path,
+    rec: &ContainerRecord,
+    layers: &[PathBuf],
+) -> Result<()> {
+    let _ = pier_image::mount::unmount(rootfs);
+    pier_image::mount::mount_overlay(layers, &dir.join("upper"), &dir.join("work"), rootfs)
+        .map_err(io_err(format!(
+            "mounting the root filesystem of {}",
+            rec.name
+        )))?;
+    let read = |p: &str| std::fs::read_to_string(rootfs.join(p)).unwrap_or_default();
+    let user = user::resolve(
+        rec.config.user.as_deref().unwrap_or(""),
+        &read("etc/passwd"),
+        &read("etc/group"),
+    )
+    .map_err(Error::bad_request)?;
+    let hostname = rec
+        .config
+        .hostname
+        .clone()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| rec.id[..12].to_string());
+    let hostname_file = dir.join("hostname");
+    let hosts_file = dir.join("hosts");
+    std::fs::write(&hostname_file, format!("{hostname}\n"))
+        .map_err(io_err("writing /etc/hostname"))?;
+    std::fs::write(&hosts_file, spec::hosts_file(&hostname))
+        .map_err(io_err("writing /etc/hosts"))?;
+    let etc = [
+        EtcFile {
+            source: &hostname_file,
+            destination: "/etc/hostname",
+        },
+        EtcFile {
+            source: &hosts_file,
+            destination: "/etc/hosts",
+        },
+    ];
+    let spec = spec::build(rec, rootfs, &user, &etc);
+    write_json_atomic(&dir.join("config.json"), &spec).map_err(io_err("writing the OCI spec"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_config_fills_in_what_the_request_leaves_out() {
+        let image: oci_spec::image::Config = serde_json::from_value(serde_json::json!({
+            "Env": ["PATH=/bin", "A=image"], "Cmd": ["sh"], "WorkingDir": "/srv", "User": "www"
+        }))
+        .unwrap();
+        let body = ContainerCreateBody {
+            env: Some(vec!["A=user".into()]),
+            ..Default::default()
+        };
+        let cfg = merge_image_config(&body, Some(&image));
+        assert_eq!(cfg.env.clone().unwrap(), ["PATH=/bin", "A=user"]);
+        assert_eq!(cfg.cmd.clone().unwrap(), ["sh"]);
+        assert_eq!(cfg.working_dir.as_deref(), Some("/srv"));
+        assert_eq!(cfg.user.as_deref(), Some("www"));
+        assert_eq!(command(&cfg).unwrap(), ("sh".to_string(), vec![]));
+
+        let body = ContainerCreateBody {
+            cmd: Some(vec!["echo".into(), "hi".into()]),
+            ..Default::default()
+        };
+        let cfg = merge_image_config(&body, Some(&image));
+        assert_eq!(
+            command(&cfg).unwrap(),
+            ("echo".to_string(), vec!["hi".to_string()])
+        );
+        assert!(command(&ContainerConfig::default()).is_err());
+    }
+}

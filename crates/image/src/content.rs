@@ -1,0 +1,147 @@
+//! Content-addressed blobs: `content/blobs/sha256/<hex>`.
+//!
+//! A blob is written to `content/ingest/<random>` while it is hashed, synced,
+//! checked against the digest it should have, and only then renamed into
+//! place, so a blob under `blobs/` is always complete and verified. Two
+//! writers of the same blob race harmlessly: rename is atomic and both carry
+//! the same bytes.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest as _, Sha256};
+
+use crate::{io_err, Error, Result};
+
+pub(crate) struct Content {
+    blobs: PathBuf,
+    ingest: PathBuf,
+}
+
+impl Content {
+    pub(crate) fn open(root: &Path) -> Result<Content> {
+        let blobs = root.join("content/blobs/sha256");
+        let ingest = root.join("content/ingest");
+        for d in [&blobs, &ingest] {
+            fs::create_dir_all(d).map_err(|e| io_err(format!("creating {}", d.display()), e))?;
+        }
+        Ok(Content { blobs, ingest })
+    }
+
+    /// Where the blob `sha256:<hex>` lives (whether or not it exists).
+    pub(crate) fn path(&self, digest: &str) -> Result<PathBuf> {
+        Ok(self.blobs.join(hex_of(digest)?))
+    }
+
+    pub(crate) fn read(&self, digest: &str) -> Result<Vec<u8>> {
+        let p = self.path(digest)?;
+        fs::read(&p).map_err(|e| io_err(format!("reading blob {digest} ({})", p.display()), e))
+    }
+
+    pub(crate) fn exists(&self, digest: &str) -> bool {
+        self.path(digest).map(|p| p.is_file()).unwrap_or(false)
+    }
+
+    /// Starts writing a blob of unknown digest.
+    pub(crate) fn ingest(&self) -> Result<Ingest> {
+        let path = self.ingest.join(format!("{:016x}", rand::random::<u64>()));
+        let file = File::options()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| io_err(format!("creating ingest file {}", path.display()), e))?;
+        Ok(Ingest {
+            file,
+            hasher: Sha256::new(),
+            size: 0,
+            path,
+            blobs: self.blobs.clone(),
+            done: false,
+        })
+    }
+
+    /// Stores `bytes`, returning (digest, size).
+    pub(crate) fn put(&self, bytes: &[u8]) -> Result<(String, u64)> {
+        let mut w = self.ingest()?;
+        w.write_all(bytes)
+            .map_err(|e| io_err(format!("writing {}", w.path.display()), e))?;
+        w.commit(None)
+    }
+}
+
+/// "sha256:<64 hex>" -> "<64 hex>", refusing anything else (the hex becomes
+/// a file name).
+pub(crate) fn hex_of(digest: &str) -> Result<&str> {
+    match digest.strip_prefix("sha256:") {
+        Some(h) if crate::reference::is_full_hex_id(h) => Ok(h),
+        _ => Err(Error::InvalidLayer(format!(
+            "{digest:?} is not a sha256 digest (sha256:<64 lower-case hex>)"
+        ))),
+    }
+}
+
+/// A blob being written: hashes what passes through, removes itself unless
+/// committed.
+pub(crate) struct Ingest {
+    file: File,
+    hasher: Sha256,
+    size: u64,
+    path: PathBuf,
+    blobs: PathBuf,
+    done: bool,
+}
+
+impl Write for Ingest {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl Ingest {
+    pub(crate) fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Syncs, verifies against `expected` when given, and moves the blob into
+    /// place. Returns (digest, size).
+    pub(crate) fn commit(mut self, expected: Option<&str>) -> Result<(String, u64)> {
+        let digest = format!("sha256:{}", hex::encode(self.hasher.clone().finalize()));
+        if let Some(want) = expected {
+            if want != digest {
+                return Err(Error::InvalidLayer(format!(
+                    "content digest mismatch: expected {want}, got {digest} \
+                     ({} bytes); the data was corrupted in transit, try again",
+                    self.size
+                )));
+            }
+        }
+        self.file
+            .sync_all()
+            .map_err(|e| io_err(format!("syncing {}", self.path.display()), e))?;
+        let dest = self.blobs.join(hex_of(&digest)?);
+        fs::rename(&self.path, &dest).map_err(|e| {
+            io_err(
+                format!("moving {} to {}", self.path.display(), dest.display()),
+                e,
+            )
+        })?;
+        self.done = true;
+        crate::meta::sync_dir(&self.blobs)?;
+        Ok((digest, self.size))
+    }
+}
+
+impl Drop for Ingest {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}

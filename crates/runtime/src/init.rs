@@ -1,0 +1,426 @@
+//! The child side of `create`: everything the init process does between
+//! clone3 and execve. It works from an [`InitPlan`] prepared by the parent,
+//! never panics, and reports the first error to the parent as a small
+//! message over a CLOEXEC SOCK_SEQPACKET socket.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
+use crate::mounts::MountPlan;
+use crate::process::{self, CapSets, LookupError};
+use crate::rootfs::{self, DevicePlan};
+use crate::sys;
+
+/// Everything the init needs, computed by the parent before clone3.
+#[derive(Debug)]
+pub struct InitPlan {
+    pub stdio: [Option<RawFd>; 3],
+    pub preserve_fds: u32,
+    /// Namespaces to join with setns (fd opened by the parent, CLONE_NEW*).
+    pub join_ns: Vec<(RawFd, libc::c_int)>,
+    pub root_propagation: libc::c_ulong,
+    pub rootfs: CString,
+    pub mounts: Vec<MountPlan>,
+    pub devices: Vec<DevicePlan>,
+    pub dev_symlinks: bool,
+    pub no_pivot: bool,
+    pub fifo: CString,
+    pub hostname: Option<CString>,
+    pub domainname: Option<CString>,
+    pub sysctl: Vec<(CString, Vec<u8>)>,
+    pub readonly_paths: Vec<CString>,
+    pub masked_paths: Vec<CString>,
+    pub readonly_root: bool,
+    pub rlimits: Vec<(libc::c_int, u64, u64, CString)>,
+    pub oom_score_adj: Option<i32>,
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<libc::gid_t>,
+    pub umask: u32,
+    pub caps: Option<CapSets>,
+    pub last_cap: u32,
+    pub no_new_privileges: bool,
+    pub cwd: String,
+    pub args: Vec<CString>,
+    pub env: Vec<CString>,
+    pub path_env: String,
+}
+
+/// Kinds of messages from init to the parent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Kind {
+    Ready = 0,
+    Io = 1,
+    Init = 2,
+    ExecNotFound = 3,
+    ExecPermission = 4,
+    InvalidConfig = 5,
+}
+
+/// An error inside init: kind, errno (0 if none) and text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitError {
+    pub kind: Kind,
+    pub errno: i32,
+    pub msg: String,
+}
+
+pub type InitResult<T> = Result<T, InitError>;
+
+impl InitError {
+    pub fn io(context: &str, e: io::Error) -> Self {
+        InitError {
+            kind: Kind::Io,
+            errno: e.raw_os_error().unwrap_or(0),
+            msg: context.to_owned(),
+        }
+    }
+    pub fn config(msg: &str) -> Self {
+        InitError {
+            kind: Kind::InvalidConfig,
+            errno: 0,
+            msg: msg.to_owned(),
+        }
+    }
+
+    /// Wire format: kind byte, errno as 4 LE bytes, UTF-8 text.
+    pub fn encode(&self, buf: &mut Vec<u8>) {
+        buf.push(self.kind as u8);
+        buf.extend_from_slice(&self.errno.to_le_bytes());
+        buf.extend_from_slice(self.msg.as_bytes());
+    }
+
+    /// Decodes a message; `Ok(None)` is "ready".
+    pub fn decode(msg: &[u8]) -> Result<Option<InitError>, String> {
+        if msg.len() < 5 {
+            return Err(format!("short message from init ({} bytes)", msg.len()));
+        }
+        let kind = match msg[0] {
+            0 => return Ok(None),
+            1 => Kind::Io,
+            2 => Kind::Init,
+            3 => Kind::ExecNotFound,
+            4 => Kind::ExecPermission,
+            5 => Kind::InvalidConfig,
+            k => return Err(format!("unknown message kind {k} from init")),
+        };
+        let errno = i32::from_le_bytes([msg[1], msg[2], msg[3], msg[4]]);
+        Ok(Some(InitError {
+            kind,
+            errno,
+            msg: String::from_utf8_lossy(&msg[5..]).into_owned(),
+        }))
+    }
+
+    pub fn into_error(self) -> crate::Error {
+        match self.kind {
+            Kind::Io => crate::Error::Io {
+                context: self.msg,
+                source: io::Error::from_raw_os_error(self.errno),
+            },
+            Kind::ExecNotFound => crate::Error::ExecNotFound(self.msg),
+            Kind::ExecPermission => crate::Error::ExecPermission { path: self.msg },
+            Kind::InvalidConfig => crate::Error::InvalidConfig(self.msg),
+            Kind::Init | Kind::Ready => crate::Error::Init(self.msg),
+        }
+    }
+}
+
+fn send(sock: RawFd, msg: &[u8]) {
+    // SAFETY: sending from a valid buffer; errors are ignored (the parent
+    // sees EOF and reports that init died).
+    unsafe {
+        libc::send(sock, msg.as_ptr().cast(), msg.len(), libc::MSG_NOSIGNAL);
+    }
+}
+
+/// Entry point of the child. Never returns.
+pub fn child_main(plan: &InitPlan, sock: RawFd) -> ! {
+    let err = match setup(plan, sock) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    let mut buf = Vec::with_capacity(256);
+    err.encode(&mut buf);
+    send(sock, &buf);
+    // SAFETY: terminating the child without running Rust/atexit handlers.
+    unsafe { libc::_exit(1) }
+}
+
+fn io_err(context: &str) -> impl FnOnce(io::Error) -> InitError + '_ {
+    move |e| InitError::io(context, e)
+}
+
+fn last_err(context: &str) -> InitError {
+    InitError::io(context, io::Error::last_os_error())
+}
+
+fn reset_signals() {
+    // SAFETY: restoring default dispositions and an empty mask; the caller
+    // may have blocked SIGCHLD (run) and Rust ignores SIGPIPE by default.
+    unsafe {
+        for sig in 1..libc::SIGRTMAX() {
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+        }
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+}
+
+fn setup_stdio(plan: &InitPlan) -> InitResult<()> {
+    for (target, fd) in plan.stdio.iter().enumerate() {
+        let Some(fd) = *fd else { continue };
+        let target = target as RawFd;
+        // SAFETY: dup2/fcntl on descriptors we hold.
+        unsafe {
+            if fd == target {
+                let flags = libc::fcntl(fd, libc::F_GETFD);
+                libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC);
+            } else if libc::dup2(fd, target) < 0 {
+                return Err(last_err("dup2 of stdio"));
+            }
+        }
+    }
+    sys::cloexec_from(3).map_err(io_err("close_range"))?;
+    for fd in 3..3 + plan.preserve_fds as RawFd {
+        // SAFETY: clearing FD_CLOEXEC on a preserved descriptor.
+        unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            if flags >= 0 {
+                libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn write_file(path: &std::ffi::CStr, data: &[u8], context: &str) -> InitResult<()> {
+    // SAFETY: open/write/close on a valid path and buffer.
+    unsafe {
+        let fd = libc::open(
+            path.as_ptr(),
+            libc::O_WRONLY | libc::O_TRUNC | libc::O_CLOEXEC,
+        );
+        if fd < 0 {
+            return Err(last_err(context));
+        }
+        let n = libc::write(fd, data.as_ptr().cast(), data.len());
+        let e = io::Error::last_os_error();
+        libc::close(fd);
+        if n < 0 {
+            return Err(InitError::io(context, e));
+        }
+    }
+    Ok(())
+}
+
+fn setup(plan: &InitPlan, sock: RawFd) -> InitResult<std::convert::Infallible> {
+    reset_signals();
+    setup_stdio(plan)?;
+    // SAFETY: umask never fails. Files and devices made during setup get
+    // exactly the modes asked; the process umask is set before exec.
+    unsafe { libc::umask(0) };
+
+    // Join existing namespaces (the mount namespace last).
+    let mut joins: Vec<&(RawFd, libc::c_int)> = plan.join_ns.iter().collect();
+    joins.sort_by_key(|(_, t)| *t == libc::CLONE_NEWNS);
+    for (fd, nstype) in joins {
+        // SAFETY: setns on a namespace descriptor the parent opened.
+        if unsafe { libc::setns(*fd, *nstype) } != 0 {
+            return Err(last_err("joining a namespace"));
+        }
+    }
+
+    // Root filesystem.
+    sys::mount(None, c"/", None, plan.root_propagation, None)
+        .map_err(io_err("setting the propagation of /"))?;
+    sys::mount(
+        Some(&plan.rootfs),
+        &plan.rootfs,
+        None,
+        libc::MS_BIND | libc::MS_REC,
+        None,
+    )
+    .map_err(io_err("bind mounting the rootfs onto itself"))?;
+    let root: OwnedFd = sys::openat2(
+        libc::AT_FDCWD,
+        &plan.rootfs,
+        libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        0,
+        0,
+    )
+    .map_err(io_err("opening the rootfs"))?;
+    let rootfd = root.as_raw_fd();
+    for m in &plan.mounts {
+        rootfs::do_mount(rootfd, m)?;
+    }
+    for d in &plan.devices {
+        rootfs::create_device(rootfd, d)?;
+    }
+    if plan.dev_symlinks {
+        rootfs::dev_symlinks(rootfd)?;
+    }
+    // The working directory is created as runc does, before the root may
+    // become read-only.
+    rootfs::mkdir_all_in_root(rootfd, &plan.cwd, false).map_err(io_err("creating the cwd"))?;
+
+    // The exec fifo lives in the state dir on the host: hold it as O_PATH
+    // now, reopen it for writing through /proc/self/fd after pivot_root.
+    let fifo = sys::openat2(
+        libc::AT_FDCWD,
+        &plan.fifo,
+        libc::O_PATH | libc::O_CLOEXEC,
+        0,
+        0,
+    )
+    .map_err(io_err("opening exec.fifo"))?;
+
+    rootfs::enter_root(rootfd, &plan.rootfs, plan.no_pivot)?;
+    drop(root);
+
+    // SAFETY: plain syscalls with valid C strings.
+    unsafe {
+        if let Some(h) = &plan.hostname {
+            if libc::sethostname(h.as_ptr(), h.as_bytes().len()) != 0 {
+                return Err(last_err("sethostname"));
+            }
+        }
+        if let Some(d) = &plan.domainname {
+            if libc::setdomainname(d.as_ptr(), d.as_bytes().len()) != 0 {
+                return Err(last_err("setdomainname"));
+            }
+        }
+    }
+    for (path, value) in &plan.sysctl {
+        write_file(
+            path,
+            value,
+            &format!("writing sysctl {}", path.to_string_lossy()),
+        )?;
+    }
+    for p in &plan.readonly_paths {
+        rootfs::readonly_path(p)?;
+    }
+    for p in &plan.masked_paths {
+        rootfs::mask_path(p)?;
+    }
+    if plan.readonly_root {
+        rootfs::readonly_root()?;
+    }
+
+    // The process.
+    for (res, soft, hard, name) in &plan.rlimits {
+        process::set_rlimit(*res, *soft, *hard, name)?;
+    }
+    if let Some(adj) = plan.oom_score_adj {
+        let s = adj.to_string();
+        write_file(
+            c"/proc/self/oom_score_adj",
+            s.as_bytes(),
+            "writing oom_score_adj",
+        )?;
+    }
+    if let Some(c) = &plan.caps {
+        process::drop_bounding(c.bounding, plan.last_cap)?;
+    }
+    process::switch_user(plan.uid, plan.gid, &plan.groups)?;
+    if let Some(c) = &plan.caps {
+        process::apply_caps(c)?;
+    }
+    let cwd = CString::new(plan.cwd.as_str()).map_err(|_| InitError::config("cwd contains NUL"))?;
+    // SAFETY: chdir with a valid C string.
+    if unsafe { libc::chdir(cwd.as_ptr()) } != 0 {
+        return Err(last_err("chdir to the process cwd"));
+    }
+    if plan.no_new_privileges {
+        process::no_new_privs()?;
+    }
+    // SAFETY: umask never fails.
+    unsafe { libc::umask(plan.umask) };
+
+    // Resolve the program now so a missing one fails `create`.
+    let name = plan.args[0].to_string_lossy();
+    let exe = match process::lookup_path(&name, &plan.path_env, process::probe_fs) {
+        Ok(p) => p,
+        Err(LookupError::NotFound) => {
+            return Err(InitError {
+                kind: Kind::ExecNotFound,
+                errno: 0,
+                msg: name.into_owned(),
+            })
+        }
+        Err(LookupError::Permission) => {
+            return Err(InitError {
+                kind: Kind::ExecPermission,
+                errno: 0,
+                msg: name.into_owned(),
+            })
+        }
+    };
+    let exe = CString::new(exe).map_err(|_| InitError::config("executable path contains NUL"))?;
+    let mut argv: Vec<*const libc::c_char> = plan.args.iter().map(|a| a.as_ptr()).collect();
+    argv.push(std::ptr::null());
+    let mut envp: Vec<*const libc::c_char> = plan.env.iter().map(|a| a.as_ptr()).collect();
+    envp.push(std::ptr::null());
+
+    send(sock, &[Kind::Ready as u8, 0, 0, 0, 0]);
+
+    // Block until `start` opens the fifo for reading.
+    let fifo_path = sys::FdPath::new(fifo.as_raw_fd());
+    // SAFETY: open/write/close and execve with valid, NUL-terminated arrays.
+    unsafe {
+        let w = libc::open(
+            fifo_path.as_cstr().as_ptr(),
+            libc::O_WRONLY | libc::O_CLOEXEC,
+        );
+        if w < 0 {
+            return Err(last_err("opening exec.fifo for writing"));
+        }
+        libc::write(w, b"0".as_ptr().cast(), 1);
+        libc::close(w);
+        drop(fifo);
+        libc::execve(exe.as_ptr(), argv.as_ptr(), envp.as_ptr());
+        // exec failed after create succeeded: nobody is listening on the
+        // socket any more, so say it on stderr and exit like a shell would.
+        let e = io::Error::last_os_error();
+        let code = if e.raw_os_error() == Some(libc::ENOENT) {
+            127
+        } else {
+            126
+        };
+        let msg = format!("pier-runtime: exec {}: {e}\n", exe.to_string_lossy());
+        libc::write(2, msg.as_ptr().cast(), msg.len());
+        libc::_exit(code);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip() {
+        let e = InitError {
+            kind: Kind::ExecNotFound,
+            errno: 0,
+            msg: "nope".into(),
+        };
+        let mut buf = Vec::new();
+        e.encode(&mut buf);
+        assert_eq!(InitError::decode(&buf).unwrap(), Some(e));
+        assert_eq!(InitError::decode(&[0, 0, 0, 0, 0]).unwrap(), None);
+        assert!(InitError::decode(&[1]).is_err());
+        let io = InitError::io("x", io::Error::from_raw_os_error(libc::EPERM));
+        let mut buf = Vec::new();
+        io.encode(&mut buf);
+        let back = InitError::decode(&buf).unwrap().unwrap().into_error();
+        assert!(
+            matches!(back, crate::Error::Io { ref source, .. } if source.raw_os_error() == Some(libc::EPERM))
+        );
+    }
+}

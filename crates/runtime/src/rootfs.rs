@@ -1,0 +1,423 @@
+//! Child side of the root filesystem: resolving paths inside the rootfs,
+//! performing the spec's mounts, /dev, pivot_root, masked and read-only
+//! paths. Every destination is resolved with openat2(RESOLVE_IN_ROOT), so a
+//! symlink in the image can never send a mount outside the rootfs.
+
+use std::ffi::{CStr, CString};
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
+use crate::init::{InitError, InitResult};
+use crate::mounts::{MountKind, MountPlan};
+use crate::sys::{self, FdPath};
+
+fn errno(e: &io::Error) -> i32 {
+    e.raw_os_error().unwrap_or(0)
+}
+
+/// Opens `path` (absolute or relative, interpreted inside `root`) as O_PATH.
+pub fn open_in_root(root: RawFd, path: &str) -> io::Result<OwnedFd> {
+    let rel = path.trim_start_matches('/');
+    let rel = if rel.is_empty() { "." } else { rel };
+    let c = CString::new(rel).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    sys::openat2(
+        root,
+        &c,
+        libc::O_PATH | libc::O_CLOEXEC,
+        0,
+        sys::RESOLVE_IN_ROOT | sys::RESOLVE_NO_MAGICLINKS,
+    )
+}
+
+fn components(path: &str) -> Vec<&str> {
+    path.split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect()
+}
+
+fn readlinkat(dir: RawFd, name: &CStr) -> io::Result<String> {
+    let mut buf = [0u8; 4096];
+    // SAFETY: buffer and C string valid for the call.
+    let n = unsafe { libc::readlinkat(dir, name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(String::from_utf8_lossy(&buf[..n as usize]).into_owned())
+}
+
+/// Resolves `path` inside `root`, creating missing components (directories,
+/// and the last one as an empty file when `leaf_file`). Dangling symlinks
+/// are followed inside the root, as if the root were `/`.
+pub fn mkdir_all_in_root(root: RawFd, path: &str, leaf_file: bool) -> io::Result<OwnedFd> {
+    let mut path = path.to_owned();
+    'restart: for _ in 0..64 {
+        match open_in_root(root, &path) {
+            Ok(fd) => return Ok(fd),
+            Err(e) if errno(&e) == libc::ENOENT => {}
+            Err(e) => return Err(e),
+        }
+        let comps = components(&path);
+        for i in 0..comps.len() {
+            let prefix = comps[..=i].join("/");
+            match open_in_root(root, &prefix) {
+                Ok(_) => continue,
+                Err(e) if errno(&e) == libc::ENOENT => {}
+                Err(e) => return Err(e),
+            }
+            let parent = open_in_root(root, &comps[..i].join("/"))?;
+            let name =
+                CString::new(comps[i]).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+            match readlinkat(parent.as_raw_fd(), &name) {
+                Ok(target) => {
+                    // A dangling symlink: continue from its target, which
+                    // RESOLVE_IN_ROOT will interpret inside the root.
+                    let rest = comps[i + 1..].join("/");
+                    let base = if target.starts_with('/') {
+                        target
+                    } else {
+                        format!("{}/{}", comps[..i].join("/"), target)
+                    };
+                    path = if rest.is_empty() {
+                        base
+                    } else {
+                        format!("{base}/{rest}")
+                    };
+                    continue 'restart;
+                }
+                Err(e) if errno(&e) == libc::EINVAL || errno(&e) == libc::ENOENT => {}
+                Err(e) => return Err(e),
+            }
+            let last = i + 1 == comps.len();
+            // SAFETY: valid descriptors and C strings.
+            let ret = unsafe {
+                if last && leaf_file {
+                    let fd = libc::openat(
+                        parent.as_raw_fd(),
+                        name.as_ptr(),
+                        libc::O_CREAT
+                            | libc::O_EXCL
+                            | libc::O_WRONLY
+                            | libc::O_NOFOLLOW
+                            | libc::O_CLOEXEC,
+                        0o644,
+                    );
+                    if fd >= 0 {
+                        libc::close(fd);
+                    }
+                    fd
+                } else {
+                    libc::mkdirat(parent.as_raw_fd(), name.as_ptr(), 0o755)
+                }
+            };
+            if ret < 0 {
+                let e = io::Error::last_os_error();
+                if errno(&e) != libc::EEXIST {
+                    return Err(e);
+                }
+            }
+        }
+        return open_in_root(root, &path);
+    }
+    Err(io::Error::from_raw_os_error(libc::ELOOP))
+}
+
+fn mount_err(what: &str, dest: &str) -> impl FnOnce(io::Error) -> InitError {
+    let context = format!("{what} {dest}");
+    move |e| InitError::io(&context, e)
+}
+
+/// Performs one planned mount inside the rootfs.
+pub fn do_mount(root: RawFd, m: &MountPlan) -> InitResult<()> {
+    let leaf_file = matches!(m.kind, MountKind::Bind { dir: false });
+    let target = mkdir_all_in_root(root, &m.dest, leaf_file)
+        .map_err(mount_err("creating mount point", &m.dest))?;
+    let tpath = FdPath::new(target.as_raw_fd());
+    let flags = m.opts.flags;
+    match m.kind {
+        MountKind::Bind { .. } => {
+            sys::mount(
+                m.source.as_deref(),
+                tpath.as_cstr(),
+                None,
+                libc::MS_BIND | (flags & libc::MS_REC),
+                None,
+            )
+            .map_err(mount_err("bind mounting onto", &m.dest))?;
+            // Per-mount flags of a bind mount only apply on a remount.
+            let extra = flags & !(libc::MS_BIND | libc::MS_REC | libc::MS_REMOUNT);
+            if extra != 0 {
+                let again = open_in_root(root, &m.dest).map_err(mount_err("reopening", &m.dest))?;
+                let p = FdPath::new(again.as_raw_fd());
+                sys::mount(
+                    None,
+                    p.as_cstr(),
+                    None,
+                    libc::MS_REMOUNT | libc::MS_BIND | extra,
+                    None,
+                )
+                .map_err(mount_err("remounting", &m.dest))?;
+            }
+        }
+        MountKind::Fs => {
+            sys::mount(
+                m.source.as_deref(),
+                tpath.as_cstr(),
+                m.fstype.as_deref(),
+                flags,
+                m.data.as_deref(),
+            )
+            .map_err(mount_err("mounting", &m.dest))?;
+        }
+        MountKind::CgroupPlaceholder => {
+            sys::mount(
+                Some(c"tmpfs"),
+                tpath.as_cstr(),
+                Some(c"tmpfs"),
+                libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                Some(c"mode=755"),
+            )
+            .map_err(mount_err("mounting a cgroup placeholder on", &m.dest))?;
+        }
+    }
+    if !m.opts.propagation.is_empty() {
+        let again = open_in_root(root, &m.dest).map_err(mount_err("reopening", &m.dest))?;
+        let p = FdPath::new(again.as_raw_fd());
+        for prop in &m.opts.propagation {
+            sys::mount(None, p.as_cstr(), None, *prop, None)
+                .map_err(mount_err("setting propagation of", &m.dest))?;
+        }
+    }
+    Ok(())
+}
+
+/// A device node to create under the rootfs.
+#[derive(Debug)]
+pub struct DevicePlan {
+    pub path: String,
+    pub kind: libc::mode_t,
+    pub major: u32,
+    pub minor: u32,
+    pub mode: libc::mode_t,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+pub fn default_devices() -> Vec<DevicePlan> {
+    [
+        ("/dev/null", 1, 3),
+        ("/dev/zero", 1, 5),
+        ("/dev/full", 1, 7),
+        ("/dev/random", 1, 8),
+        ("/dev/urandom", 1, 9),
+        ("/dev/tty", 5, 0),
+    ]
+    .into_iter()
+    .map(|(p, major, minor)| DevicePlan {
+        path: p.to_owned(),
+        kind: libc::S_IFCHR,
+        major,
+        minor,
+        mode: 0o666,
+        uid: 0,
+        gid: 0,
+    })
+    .collect()
+}
+
+/// Creates a device node; if mknod is not permitted, bind-mounts the host's
+/// node of the same path instead.
+pub fn create_device(root: RawFd, d: &DevicePlan) -> InitResult<()> {
+    let (dir, name) = match d.path.rsplit_once('/') {
+        Some((dir, name)) if !name.is_empty() => (dir, name),
+        _ => return Err(InitError::config(&format!("bad device path {:?}", d.path))),
+    };
+    let dirfd = mkdir_all_in_root(root, dir, false).map_err(mount_err("creating", dir))?;
+    let cname = CString::new(name).map_err(|_| InitError::config("device name contains NUL"))?;
+    // SAFETY: valid descriptors and C strings.
+    unsafe {
+        libc::unlinkat(dirfd.as_raw_fd(), cname.as_ptr(), 0);
+        let dev = libc::makedev(d.major, d.minor);
+        if libc::mknodat(dirfd.as_raw_fd(), cname.as_ptr(), d.kind | d.mode, dev) == 0 {
+            // fchmodat: the process umask must not narrow a device's mode.
+            libc::fchmodat(dirfd.as_raw_fd(), cname.as_ptr(), d.mode, 0);
+            if libc::fchownat(
+                dirfd.as_raw_fd(),
+                cname.as_ptr(),
+                d.uid,
+                d.gid,
+                libc::AT_SYMLINK_NOFOLLOW,
+            ) != 0
+            {
+                return Err(InitError::io(
+                    &format!("chown {}", d.path),
+                    io::Error::last_os_error(),
+                ));
+            }
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        if errno(&e) != libc::EPERM {
+            return Err(InitError::io(&format!("mknod {}", d.path), e));
+        }
+    }
+    let target = mkdir_all_in_root(root, &d.path, true).map_err(mount_err("creating", &d.path))?;
+    let host =
+        CString::new(d.path.as_str()).map_err(|_| InitError::config("device path contains NUL"))?;
+    sys::mount(
+        Some(&host),
+        FdPath::new(target.as_raw_fd()).as_cstr(),
+        None,
+        libc::MS_BIND,
+        None,
+    )
+    .map_err(mount_err("bind mounting device", &d.path))
+}
+
+/// The standard /dev symlinks.
+pub fn dev_symlinks(root: RawFd) -> InitResult<()> {
+    let dev = open_in_root(root, "/dev").map_err(mount_err("opening", "/dev"))?;
+    let links: [(&CStr, &CStr); 5] = [
+        (c"/proc/self/fd", c"fd"),
+        (c"/proc/self/fd/0", c"stdin"),
+        (c"/proc/self/fd/1", c"stdout"),
+        (c"/proc/self/fd/2", c"stderr"),
+        (c"pts/ptmx", c"ptmx"),
+    ];
+    for (target, name) in links {
+        // SAFETY: valid descriptor and C strings.
+        if unsafe { libc::symlinkat(target.as_ptr(), dev.as_raw_fd(), name.as_ptr()) } != 0 {
+            let e = io::Error::last_os_error();
+            if errno(&e) != libc::EEXIST {
+                return Err(InitError::io(
+                    &format!("symlink /dev/{}", name.to_string_lossy()),
+                    e,
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Makes `rootfs` the root: pivot_root(".", ".") and a lazy unmount of the
+/// old root, or with `no_pivot` a move mount plus chroot.
+pub fn enter_root(root: RawFd, rootfs: &CStr, no_pivot: bool) -> InitResult<()> {
+    // SAFETY: fchdir/chdir/chroot/umount2 on valid arguments.
+    unsafe {
+        if libc::fchdir(root) != 0 {
+            return Err(InitError::io(
+                "chdir to the rootfs",
+                io::Error::last_os_error(),
+            ));
+        }
+        if no_pivot {
+            sys::mount(Some(rootfs), c"/", None, libc::MS_MOVE, None)
+                .map_err(|e| InitError::io("moving the rootfs onto /", e))?;
+            if libc::chroot(c".".as_ptr()) != 0 {
+                return Err(InitError::io("chroot", io::Error::last_os_error()));
+            }
+        } else {
+            sys::pivot_root(c".", c".").map_err(|e| InitError::io("pivot_root", e))?;
+            // Keep the unmount of the old root from propagating anywhere.
+            sys::mount(None, c".", None, libc::MS_SLAVE | libc::MS_REC, None)
+                .map_err(|e| InitError::io("making the old root rslave", e))?;
+            if libc::umount2(c".".as_ptr(), libc::MNT_DETACH) != 0 {
+                return Err(InitError::io(
+                    "unmounting the old root",
+                    io::Error::last_os_error(),
+                ));
+            }
+        }
+        if libc::chdir(c"/".as_ptr()) != 0 {
+            return Err(InitError::io("chdir /", io::Error::last_os_error()));
+        }
+    }
+    Ok(())
+}
+
+/// Mount flags a remount must keep (they are locked in user namespaces and
+/// would otherwise be cleared).
+fn current_flags(path: &CStr) -> libc::c_ulong {
+    // SAFETY: statvfs into a zeroed struct.
+    unsafe {
+        let mut st: libc::statvfs = std::mem::zeroed();
+        if libc::statvfs(path.as_ptr(), &mut st) != 0 {
+            return 0;
+        }
+        let mut flags = 0;
+        for (st_flag, ms) in [
+            (libc::ST_NOSUID, libc::MS_NOSUID),
+            (libc::ST_NODEV, libc::MS_NODEV),
+            (libc::ST_NOEXEC, libc::MS_NOEXEC),
+            (libc::ST_NOATIME, libc::MS_NOATIME),
+            (libc::ST_NODIRATIME, libc::MS_NODIRATIME),
+            (libc::ST_RELATIME, libc::MS_RELATIME),
+        ] {
+            if st.f_flag & st_flag != 0 {
+                flags |= ms;
+            }
+        }
+        flags
+    }
+}
+
+fn exists(path: &CStr) -> bool {
+    // SAFETY: lstat into a zeroed struct.
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        libc::lstat(path.as_ptr(), &mut st) == 0
+    }
+}
+
+fn is_dir(path: &CStr) -> bool {
+    // SAFETY: stat into a zeroed struct.
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        libc::stat(path.as_ptr(), &mut st) == 0 && st.st_mode & libc::S_IFMT == libc::S_IFDIR
+    }
+}
+
+/// Remounts `path` (already inside the new root) read-only.
+pub fn readonly_path(path: &CStr) -> InitResult<()> {
+    if !exists(path) {
+        return Ok(());
+    }
+    let p = path.to_string_lossy();
+    sys::mount(Some(path), path, None, libc::MS_BIND | libc::MS_REC, None)
+        .map_err(mount_err("bind mounting readonly path", &p))?;
+    let flags = current_flags(path);
+    sys::mount(
+        None,
+        path,
+        None,
+        libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | libc::MS_REC | flags,
+        None,
+    )
+    .map_err(mount_err("remounting readonly path", &p))
+}
+
+/// Hides `path`: /dev/null over files, an empty read-only tmpfs over dirs.
+pub fn mask_path(path: &CStr) -> InitResult<()> {
+    if !exists(path) {
+        return Ok(());
+    }
+    let p = path.to_string_lossy();
+    if is_dir(path) {
+        sys::mount(Some(c"tmpfs"), path, Some(c"tmpfs"), libc::MS_RDONLY, None)
+    } else {
+        sys::mount(Some(c"/dev/null"), path, None, libc::MS_BIND, None)
+    }
+    .map_err(mount_err("masking", &p))
+}
+
+/// Makes the (bind-mounted) root read-only.
+pub fn readonly_root() -> InitResult<()> {
+    let flags = current_flags(c"/");
+    sys::mount(
+        None,
+        c"/",
+        None,
+        libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | flags,
+        None,
+    )
+    .map_err(|e| InitError::io("remounting the root read-only", e))
+}

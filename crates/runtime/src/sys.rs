@@ -1,0 +1,182 @@
+//! Thin wrappers over the raw syscalls the runtime needs that neither rustix
+//! nor libc wrap conveniently (clone3, openat2, close_range, pivot_root).
+//! Every wrapper returns `io::Result` and never allocates.
+
+use std::ffi::CStr;
+use std::io;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+
+/// `struct clone_args` of clone3(2) (the 88-byte version 2 layout).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// clone3 without a stack: fork semantics with namespace flags. Returns 0 in
+/// the child and the child's pid in the parent.
+///
+/// # Safety
+/// The caller must be single-threaded; the child may only do what is safe
+/// after fork in a single-threaded process and must end with exec or _exit.
+pub unsafe fn clone3(flags: u64) -> io::Result<libc::pid_t> {
+    let mut args = CloneArgs {
+        flags,
+        exit_signal: libc::SIGCHLD as u64,
+        ..Default::default()
+    };
+    let ret = libc::syscall(
+        libc::SYS_clone3,
+        &mut args as *mut CloneArgs,
+        std::mem::size_of::<CloneArgs>(),
+    );
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret as libc::pid_t)
+    }
+}
+
+#[repr(C)]
+struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+
+pub const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+pub const RESOLVE_IN_ROOT: u64 = 0x10;
+
+/// openat2(2).
+pub fn openat2(
+    dirfd: RawFd,
+    path: &CStr,
+    flags: i32,
+    mode: u32,
+    resolve: u64,
+) -> io::Result<OwnedFd> {
+    let how = OpenHow {
+        flags: flags as u64,
+        mode: mode as u64,
+        resolve,
+    };
+    loop {
+        // SAFETY: valid pointers for the duration of the call.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                dirfd,
+                path.as_ptr(),
+                &how as *const OpenHow,
+                std::mem::size_of::<OpenHow>(),
+            )
+        };
+        if ret >= 0 {
+            // SAFETY: the kernel returned a new descriptor we own.
+            return Ok(unsafe { OwnedFd::from_raw_fd(ret as RawFd) });
+        }
+        let err = io::Error::last_os_error();
+        // openat2 returns EAGAIN when a concurrent rename raced a
+        // RESOLVE_IN_ROOT walk; retrying is the documented answer.
+        if err.raw_os_error() != Some(libc::EAGAIN) && err.raw_os_error() != Some(libc::EINTR) {
+            return Err(err);
+        }
+    }
+}
+
+const CLOSE_RANGE_CLOEXEC: u32 = 1 << 2;
+
+/// Marks every descriptor >= `first` close-on-exec.
+pub fn cloexec_from(first: u32) -> io::Result<()> {
+    // SAFETY: plain syscall with integer arguments.
+    let ret = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, CLOSE_RANGE_CLOEXEC) };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+pub fn pivot_root(new_root: &CStr, put_old: &CStr) -> io::Result<()> {
+    // SAFETY: valid C strings.
+    let ret = unsafe { libc::syscall(libc::SYS_pivot_root, new_root.as_ptr(), put_old.as_ptr()) };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Converts a libc-style return value into `io::Result`.
+pub fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// mount(2) with optional arguments.
+pub fn mount(
+    source: Option<&CStr>,
+    target: &CStr,
+    fstype: Option<&CStr>,
+    flags: libc::c_ulong,
+    data: Option<&CStr>,
+) -> io::Result<()> {
+    let p = |s: Option<&CStr>| s.map_or(std::ptr::null(), |s| s.as_ptr());
+    // SAFETY: every pointer is a valid C string or null.
+    cvt(unsafe { libc::mount(p(source), target.as_ptr(), p(fstype), flags, p(data).cast()) })
+        .map(drop)
+}
+
+/// Formats `/proc/self/fd/N` into a stack buffer (no allocation).
+pub struct FdPath {
+    buf: [u8; 32],
+}
+
+impl FdPath {
+    pub fn new(fd: RawFd) -> Self {
+        let mut buf = [0u8; 32];
+        let prefix = b"/proc/self/fd/";
+        buf[..prefix.len()].copy_from_slice(prefix);
+        let mut digits = [0u8; 12];
+        let mut n = fd as u32;
+        let mut i = digits.len();
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        let d = &digits[i..];
+        buf[prefix.len()..prefix.len() + d.len()].copy_from_slice(d);
+        FdPath { buf }
+    }
+
+    pub fn as_cstr(&self) -> &CStr {
+        // The buffer is zero-filled past the digits, so a NUL is present.
+        CStr::from_bytes_until_nul(&self.buf).unwrap_or(c"/proc/self/fd")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fd_path_formats() {
+        assert_eq!(FdPath::new(0).as_cstr(), c"/proc/self/fd/0");
+        assert_eq!(FdPath::new(1234).as_cstr(), c"/proc/self/fd/1234");
+    }
+}
