@@ -3,6 +3,7 @@
 
 use pier_shim::{Ready, Request, Response, SOCKET_FILE};
 use std::io;
+use std::os::fd::AsRawFd;
 use std::path::Path;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
@@ -34,9 +35,19 @@ pub async fn spawn(binary: &Path, state_dir: &Path) -> io::Result<Ready> {
 /// is the attach stream, if any.
 pub type ShimStream = BufReader<UnixStream>;
 
+/// Connects to the shim's socket through an fd of its directory, since
+/// the full path may exceed the 108 bytes a socket address holds.
+async fn connect(state_dir: &Path) -> io::Result<UnixStream> {
+    let dir = std::fs::File::open(state_dir)?;
+    let path = format!("/proc/self/fd/{}/{SOCKET_FILE}", dir.as_raw_fd());
+    let stream = UnixStream::connect(&path).await;
+    drop(dir);
+    stream
+}
+
 /// Sends one request and reads the response line.
 pub async fn call(state_dir: &Path, req: &Request) -> io::Result<(Response, ShimStream)> {
-    let mut stream = UnixStream::connect(state_dir.join(SOCKET_FILE)).await?;
+    let mut stream = connect(state_dir).await?;
     let mut line = serde_json::to_vec(req)?;
     line.push(b'\n');
     stream.write_all(&line).await?;

@@ -143,9 +143,12 @@ fn setup(dir: &Path, cfg: &ShimConfig) -> Result<Shim, SetupError> {
         .map_err(|e| ("becoming a subreaper", e))?;
     let signals = block_signals().map_err(|e| ("signalfd", e))?;
 
+    // Bound by a relative name from inside the state directory: a socket
+    // path is limited to 108 bytes, the state directory's path is not.
+    std::env::set_current_dir(dir).map_err(|e| (dir.display(), e))?;
     let sock = dir.join(SOCKET_FILE);
     let _ = std::fs::remove_file(&sock);
-    let listener = UnixListener::bind(&sock).map_err(|e| (sock.display(), e))?;
+    let listener = UnixListener::bind(SOCKET_FILE).map_err(|e| (sock.display(), e))?;
     listener
         .set_nonblocking(true)
         .map_err(|e| ("listener", e))?;
@@ -497,11 +500,7 @@ impl Shim {
             let c = &mut self.clients[i];
             c.read_closed = true;
             match c.mode {
-                Mode::Attach { stdin: true, .. } => {
-                    if self.cfg.stdin_once {
-                        self.stdin = None;
-                    }
-                }
+                Mode::Attach { stdin: true, .. } if self.cfg.stdin_once => self.stdin = None,
                 Mode::Request | Mode::Wait => c.dead = true,
                 _ => {}
             }
