@@ -1,5 +1,6 @@
 //! Docker's ways of printing things: tables, sizes, ages, short ids.
 
+use pier_common::time::human_duration;
 use std::io::Write;
 
 /// Writes rows as a tab-aligned table (Go's tabwriter settings Docker uses:
@@ -51,23 +52,6 @@ pub fn ago(unix: i64) -> String {
     format!("{} ago", human_duration(now - unix))
 }
 
-/// Docker's go-units HumanDuration.
-pub fn human_duration(secs: i64) -> String {
-    match secs {
-        s if s < 1 => "Less than a second".into(),
-        1 => "1 second".into(),
-        s if s < 60 => format!("{s} seconds"),
-        s if s / 60 == 1 => "About a minute".into(),
-        s if s < 3600 => format!("{} minutes", s / 60),
-        s if (s as f64 / 3600.0).round() == 1.0 => "About an hour".into(),
-        s if s < 48 * 3600 => format!("{} hours", (s as f64 / 3600.0).round()),
-        s if s < 14 * 86400 => format!("{} days", s / 86400),
-        s if s < 90 * 86400 => format!("{} weeks", s / (7 * 86400)),
-        s if s < 730 * 86400 => format!("{} months", s / (30 * 86400)),
-        s => format!("{} years", s / (365 * 86400)),
-    }
-}
-
 /// The 12-digit short form of an id ("sha256:" dropped).
 pub fn short_id(id: &str) -> String {
     let hex = id.strip_prefix("sha256:").unwrap_or(id);
@@ -100,6 +84,5 @@ mod tests {
     #[test]
     fn ids_and_durations() {
         assert_eq!(short_id("sha256:0123456789abcdef"), "0123456789ab");
-        assert_eq!(human_duration(120), "2 minutes");
     }
 }

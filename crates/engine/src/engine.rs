@@ -247,7 +247,7 @@ impl Engine {
         let rec = ContainerRecord {
             id: id.clone(),
             name,
-            created: pier_shim::time::now_nano(),
+            created: pier_common::time::now_rfc3339(),
             image: image_name,
             image_id: image.id.clone(),
             path,
@@ -387,7 +387,7 @@ impl Engine {
             r.state.status = Status::Running;
             r.state.pid = ready.pid;
             r.state.shim_pid = ready.shim_pid;
-            r.state.started_at = pier_shim::time::now_nano();
+            r.state.started_at = pier_common::time::now_rfc3339();
             r.state.error.clear();
         })?;
         tokio::spawn(monitor(self.clone(), h.clone()));
@@ -532,7 +532,7 @@ impl Engine {
                     r.state.exit_code = 255;
                     r.state.error =
                         "the container's shim died without recording an exit status".into();
-                    r.state.finished_at = pier_shim::time::now_nano();
+                    r.state.finished_at = pier_common::time::now_rfc3339();
                 }
             }
         });
@@ -618,12 +618,7 @@ fn prepare_bundle(
         &read("etc/group"),
     )
     .map_err(Error::bad_request)?;
-    let hostname = rec
-        .config
-        .hostname
-        .clone()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| rec.id[..12].to_string());
+    let hostname = rec.hostname();
     let hostname_file = dir.join("hostname");
     let hosts_file = dir.join("hosts");
     std::fs::write(&hostname_file, format!("{hostname}\n"))

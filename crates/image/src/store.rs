@@ -358,51 +358,11 @@ pub fn go_arch() -> &'static str {
     }
 }
 
-/// RFC 3339 UTC timestamp with nanoseconds, as Go's time.RFC3339Nano
-/// (trailing zeros of the fraction dropped).
-pub(crate) fn rfc3339(secs: i64, nanos: u32) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    let mut s = format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    );
-    if nanos > 0 {
-        let frac = format!("{nanos:09}");
-        s.push('.');
-        s.push_str(frac.trim_end_matches('0'));
-    }
-    s.push('Z');
-    s
-}
+pub(crate) use pier_common::time::rfc3339;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rfc3339_formats_like_go() {
-        assert_eq!(rfc3339(0, 0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(951_782_400, 0), "2000-02-29T00:00:00Z");
-        assert_eq!(
-            rfc3339(1_700_000_000, 120_000_000),
-            "2023-11-14T22:13:20.12Z"
-        );
-        assert_eq!(rfc3339(4_102_444_799, 1), "2099-12-31T23:59:59.000000001Z");
-        assert_eq!(rfc3339(-1, 0), "1969-12-31T23:59:59Z");
-    }
 
     #[test]
     fn go_arch_is_known() {

@@ -83,38 +83,7 @@ pub fn save(dir: &Path, s: &StateFile) -> io::Result<()> {
     write_atomic(dir, STATE_FILE, &data)
 }
 
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
-/// RFC 3339 UTC timestamp with nanoseconds, as runc writes `created`.
-pub fn rfc3339(secs: i64, nanos: u32) -> String {
-    let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
-    let sod = secs.rem_euclid(86_400);
-    format!(
-        "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
-        sod / 3600,
-        sod / 60 % 60,
-        sod % 60
-    )
-}
-
-pub fn now_rfc3339() -> String {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    rfc3339(t.as_secs() as i64, t.subsec_nanos())
-}
+pub use pier_common::time::now_rfc3339;
 
 #[cfg(test)]
 mod tests {
@@ -138,13 +107,6 @@ mod tests {
         assert_eq!(parse_stat("1 (x) Z"), None);
         let (_, me) = proc_stat(std::process::id() as i32).unwrap();
         assert!(me > 0);
-    }
-
-    #[test]
-    fn timestamps() {
-        assert_eq!(rfc3339(0, 0), "1970-01-01T00:00:00.000000000Z");
-        assert_eq!(rfc3339(951_782_400, 5), "2000-02-29T00:00:00.000000005Z");
-        assert_eq!(rfc3339(1_767_225_599, 0), "2025-12-31T23:59:59.000000000Z");
     }
 
     #[test]

@@ -70,7 +70,7 @@ fn encode(out: &mut Vec<u8>, stream: u8, line: &[u8]) {
         } else {
             "stdout"
         },
-        time: crate::time::now_nano(),
+        time: pier_common::time::now_rfc3339(),
     };
     // Serializing a struct of strings cannot fail.
     if serde_json::to_writer(&mut *out, &entry).is_ok() {

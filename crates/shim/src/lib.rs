@@ -14,7 +14,6 @@
 pub mod jsonlog;
 pub mod protocol;
 mod server;
-pub mod time;
 
 pub use protocol::{ExitInfo, Ready, Request, Response, ShimConfig};
 

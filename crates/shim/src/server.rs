@@ -427,7 +427,7 @@ impl Shim {
                 self.exit = Some(ExitInfo {
                     exit_code,
                     oom_killed: false,
-                    finished_at: crate::time::now_nano(),
+                    finished_at: pier_common::time::now_rfc3339(),
                 });
                 self.drain_deadline = Some(Instant::now() + DRAIN_TIMEOUT);
             }
@@ -604,7 +604,7 @@ impl Shim {
         let exit = self.exit.clone().unwrap_or(ExitInfo {
             exit_code: 255,
             oom_killed: false,
-            finished_at: crate::time::now_nano(),
+            finished_at: pier_common::time::now_rfc3339(),
         });
         if let Err(e) = write_atomic(&self.dir.join(EXIT_FILE), &exit) {
             eprintln!("pier-shim {}: recording the exit status: {e}", self.cfg.id);

@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bollard_stubs::models::ContainerCreateBody;
 use hyper_util::rt::TokioIo;
+use pier_common::time::human_duration;
 use tokio::io::AsyncWriteExt;
 
 pub async fn create(engine: State, q: Query, body: Bytes) -> Result<Response> {
@@ -181,7 +182,7 @@ pub async fn list(engine: State, q: Query) -> Json<Vec<serde_json::Value>> {
         .into_iter()
         .filter(|c| all || c.state.running())
         .map(|c| {
-            let created = pier_shim::time::parse_rfc3339(&c.created).unwrap_or(0);
+            let created = pier_common::time::parse_rfc3339(&c.created).unwrap_or(0);
             serde_json::json!({
                 "Id": c.id,
                 "Names": [format!("/{}", c.name)],
@@ -205,7 +206,7 @@ fn status_text(c: &ContainerRecord) -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
-    let since = |t: &str| human_duration(now - pier_shim::time::parse_rfc3339(t).unwrap_or(now));
+    let since = |t: &str| human_duration(now - pier_common::time::parse_rfc3339(t).unwrap_or(now));
     match c.state.status {
         crate::container::Status::Created => "Created".into(),
         crate::container::Status::Running => format!("Up {}", since(&c.state.started_at)),
@@ -215,23 +216,6 @@ fn status_text(c: &ContainerRecord) -> String {
             since(&c.state.finished_at)
         ),
         crate::container::Status::Dead => "Dead".into(),
-    }
-}
-
-/// Docker's go-units HumanDuration.
-pub fn human_duration(secs: i64) -> String {
-    match secs {
-        s if s < 1 => "Less than a second".into(),
-        1 => "1 second".into(),
-        s if s < 60 => format!("{s} seconds"),
-        s if s / 60 == 1 => "About a minute".into(),
-        s if s < 3600 => format!("{} minutes", s / 60),
-        s if (s as f64 / 3600.0).round() == 1.0 => "About an hour".into(),
-        s if s < 48 * 3600 => format!("{} hours", (s as f64 / 3600.0).round()),
-        s if s < 7 * 2 * 86400 => format!("{} days", s / 86400),
-        s if s < 30 * 3 * 86400 => format!("{} weeks", s / (7 * 86400)),
-        s if s < 365 * 2 * 86400 => format!("{} months", s / (30 * 86400)),
-        s => format!("{} years", s / (365 * 86400)),
     }
 }
 
@@ -270,14 +254,5 @@ mod tests {
         assert_eq!(parse_signal("10"), Some(10));
         assert_eq!(parse_signal("0"), None);
         assert_eq!(parse_signal("NOPE"), None);
-    }
-
-    #[test]
-    fn durations_read_like_docker() {
-        assert_eq!(human_duration(0), "Less than a second");
-        assert_eq!(human_duration(5), "5 seconds");
-        assert_eq!(human_duration(61), "About a minute");
-        assert_eq!(human_duration(600), "10 minutes");
-        assert_eq!(human_duration(3 * 3600), "3 hours");
     }
 }

@@ -76,6 +76,14 @@ impl ContainerRecord {
         self.host_config.auto_remove.unwrap_or(false)
     }
 
+    /// The container's hostname: the one asked for, else the short id.
+    pub fn hostname(&self) -> String {
+        match self.config.hostname.as_deref() {
+            Some(h) if !h.is_empty() => h.to_string(),
+            _ => self.id[..12].to_string(),
+        }
+    }
+
     /// The command line as `docker ps` shows it.
     pub fn command_line(&self) -> String {
         std::iter::once(self.path.as_str())

@@ -76,12 +76,7 @@ pub fn process_env(rec: &ContainerRecord, hostname: &str) -> Vec<String> {
 
 /// The runtime spec for `rec` with its root filesystem mounted at `rootfs`.
 pub fn build(rec: &ContainerRecord, rootfs: &Path, user: &User, etc: &[EtcFile]) -> Value {
-    let hostname = rec
-        .config
-        .hostname
-        .clone()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| rec.id[..12].to_string());
+    let hostname = rec.hostname();
     let cwd = rec
         .config
         .working_dir

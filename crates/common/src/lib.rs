@@ -1,0 +1,3 @@
+//! Small pieces every pier crate shares, with no dependencies of their own.
+
+pub mod time;
