@@ -17,7 +17,7 @@ export PIER_DATA_ROOT=$work/data PIER_EXEC_ROOT=$work/run
 cleanup() {
     [ -f "$work/run/pierd.pid" ] && kill "$(cat "$work/run/pierd.pid")" 2>/dev/null || true
     runc --root "$work/runc" delete -f bench-runc >/dev/null 2>&1 || true
-    grep " $work" /proc/mounts | awk '{print $2}' | sort -r | xargs -r -n1 umount -l
+    { grep " $work" /proc/mounts || true; } | awk '{print $2}' | sort -r | xargs -r -n1 umount -l
     rm -rf "$work"
 }
 trap cleanup EXIT
