@@ -23,7 +23,8 @@ struct Cli {
     /// Format of --log: text or json.
     #[arg(long = "log-format", global = true, default_value = "text")]
     log_format: String,
-    /// Accepted for compatibility; cgroups are not managed yet.
+    /// Accepted for compatibility: cgroups are managed through cgroupfs;
+    /// a systemd `slice:prefix:name` cgroupsPath maps to its scope's path.
     #[arg(long = "systemd-cgroup", global = true)]
     systemd_cgroup: bool,
     /// Accepted for compatibility.
@@ -80,6 +81,40 @@ enum Cmd {
         #[command(flatten)]
         create: CreateArgs,
     },
+    /// Freeze every process of a container.
+    Pause { id: String },
+    /// Thaw a paused container.
+    Resume { id: String },
+    /// List a container's processes (`ps` table, or `-f json`: the pids).
+    Ps {
+        #[arg(long, short = 'f', default_value = "table")]
+        format: String,
+        id: String,
+        /// Options for ps(1) (default -ef).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        ps_args: Vec<String>,
+    },
+    /// Print a container's events (stats every --interval, OOM kills).
+    Events {
+        /// Print one stats object and exit.
+        #[arg(long)]
+        stats: bool,
+        /// Time between stats (runc syntax: 5s, 500ms, 1m).
+        #[arg(long, default_value = "5s")]
+        interval: String,
+        id: String,
+    },
+    /// Run a new process inside a container.
+    Exec(crate::exec::ExecArgs),
+    /// Print the features this runtime supports (JSON).
+    Features,
+    /// Write a default config.json into the bundle.
+    Spec {
+        #[arg(long, short = 'b', default_value = ".")]
+        bundle: PathBuf,
+        #[arg(long)]
+        rootless: bool,
+    },
     /// List containers.
     List {
         #[arg(long, short = 'f', default_value = "table")]
@@ -99,6 +134,13 @@ impl Cmd {
             Cmd::Delete { .. } => "delete",
             Cmd::Run { .. } => "run",
             Cmd::List { .. } => "list",
+            Cmd::Exec(_) => "exec",
+            Cmd::Features => "features",
+            Cmd::Spec { .. } => "spec",
+            Cmd::Pause { .. } => "pause",
+            Cmd::Resume { .. } => "resume",
+            Cmd::Ps { .. } => "ps",
+            Cmd::Events { .. } => "events",
         }
     }
 }
@@ -226,7 +268,7 @@ fn dispatch(rt: &Runtime, cmd: &Cmd) -> Result<i32> {
         }
         Cmd::Start { id } => rt.load(id)?.start().map(|_| 0),
         Cmd::State { id } => {
-            let st = rt.load(id)?.state();
+            let st = rt.load(id)?.state_json();
             let s = serde_json::to_string_pretty(&st)
                 .map_err(|e| Error::Init(format!("serializing state: {e}")))?;
             println!("{s}");
@@ -248,6 +290,27 @@ fn dispatch(rt: &Runtime, cmd: &Cmd) -> Result<i32> {
         },
         Cmd::Run { detach, create } => run(rt, create, *detach),
         Cmd::List { format, quiet } => list(rt, format, *quiet),
+        Cmd::Exec(a) => crate::exec::cli(rt, a),
+        Cmd::Features => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&crate::features::features()).unwrap_or_default()
+            );
+            Ok(0)
+        }
+        Cmd::Spec { bundle, rootless } => crate::features::write_spec(bundle, *rootless).map(|_| 0),
+        Cmd::Pause { id } => rt.load(id)?.pause().map(|_| 0),
+        Cmd::Resume { id } => rt.load(id)?.resume().map(|_| 0),
+        Cmd::Ps {
+            format,
+            id,
+            ps_args,
+        } => crate::cgroup_cli::ps(&rt.load(id)?, format, ps_args),
+        Cmd::Events {
+            stats,
+            interval,
+            id,
+        } => crate::cgroup_cli::events(&rt.load(id)?, *stats, interval),
     }
 }
 
@@ -260,7 +323,7 @@ fn list(rt: &Runtime, format: &str, quiet: bool) -> Result<i32> {
         return Ok(0);
     }
     if format == "json" {
-        let states: Vec<_> = containers.iter().map(|c| c.state()).collect();
+        let states: Vec<_> = containers.iter().map(|c| c.state_json()).collect();
         println!(
             "{}",
             serde_json::to_string(&states).unwrap_or_else(|_| "[]".into())
@@ -321,12 +384,28 @@ fn run(rt: &Runtime, a: &CreateArgs, detach: bool) -> Result<i32> {
         libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
         set
     };
-    let c = rt.create(&a.id, &a.bundle, create_opts(a))?;
+    // process.terminal without --console-socket: relay the pty ourselves
+    // (terminal.rs), as runc does.
+    let (c, relay) = match rt.create(&a.id, &a.bundle, create_opts(a)) {
+        Err(e) if crate::terminal::is_no_console(&e) => {
+            let relay = crate::terminal::Relay::new()?;
+            let mut opts = create_opts(a);
+            opts.console_socket = Some(relay.socket());
+            (rt.create(&a.id, &a.bundle, opts)?, Some(relay))
+        }
+        other => (other?, None),
+    };
     if let Err(e) = c.start() {
         let _ = c.delete(true);
         return Err(e);
     }
     let pid = c.pid();
+    if let Some(relay) = relay {
+        let code = relay.run(pid, &set)?;
+        reap(pid);
+        c.delete(true)?;
+        return Ok(code);
+    }
     let status = loop {
         // SAFETY: waiting for a signal in the blocked set.
         let sig = unsafe {

@@ -23,6 +23,8 @@ pub struct Namespaces {
     pub join_pid: Option<OwnedFd>,
     /// Other existing namespaces, joined by the child (fd, CLONE_NEW*).
     pub join: Vec<(OwnedFd, libc::c_int)>,
+    /// A new time namespace (not a clone3 flag: see time.rs).
+    pub new_time: bool,
 }
 
 fn ns_flag(t: LinuxNamespaceType) -> Result<libc::c_int> {
@@ -33,16 +35,8 @@ fn ns_flag(t: LinuxNamespaceType) -> Result<libc::c_int> {
         LinuxNamespaceType::Ipc => libc::CLONE_NEWIPC,
         LinuxNamespaceType::Pid => libc::CLONE_NEWPID,
         LinuxNamespaceType::Network => libc::CLONE_NEWNET,
-        LinuxNamespaceType::User => {
-            return Err(Error::InvalidConfig(
-                "user namespaces are not supported yet".into(),
-            ))
-        }
-        LinuxNamespaceType::Time => {
-            return Err(Error::InvalidConfig(
-                "time namespaces are not supported yet".into(),
-            ))
-        }
+        LinuxNamespaceType::User => libc::CLONE_NEWUSER,
+        LinuxNamespaceType::Time => libc::CLONE_NEWTIME,
     })
 }
 
@@ -64,6 +58,9 @@ pub fn namespaces(spec: &Spec) -> Result<Namespaces> {
         }
         seen |= flag;
         match n.path() {
+            // A new time namespace is unshared by the init itself, which
+            // sets its offsets before anything runs in it (time.rs).
+            None if flag == libc::CLONE_NEWTIME => ns.new_time = true,
             None => ns.clone_flags |= flag as u64,
             Some(p) => {
                 let f = File::open(p).map_err(|e| Error::Io {
@@ -87,21 +84,41 @@ pub fn namespaces(spec: &Spec) -> Result<Namespaces> {
 
 /// Rejects what this round does not implement instead of ignoring it.
 fn check_supported(spec: &Spec) -> Result<()> {
-    if let Some(l) = spec.linux() {
-        if l.seccomp().is_some() {
-            return Err(Error::InvalidConfig("seccomp is not supported yet".into()));
-        }
-        if l.uid_mappings().as_ref().is_some_and(|m| !m.is_empty()) {
+    // LSM labels: pier-runtime cannot apply them; say so rather than run
+    // the container unconfined.
+    if let Some(p) = spec.process() {
+        if p.apparmor_profile()
+            .as_deref()
+            .is_some_and(|s| !s.is_empty())
+        {
             return Err(Error::InvalidConfig(
-                "user namespaces are not supported yet".into(),
+                "process.apparmorProfile is set but pier-runtime does not support AppArmor".into(),
             ));
         }
-        // linux.resources and cgroupsPath are deliberately ignored in this
-        // round: cgroups are not managed yet.
+        if p.selinux_label().as_deref().is_some_and(|s| !s.is_empty()) {
+            return Err(Error::InvalidConfig(
+                "process.selinuxLabel is set but pier-runtime does not support SELinux".into(),
+            ));
+        }
     }
-    if spec.process().as_ref().and_then(|p| p.terminal()) == Some(true) {
+    let Some(l) = spec.linux() else {
+        return Ok(());
+    };
+    let userns = l
+        .namespaces()
+        .iter()
+        .flatten()
+        .find(|n| n.typ() == LinuxNamespaceType::User);
+    let maps = l.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
+        && l.gid_mappings().as_ref().is_some_and(|m| !m.is_empty());
+    if userns.is_some_and(|n| n.path().is_none()) && !maps {
         return Err(Error::InvalidConfig(
-            "process.terminal is not supported yet".into(),
+            "a new user namespace needs linux.uidMappings and linux.gidMappings".into(),
+        ));
+    }
+    if userns.is_none() && maps {
+        return Err(Error::InvalidConfig(
+            "uid/gid mappings need a user namespace".into(),
         ));
     }
     Ok(())
@@ -253,6 +270,9 @@ pub fn prepare(spec: &Spec, bundle: &Path, fifo: &Path) -> Result<Prepared> {
     let path_env = process::path_from_env(&env).to_owned();
     let plan = InitPlan {
         stdio: [None; 3],
+        console_sock: None,
+        userns: ns.clone_flags & libc::CLONE_NEWUSER as u64 != 0,
+        time_offsets: crate::time::offsets(ns.new_time, linux)?,
         preserve_fds: 0,
         join_ns: ns.join.iter().map(|(fd, f)| (fd.as_raw_fd(), *f)).collect(),
         root_propagation,
@@ -277,6 +297,25 @@ pub fn prepare(spec: &Spec, bundle: &Path, fifo: &Path) -> Result<Prepared> {
         caps,
         last_cap: process::last_cap(),
         no_new_privileges: process.no_new_privileges().unwrap_or(false),
+        seccomp: linux
+            .and_then(|l| l.seccomp().as_ref())
+            .map(crate::seccomp::compile)
+            .transpose()?,
+        hooks_sync: {
+            let h = spec.hooks().as_ref();
+            [
+                h.and_then(|h| h.prestart().as_ref()),
+                h.and_then(|h| h.create_runtime().as_ref()),
+                h.and_then(|h| h.create_container().as_ref()),
+                h.and_then(|h| h.start_container().as_ref()),
+            ]
+            .iter()
+            .any(|v| v.is_some_and(|v| !v.is_empty()))
+        },
+        create_container_hooks: crate::hooks::stage(spec.hooks().as_ref(), |h| {
+            h.create_container()
+        }),
+        start_container_hooks: crate::hooks::stage(spec.hooks().as_ref(), |h| h.start_container()),
         cwd,
         args: args
             .iter()

@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use oci_spec::runtime::Spec;
 
-use crate::init::{self, InitError, InitPlan};
+use crate::cgroups::{self, Cgroup};
+use crate::init::{self, InitPlan};
 use crate::state::{self, StateFile, EXEC_FIFO};
 use crate::{config, Container, CreateOptions, Error, Result, Runtime, Status};
 
@@ -123,6 +124,14 @@ fn spawn(
     flags: u64,
     join_pid: Option<&OwnedFd>,
 ) -> Result<i32> {
+    // Born non-dumpable (CVE-2019-5736: its /proc/PID/exe is the runtime
+    // binary until it execs), except with a new user namespace: the init
+    // then writes /proc/self files as the namespace's root during setup
+    // and turns non-dumpable itself afterwards.
+    let was_dumpable = crate::sys::dumpable();
+    if !plan.userns {
+        crate::sys::set_dumpable(false).map_err(Error::io("prctl(PR_SET_DUMPABLE)"))?;
+    }
     let restore = match join_pid {
         Some(target) => {
             let restore = File::open("/proc/self/ns/pid_for_children")
@@ -142,6 +151,9 @@ fn spawn(
     let res = unsafe { crate::sys::clone3(flags) };
     if let Ok(0) = res {
         init::child_main(plan, child_sock);
+    }
+    if was_dumpable && !plan.userns {
+        let _ = crate::sys::set_dumpable(true);
     }
     if let Some(restore) = restore {
         // SAFETY: setns back to our own pid namespace for children.
@@ -176,54 +188,80 @@ fn create_in(
     let min_fd = 3 + opts.preserve_fds as RawFd;
     let (parent_sock, child_sock) = socketpair()?;
     let child_sock = dup_above(child_sock, min_fd)?;
-    let pid = spawn(
+    // process.terminal: the init sends the pty master over it (terminal.rs).
+    let console = crate::terminal::for_create(spec, opts.console_socket.as_deref())?
+        .map(|fd| dup_above(fd, min_fd))
+        .transpose()?;
+    plan.console_sock = console.as_ref().map(|f| f.as_raw_fd());
+
+    // The cgroup: created before the init runs anything of the user's.
+    let (cg_state, resources) = cgroups::plan(spec, id)?;
+    let cg_guard = CgroupGuard(Some(cg_state.clone()));
+    let new_cgroup_ns = ns.clone_flags & libc::CLONE_NEWCGROUP as u64 != 0;
+    // A new cgroup namespace is rooted at the cgroup the child is born in:
+    // so we enter the container's cgroup ourselves for the clone and go
+    // back afterwards. Otherwise the child is moved in after the clone,
+    // while it sets up its mounts (on another CPU), long before it can
+    // exec: the cgroup work (slow migrations on v1) overlaps its setup.
+    let (early, back) = if new_cgroup_ns {
+        let cg = Cgroup::open(&cg_state)?;
+        let back = cgroups::own_cgroups();
+        cg.add(std::process::id() as i32)?;
+        (Some(cg), Some(back))
+    } else {
+        (None, None)
+    };
+    let spawned = spawn(
         &plan,
         child_sock.as_raw_fd(),
         ns.clone_flags,
         ns.join_pid.as_ref(),
-    )?;
+    );
+    let returned = back.as_ref().map_or(Ok(()), |b| cgroups::return_to(b));
+    let pid = spawned?;
+    if let Err(e) = returned {
+        // SAFETY: killing and reaping our own child.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        waitpid(pid);
+        return Err(e);
+    }
+    if early.is_none() {
+        cgroups::place_early(&cg_state, pid);
+    }
+    let placed = match early {
+        Some(cg) => Ok(cg),
+        None => Cgroup::open(&cg_state).and_then(|cg| cg.add(pid).map(|()| cg)),
+    }
+    .and_then(|cg| cg.apply(&resources));
+    if let Err(e) = placed {
+        // SAFETY: killing and reaping our own child.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        waitpid(pid);
+        return Err(e);
+    }
     drop(child_sock);
+    drop(console);
     drop(ns);
     drop(opts.stdio);
 
-    let mut buf = [0u8; 8192];
-    let n = loop {
-        // SAFETY: recv into a stack buffer.
-        let n = unsafe {
-            libc::recv(
-                parent_sock.as_raw_fd(),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                0,
-            )
-        };
-        if n < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
-            continue;
-        }
-        break n;
-    };
     let fail = |e: Error| -> Error {
         // SAFETY: killing and reaping our own child.
         unsafe { libc::kill(pid, libc::SIGKILL) };
         waitpid(pid);
         e
     };
-    if n < 0 {
-        return Err(fail(Error::io("reading from init")(
-            io::Error::last_os_error(),
-        )));
-    }
-    if n == 0 {
-        let status = waitpid(pid);
-        return Err(Error::Init(format!(
-            "init exited during setup without reporting ({})",
-            describe_wait(status)
-        )));
-    }
-    match InitError::decode(&buf[..n as usize]) {
-        Ok(None) => {}
-        Ok(Some(e)) => return Err(fail(e.into_error())),
-        Err(msg) => return Err(fail(Error::Init(msg))),
+    // The init's messages until it is ready (seccomp fd, hooks: handshake.rs).
+    let ctx = crate::handshake::ParentCtx::new(id, bundle, spec, &plan);
+    match crate::handshake::wait_ready(&parent_sock, pid, &ctx) {
+        Ok(crate::handshake::Outcome::Ready) => {}
+        Ok(crate::handshake::Outcome::Eof) => {
+            let status = waitpid(pid);
+            return Err(Error::Init(format!(
+                "init exited during setup without reporting ({})",
+                describe_wait(status)
+            )));
+        }
+        Err(e) => return Err(fail(e)),
     }
 
     let (_, start_time) = state::proc_stat(pid)
@@ -241,11 +279,13 @@ fn create_in(
             .unwrap_or_default()
             .into_iter()
             .collect(),
+        cgroup: Some(cg_state),
     };
     state::save(dir, &st).map_err(|e| fail(Error::io("writing state.json")(e)))?;
     if let Some(p) = &opts.pid_file {
         write_pid_file(p, pid).map_err(fail)?;
     }
+    cg_guard.disarm();
     Ok(Container {
         dir: dir.to_path_buf(),
         state: st,
@@ -340,4 +380,21 @@ pub fn pids_in_pid_ns(init: i32) -> Result<Vec<i32>> {
         }
     }
     Ok(out)
+}
+
+/// Removes the cgroup of a failed create.
+struct CgroupGuard(Option<cgroups::CgroupState>);
+
+impl CgroupGuard {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for CgroupGuard {
+    fn drop(&mut self) {
+        if let Some(st) = self.0.take() {
+            let _ = cgroups::remove(&st);
+        }
+    }
 }

@@ -16,6 +16,13 @@ use crate::sys;
 #[derive(Debug)]
 pub struct InitPlan {
     pub stdio: [Option<RawFd>; 3],
+    /// Connected console socket: the init allocates a pty (process.terminal).
+    pub console_sock: Option<RawFd>,
+    /// A new user namespace: wait for the parent to write the id maps,
+    /// then become root in it.
+    pub userns: bool,
+    /// A new time namespace with these /proc/self/timens_offsets contents.
+    pub time_offsets: Option<Vec<u8>>,
     pub preserve_fds: u32,
     /// Namespaces to join with setns (fd opened by the parent, CLONE_NEW*).
     pub join_ns: Vec<(RawFd, libc::c_int)>,
@@ -41,6 +48,14 @@ pub struct InitPlan {
     pub caps: Option<CapSets>,
     pub last_cap: u32,
     pub no_new_privileges: bool,
+    /// Compiled seccomp filter, installed last (before Ready when
+    /// noNewPrivileges is set, else while still privileged).
+    pub seccomp: Option<crate::seccomp::SeccompPlan>,
+    /// Ask the parent to run prestart/createRuntime hooks (and get the
+    /// state JSON) after the mounts, before pivot_root.
+    pub hooks_sync: bool,
+    pub create_container_hooks: Vec<oci_spec::runtime::Hook>,
+    pub start_container_hooks: Vec<oci_spec::runtime::Hook>,
     pub cwd: String,
     pub args: Vec<CString>,
     pub env: Vec<CString>,
@@ -57,6 +72,10 @@ pub enum Kind {
     ExecNotFound = 3,
     ExecPermission = 4,
     InvalidConfig = 5,
+    /// The seccomp notify fd is attached (SCM_RIGHTS).
+    SeccompFd = 6,
+    /// Init asks the parent to run its hooks; the answer is the state JSON.
+    Hooks = 7,
 }
 
 /// An error inside init: kind, errno (0 if none) and text.
@@ -104,6 +123,8 @@ impl InitError {
             3 => Kind::ExecNotFound,
             4 => Kind::ExecPermission,
             5 => Kind::InvalidConfig,
+            6 => Kind::SeccompFd,
+            7 => Kind::Hooks,
             k => return Err(format!("unknown message kind {k} from init")),
         };
         let errno = i32::from_le_bytes([msg[1], msg[2], msg[3], msg[4]]);
@@ -123,7 +144,9 @@ impl InitError {
             Kind::ExecNotFound => crate::Error::ExecNotFound(self.msg),
             Kind::ExecPermission => crate::Error::ExecPermission { path: self.msg },
             Kind::InvalidConfig => crate::Error::InvalidConfig(self.msg),
-            Kind::Init | Kind::Ready => crate::Error::Init(self.msg),
+            Kind::Init | Kind::Ready | Kind::SeccompFd | Kind::Hooks => {
+                crate::Error::Init(self.msg)
+            }
         }
     }
 }
@@ -157,7 +180,7 @@ fn last_err(context: &str) -> InitError {
     InitError::io(context, io::Error::last_os_error())
 }
 
-fn reset_signals() {
+pub(crate) fn reset_signals() {
     // SAFETY: restoring default dispositions and an empty mask; the caller
     // may have blocked SIGCHLD (run) and Rust ignores SIGPIPE by default.
     unsafe {
@@ -172,8 +195,8 @@ fn reset_signals() {
     }
 }
 
-fn setup_stdio(plan: &InitPlan) -> InitResult<()> {
-    for (target, fd) in plan.stdio.iter().enumerate() {
+pub(crate) fn setup_stdio(stdio: &[Option<RawFd>; 3], preserve_fds: u32) -> InitResult<()> {
+    for (target, fd) in stdio.iter().enumerate() {
         let Some(fd) = *fd else { continue };
         let target = target as RawFd;
         // SAFETY: dup2/fcntl on descriptors we hold.
@@ -187,7 +210,7 @@ fn setup_stdio(plan: &InitPlan) -> InitResult<()> {
         }
     }
     sys::cloexec_from(3).map_err(io_err("close_range"))?;
-    for fd in 3..3 + plan.preserve_fds as RawFd {
+    for fd in 3..3 + preserve_fds as RawFd {
         // SAFETY: clearing FD_CLOEXEC on a preserved descriptor.
         unsafe {
             let flags = libc::fcntl(fd, libc::F_GETFD);
@@ -221,14 +244,37 @@ fn write_file(path: &std::ffi::CStr, data: &[u8], context: &str) -> InitResult<(
 
 fn setup(plan: &InitPlan, sock: RawFd) -> InitResult<std::convert::Infallible> {
     reset_signals();
-    setup_stdio(plan)?;
+    setup_stdio(&plan.stdio, plan.preserve_fds)?;
     // SAFETY: umask never fails. Files and devices made during setup get
     // exactly the modes asked; the process umask is set before exec.
     unsafe { libc::umask(0) };
 
-    // Join existing namespaces (the mount namespace last).
+    if plan.userns {
+        // The parent writes uid_map/gid_map, then sends one byte.
+        let mut b = [0u8; 1];
+        // SAFETY: read into a one-byte buffer.
+        if unsafe { libc::read(sock, b.as_mut_ptr().cast(), 1) } != 1 {
+            return Err(last_err("waiting for the user namespace mappings"));
+        }
+        // SAFETY: plain credential syscalls.
+        unsafe {
+            if libc::syscall(libc::SYS_setresgid, 0, 0, 0) < 0
+                || libc::syscall(libc::SYS_setresuid, 0, 0, 0) < 0
+            {
+                return Err(last_err(
+                    "becoming root in the user namespace (is 0 mapped?)",
+                ));
+            }
+        }
+    }
+
+    if let Some(offsets) = &plan.time_offsets {
+        crate::time::unshare(offsets)?;
+    }
+
+    // Join existing namespaces (a user namespace first, mount last).
     let mut joins: Vec<&(RawFd, libc::c_int)> = plan.join_ns.iter().collect();
-    joins.sort_by_key(|(_, t)| *t == libc::CLONE_NEWNS);
+    joins.sort_by_key(|(_, t)| (*t != libc::CLONE_NEWUSER, *t == libc::CLONE_NEWNS));
     for (fd, nstype) in joins {
         // SAFETY: setns on a namespace descriptor the parent opened.
         if unsafe { libc::setns(*fd, *nstype) } != 0 {
@@ -269,6 +315,22 @@ fn setup(plan: &InitPlan, sock: RawFd) -> InitResult<std::convert::Infallible> {
     // become read-only.
     rootfs::mkdir_all_in_root(rootfd, &plan.cwd, false).map_err(io_err("creating the cwd"))?;
 
+    // Hooks: the parent runs prestart and createRuntime now (our
+    // namespaces exist, pivot_root has not happened) and answers with the
+    // state; createContainer hooks run here, in the container's namespaces.
+    let mut state_json = Vec::new();
+    if plan.hooks_sync {
+        send(sock, &[Kind::Hooks as u8, 0, 0, 0, 0]);
+        let mut buf = vec![0u8; 1 << 16];
+        let (n, _) = crate::sync::recv_fds(sock, &mut buf).map_err(io_err("waiting for hooks"))?;
+        if n == 0 {
+            return Err(InitError::config("the parent went away during hooks"));
+        }
+        state_json.extend_from_slice(&buf[..n]);
+        crate::hooks::run("createContainer", &plan.create_container_hooks, &state_json)
+            .map_err(hook_err)?;
+    }
+
     // The exec fifo lives in the state dir on the host: hold it as O_PATH
     // now, reopen it for writing through /proc/self/fd after pivot_root.
     let fifo = sys::openat2(
@@ -282,6 +344,11 @@ fn setup(plan: &InitPlan, sock: RawFd) -> InitResult<std::convert::Infallible> {
 
     rootfs::enter_root(rootfd, &plan.rootfs, plan.no_pivot)?;
     drop(root);
+    if let Some(console) = plan.console_sock {
+        crate::terminal::setup(console, true)?;
+        // SAFETY: the socket is not needed any more.
+        unsafe { libc::close(console) };
+    }
 
     // SAFETY: plain syscalls with valid C strings.
     unsafe {
@@ -325,6 +392,17 @@ fn setup(plan: &InitPlan, sock: RawFd) -> InitResult<std::convert::Infallible> {
             "writing oom_score_adj",
         )?;
     }
+    // From here on nothing writes to /proc/self files (owned by the host's
+    // root once non-dumpable, out of reach in a user namespace): close
+    // /proc/PID/exe and friends to the container (CVE-2019-5736) until
+    // execve of the user's program resets it. Without a user namespace the
+    // init was born non-dumpable already.
+    sys::set_dumpable(false).map_err(io_err("prctl(PR_SET_DUMPABLE)"))?;
+    if !plan.no_new_privileges {
+        // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load
+        // it while the process still has it (as runc does).
+        load_seccomp(plan, sock)?;
+    }
     if let Some(c) = &plan.caps {
         process::drop_bounding(c.bounding, plan.last_cap)?;
     }
@@ -336,6 +414,9 @@ fn setup(plan: &InitPlan, sock: RawFd) -> InitResult<std::convert::Infallible> {
     // SAFETY: chdir with a valid C string.
     if unsafe { libc::chdir(cwd.as_ptr()) } != 0 {
         return Err(last_err("chdir to the process cwd"));
+    }
+    if !sys::cwd_inside_root() {
+        return Err(InitError::config("process.cwd is outside the container's root"));
     }
     if plan.no_new_privileges {
         process::no_new_privs()?;
@@ -368,6 +449,12 @@ fn setup(plan: &InitPlan, sock: RawFd) -> InitResult<std::convert::Infallible> {
     let mut envp: Vec<*const libc::c_char> = plan.env.iter().map(|a| a.as_ptr()).collect();
     envp.push(std::ptr::null());
 
+    if plan.no_new_privileges {
+        // As close to execve as possible: only the fifo open/write and
+        // execve itself run under the filter.
+        load_seccomp(plan, sock)?;
+    }
+
     send(sock, &[Kind::Ready as u8, 0, 0, 0, 0]);
 
     // Block until `start` opens the fifo for reading.
@@ -380,6 +467,17 @@ fn setup(plan: &InitPlan, sock: RawFd) -> InitResult<std::convert::Infallible> {
         );
         if w < 0 {
             return Err(last_err("opening exec.fifo for writing"));
+        }
+        // startContainer hooks: `start` has been called (it opened the
+        // fifo) and waits for our byte, so poststart comes after them.
+        if !plan.start_container_hooks.is_empty() {
+            if let Err(e) =
+                crate::hooks::run("startContainer", &plan.start_container_hooks, &state_json)
+            {
+                let msg = format!("pier-runtime: {e}\n");
+                libc::write(2, msg.as_ptr().cast(), msg.len());
+                libc::_exit(1);
+            }
         }
         libc::write(w, b"0".as_ptr().cast(), 1);
         libc::close(w);
@@ -397,6 +495,31 @@ fn setup(plan: &InitPlan, sock: RawFd) -> InitResult<std::convert::Infallible> {
         libc::write(2, msg.as_ptr().cast(), msg.len());
         libc::_exit(code);
     }
+}
+
+fn hook_err(e: crate::Error) -> InitError {
+    InitError {
+        kind: Kind::Init,
+        errno: 0,
+        msg: e.to_string(),
+    }
+}
+
+/// Installs the seccomp filter, sending a notify fd to the parent.
+fn load_seccomp(plan: &InitPlan, sock: RawFd) -> InitResult<()> {
+    let Some(sc) = &plan.seccomp else {
+        return Ok(());
+    };
+    let listener = crate::seccomp::load(sc).map_err(io_err("loading the seccomp filter"))?;
+    if let Some(fd) = listener {
+        crate::sync::send_fds(
+            sock,
+            &[Kind::SeccompFd as u8, 0, 0, 0, 0],
+            &[fd.as_raw_fd()],
+        )
+        .map_err(io_err("sending the seccomp notify fd"))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -9,25 +9,45 @@
 //! child side, `rootfs.rs`/`mounts.rs` the filesystem, `process.rs` the
 //! process attributes, `state.rs` the state dir, `cli.rs` the runc-style CLI.
 //!
-//! Not handled yet: cgroups (linux.resources, cgroupsPath are ignored),
-//! seccomp (rejected), user namespaces (rejected), terminals (rejected),
-//! hooks, apparmor, selinux, pause/resume, exec.
+//! More modules: `handshake.rs` (the parent's side of the init's messages:
+//! seccomp notify fd, hooks, id maps), `sync.rs` (fd passing), `seccomp.rs`
+//! (libseccomp -> BPF in the parent, seccomp(2) in the child),
+//! `seccomp_profile.rs` (docker profiles -> OCI), `terminal.rs` (pty and
+//! console socket), `exec.rs`, `hooks.rs`, `time.rs` (time namespaces),
+//! `features.rs` (`features`, `spec`). `cgroups.rs` (libcgroups: paths,
+//! placing the init, resources, freezer, pids, stats, OOM kills) and
+//! `cgroup_cli.rs` (`ps`, `events`, runc-shaped stats JSON).
+//!
+//! Not handled yet: AppArmor and SELinux labels (refused with a clear
+//! error).
 
+mod cgroup_cli;
+pub mod cgroups;
 pub mod cli;
 mod config;
 mod create;
+pub mod exec;
+mod features;
+mod handshake;
+mod hooks;
 mod init;
 mod mounts;
 mod process;
 mod rootfs;
+mod seccomp;
+pub mod seccomp_profile;
 mod state;
+mod sync;
 mod sys;
+mod terminal;
+mod time;
 
 use std::fs;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+pub use exec::ExecOptions;
 use state::StateFile;
 
 /// Errors of the runtime. `exit_code()` maps exec failures to docker's codes.
@@ -53,6 +73,8 @@ pub enum Error {
     },
     #[error("container init failed: {0}")]
     Init(String),
+    #[error("cgroups: {0}")]
+    Cgroup(String),
     #[error("container {id:?} is {status}, {what}")]
     BadState {
         id: String,
@@ -205,6 +227,8 @@ impl Container {
             Ok((s, start)) if s != 'Z' && s != 'X' && start == self.state.start_time => {
                 if self.dir.join(state::EXEC_FIFO).exists() {
                     Status::Created
+                } else if self.state.cgroup.as_ref().is_some_and(cgroups::is_frozen) {
+                    Status::Paused
                 } else {
                     Status::Running
                 }
@@ -237,6 +261,16 @@ impl Container {
         }
         st
     }
+    /// The state as runc prints it: like `state()`, with status "paused"
+    /// (which oci-spec's enum lacks) for a frozen container.
+    pub fn state_json(&self) -> serde_json::Value {
+        let paused = self.status() == Status::Paused;
+        let mut v = serde_json::to_value(self.state()).unwrap_or_default();
+        if paused {
+            v["status"] = "paused".into();
+        }
+        v
+    }
     fn bad_state(&self, status: Status, what: &str) -> Error {
         Error::BadState {
             id: self.state.id.clone(),
@@ -250,7 +284,9 @@ impl Container {
         if status != Status::Created {
             return Err(self.bad_state(status, "cannot start it"));
         }
-        create::release_fifo(self)
+        create::release_fifo(self)?;
+        hooks::poststart(self);
+        Ok(())
     }
     pub fn kill(&self, signal: i32, all: bool) -> Result<()> {
         let status = self.status();
@@ -258,6 +294,9 @@ impl Container {
             return Err(self.bad_state(status, "cannot signal it"));
         }
         if all {
+            if let Some(cg) = self.cgroup()? {
+                return kill_cgroup(&cg, signal);
+            }
             for pid in create::pids_in_pid_ns(self.state.pid)? {
                 // Processes may exit while we walk: ignore ESRCH.
                 // SAFETY: kill(2) with integer arguments.
@@ -284,12 +323,83 @@ impl Container {
             _ if force => self.kill_and_wait()?,
             _ => return Err(self.bad_state(status, "cannot delete it without force")),
         }
+        if let Some(cg) = &self.state.cgroup {
+            // Kills whatever outlived the init (no pid namespace, or
+            // processes that escaped it) and removes the directories.
+            cgroups::remove(cg)?;
+        }
+        hooks::poststop(&self);
         fs::remove_dir_all(&self.dir).map_err(Error::io(format!("removing {}", self.dir.display())))
+    }
+    /// The container's cgroup, if it has one.
+    fn cgroup(&self) -> Result<Option<cgroups::Cgroup>> {
+        self.state
+            .cgroup
+            .as_ref()
+            .map(cgroups::Cgroup::open)
+            .transpose()
+    }
+    /// The container's cgroup as recorded (path inside the hierarchy, v1
+    /// or v2).
+    pub fn cgroup_state(&self) -> Option<&cgroups::CgroupState> {
+        self.state.cgroup.as_ref()
+    }
+    /// Freezes every process of a running container (`pause`).
+    pub fn pause(&self) -> Result<()> {
+        let status = self.status();
+        if status != Status::Running {
+            return Err(self.bad_state(status, "cannot pause it"));
+        }
+        self.need_cgroup("pause")?.freeze()
+    }
+    /// Thaws a paused container (`resume`).
+    pub fn resume(&self) -> Result<()> {
+        let status = self.status();
+        if status != Status::Paused {
+            return Err(self.bad_state(status, "cannot resume it"));
+        }
+        self.need_cgroup("resume")?.thaw()
+    }
+    /// Host pids of every process in the container's cgroup.
+    pub fn pids(&self) -> Result<Vec<i32>> {
+        match self.cgroup()? {
+            Some(cg) => cg.pids(),
+            None if self.status() == Status::Stopped => Ok(Vec::new()),
+            None => create::pids_in_pid_ns(self.state.pid),
+        }
+    }
+    /// Resource usage of the container's cgroup.
+    pub fn stats(&self) -> Result<libcgroups::stats::Stats> {
+        self.need_cgroup("stats")?.stats()
+    }
+    /// How many processes of this container the kernel's OOM killer has
+    /// killed (memory.oom_control / memory.events `oom_kill`). Valid until
+    /// `delete`, so a shim can ask after the init exited.
+    pub fn oom_kills(&self) -> u64 {
+        self.state.cgroup.as_ref().map_or(0, cgroups::oom_kills)
+    }
+    /// Whether the OOM killer killed any process of the container.
+    pub fn oom_killed(&self) -> bool {
+        self.oom_kills() > 0
+    }
+    fn need_cgroup(&self, what: &str) -> Result<cgroups::Cgroup> {
+        self.cgroup()?.ok_or_else(|| {
+            Error::Cgroup(format!(
+                "container {} has no cgroup: cannot {what}",
+                self.state.id
+            ))
+        })
     }
     fn kill_and_wait(&self) -> Result<()> {
         // Killing the init of a pid namespace kills everything in it.
         // SAFETY: kill(2) with integer arguments.
         unsafe { libc::kill(self.state.pid, libc::SIGKILL) };
+        if let Some(st) = &self.state.cgroup {
+            // A frozen process only dies once thawed.
+            if cgroups::is_frozen(st) {
+                cgroups::Cgroup::open(st)?.thaw()?;
+            }
+        }
         let deadline = Instant::now() + Duration::from_secs(5);
         while self.status() != Status::Stopped {
             if Instant::now() > deadline {
@@ -304,5 +414,35 @@ impl Container {
     }
 }
 
+/// `kill --all` through the cgroup: freeze so nothing forks while we walk,
+/// signal every process, thaw (a frozen process only handles its signal
+/// once thawed).
+fn kill_cgroup(cg: &cgroups::Cgroup, signal: i32) -> Result<()> {
+    let was_frozen = cg.is_frozen();
+    let froze = !was_frozen && cg.freeze().is_ok();
+    let pids = cg.pids();
+    if let Ok(pids) = &pids {
+        for pid in pids {
+            // Processes may exit while we walk: ignore ESRCH.
+            // SAFETY: kill(2) with integer arguments.
+            unsafe { libc::kill(*pid, signal) };
+        }
+    }
+    if froze || (was_frozen && signal == libc::SIGKILL) {
+        cg.thaw()?;
+    }
+    pids.map(drop)
+}
+
 /// The OCI runtime spec version pier-runtime reports.
 pub const OCI_VERSION: &str = "1.2.0";
+
+impl Container {
+    /// Starts another process in the container (runc's `exec`): it joins
+    /// the container's namespaces and cgroup and gets the container's
+    /// seccomp filter. Returns its host pid; it is a child of the caller,
+    /// which must be single-threaded.
+    pub fn exec(&self, process: &oci_spec::runtime::Process, opts: ExecOptions) -> Result<i32> {
+        exec::exec(self, process, opts)
+    }
+}

@@ -64,6 +64,11 @@ pub fn cap_number(name: &str) -> Option<u32> {
     CAPS.iter().position(|c| *c == full).map(|i| i as u32)
 }
 
+/// Name of a capability by kernel number.
+pub fn cap_name(n: u32) -> Option<&'static str> {
+    CAPS.get(n as usize).copied()
+}
+
 /// Highest capability the running kernel knows.
 pub fn last_cap() -> u32 {
     std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")

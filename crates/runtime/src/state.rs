@@ -25,6 +25,9 @@ pub struct StateFile {
     pub created: String,
     #[serde(default)]
     pub annotations: HashMap<String, String>,
+    /// The container's cgroup (None: not managed, e.g. an old state file).
+    #[serde(default)]
+    pub cgroup: Option<crate::cgroups::CgroupState>,
 }
 
 /// Container ids: `[A-Za-z0-9][A-Za-z0-9_.-]*`, at most 1024 bytes.
@@ -58,19 +61,18 @@ pub fn proc_stat(pid: i32) -> io::Result<(char, u64)> {
     parse_stat(&s).ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "bad /proc stat"))
 }
 
-/// Writes `data` to `dir/name` atomically: temp file, fsync, rename.
+/// Writes `data` to `dir/name` atomically: temp file, rename. Readers see
+/// the old or the new file, never a partial one. No fsync: runtime state
+/// describes live processes, which a crash ends anyway (it belongs on a
+/// tmpfs like /run), and two fsyncs cost more than the rest of `create`
+/// on a disk-backed root.
 pub fn write_atomic(dir: &Path, name: &str, data: &[u8]) -> io::Result<()> {
     let tmp = dir.join(format!(".{name}.tmp"));
     {
         let mut f = fs::File::create(&tmp)?;
         f.write_all(data)?;
-        f.sync_all()?;
     }
-    fs::rename(&tmp, dir.join(name))?;
-    if let Ok(d) = fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    fs::rename(&tmp, dir.join(name))
 }
 
 pub fn load(dir: &Path) -> io::Result<StateFile> {

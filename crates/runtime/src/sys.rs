@@ -106,6 +106,33 @@ pub fn cloexec_from(first: u32) -> io::Result<()> {
     Ok(())
 }
 
+/// Whether this process is dumpable (PR_GET_DUMPABLE).
+pub fn dumpable() -> bool {
+    // SAFETY: prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0) == 1 }
+}
+
+/// Sets PR_SET_DUMPABLE. A non-dumpable process's /proc/PID entries
+/// (exe, fd, mem, ...) are closed to other processes without
+/// CAP_SYS_PTRACE, which keeps a container from reaching the runtime
+/// binary through /proc/PID/exe (CVE-2019-5736); children inherit it and
+/// execve of the user's program resets it.
+pub fn set_dumpable(on: bool) -> io::Result<()> {
+    // SAFETY: prctl with integer arguments.
+    let ret = unsafe { libc::prctl(libc::PR_SET_DUMPABLE, libc::c_ulong::from(on), 0, 0, 0) };
+    cvt(ret).map(drop)
+}
+
+/// Whether the working directory is reachable from the process root: the
+/// getcwd syscall reports "(unreachable)..." or ENOENT for a directory
+/// outside it (a cwd reached through a leaked descriptor, CVE-2024-21626).
+pub fn cwd_inside_root() -> bool {
+    let mut buf = [0u8; libc::PATH_MAX as usize];
+    // SAFETY: the syscall writes at most buf.len() bytes into buf.
+    let n = unsafe { libc::syscall(libc::SYS_getcwd, buf.as_mut_ptr(), buf.len()) };
+    n > 0 && buf[0] == b'/'
+}
+
 pub fn pivot_root(new_root: &CStr, put_old: &CStr) -> io::Result<()> {
     // SAFETY: valid C strings.
     let ret = unsafe { libc::syscall(libc::SYS_pivot_root, new_root.as_ptr(), put_old.as_ptr()) };

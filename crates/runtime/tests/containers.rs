@@ -488,20 +488,12 @@ fn create_start_state_kill_delete_lifecycle() {
 
 #[test]
 fn unsupported_features_are_refused() {
+    // Time offsets without a time namespace cannot be honoured.
     let mut b = Bundle::new(&["true"]);
-    b.config["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW"});
-    let out = b.run("seccomp");
+    b.config["linux"]["timeOffsets"] = json!({"monotonic": {"secs": 10}});
+    let out = b.run("timens");
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("seccomp is not supported yet"));
-    assert!(!b.state_dir_exists("seccomp"));
-
-    let mut b = Bundle::new(&["true"]);
-    b.config["linux"]["namespaces"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!({"type": "user"}));
-    let out = b.run("userns");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("user namespaces are not supported yet"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("needs a new time namespace"));
 }
 
 #[test]

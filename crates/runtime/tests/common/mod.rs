@@ -1,0 +1,188 @@
+//! Shared test support for the runtime's integration tests: a bundle made
+//! of a busybox rootfs and a runc-like config.json, with its own state root;
+//! containers are force-deleted when it drops.
+
+#![allow(dead_code)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::{json, Value};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_pier-runtime");
+
+pub struct Bundle {
+    pub dir: tempfile::TempDir,
+    pub root: tempfile::TempDir,
+    pub config: Value,
+    pub ids: Vec<String>,
+}
+
+impl Bundle {
+    pub fn new(args: &[&str]) -> Bundle {
+        let dir = tempfile::tempdir().unwrap();
+        let root = tempfile::tempdir().unwrap();
+        pier_testutil::write_busybox_rootfs(&dir.path().join("rootfs")).unwrap();
+        Bundle {
+            dir,
+            root,
+            config: default_config(args),
+            ids: Vec::new(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn rootfs(&self) -> PathBuf {
+        self.dir.path().join("rootfs")
+    }
+
+    pub fn state_root(&self) -> &Path {
+        self.root.path()
+    }
+
+    pub fn write_config(&self) {
+        fs::write(
+            self.path().join("config.json"),
+            serde_json::to_vec_pretty(&self.config).unwrap(),
+        )
+        .unwrap();
+    }
+
+    /// `pier-runtime --root ROOT ARGS...`
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.arg("--root").arg(self.state_root()).args(args);
+        c
+    }
+
+    pub fn sh(&mut self, script: &str) {
+        self.config["process"]["args"] = json!(["sh", "-c", script]);
+    }
+
+    /// `pier-runtime run` in the foreground with stdin from /dev/null.
+    pub fn run_with(&mut self, id: &str, extra: &[&str]) -> Output {
+        self.write_config();
+        self.ids.push(id.to_owned());
+        let bundle = self.path().to_owned();
+        self.cmd(&["run", "--bundle"])
+            .arg(bundle)
+            .args(extra)
+            .arg(id)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    pub fn run(&mut self, id: &str) -> Output {
+        self.run_with(id, &[])
+    }
+
+    /// Runs and returns stdout, asserting success.
+    pub fn run_ok(&mut self, id: &str) -> String {
+        let out = self.run(id);
+        check(&out)
+    }
+
+    /// `create` with the container's stdio on /dev/null; the runtime's
+    /// stderr goes through a file (a pipe would stay open in the container).
+    pub fn create(&mut self, id: &str, extra: &[&str]) -> Output {
+        self.write_config();
+        self.ids.push(id.to_owned());
+        let bundle = self.path().to_owned();
+        let err_path = self.path().join(format!("create-{id}.err"));
+        let err = fs::File::create(&err_path).unwrap();
+        let status = self
+            .cmd(&["create", "--bundle"])
+            .arg(bundle)
+            .args(extra)
+            .arg(id)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(err)
+            .status()
+            .unwrap();
+        Output {
+            status,
+            stdout: Vec::new(),
+            stderr: fs::read(&err_path).unwrap(),
+        }
+    }
+}
+
+/// Asserts success and returns stdout.
+pub fn check(out: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "failed: {:?}\nstdout: {stdout}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+impl Drop for Bundle {
+    fn drop(&mut self) {
+        for id in std::mem::take(&mut self.ids) {
+            let _ = Command::new(BIN)
+                .arg("--root")
+                .arg(self.root.path())
+                .args(["delete", "--force", &id])
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+/// What `runc spec` produces, with terminal off and the given args.
+pub fn default_config(args: &[&str]) -> Value {
+    let caps = json!(["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
+    json!({
+        "ociVersion": "1.0.2-dev",
+        "process": {
+            "terminal": false,
+            "user": {"uid": 0, "gid": 0},
+            "args": args,
+            "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"],
+            "cwd": "/",
+            "capabilities": {
+                "bounding": caps, "effective": caps, "permitted": caps, "ambient": caps
+            },
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
+            "noNewPrivileges": true
+        },
+        "root": {"path": "rootfs", "readonly": true},
+        "hostname": "pier-test",
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+             "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+            {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+             "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
+            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+             "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+            {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+             "options": ["nosuid", "noexec", "nodev"]},
+            {"destination": "/sys", "type": "sysfs", "source": "sysfs",
+             "options": ["nosuid", "noexec", "nodev", "ro"]}
+        ],
+        "linux": {
+            "namespaces": [
+                {"type": "pid"}, {"type": "network"}, {"type": "ipc"},
+                {"type": "uts"}, {"type": "mount"}
+            ],
+            "maskedPaths": [
+                "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys",
+                "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
+                "/proc/sched_debug", "/sys/firmware", "/proc/scsi"
+            ],
+            "readonlyPaths": [
+                "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"
+            ]
+        }
+    })
+}
