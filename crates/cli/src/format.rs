@@ -3,10 +3,13 @@
 use pier_common::time::human_duration;
 use std::io::Write;
 
-/// Writes rows as a tab-aligned table (Go's tabwriter settings Docker uses:
-/// padding 3, no trailing spaces on the last column).
+/// Writes rows as a tab-aligned table with Docker's settings (Go's
+/// tabwriter, minimum cell width 10 including padding 3), without trailing
+/// spaces on the last column.
 pub fn table(rows: &[Vec<String>]) -> String {
-    let mut tw = tabwriter::TabWriter::new(Vec::new()).padding(3);
+    // This tabwriter adds the padding after the minimum width, Go's counts
+    // it in: 7 + 3 here is Go's 10.
+    let mut tw = tabwriter::TabWriter::new(Vec::new()).minwidth(7).padding(3);
     for row in rows {
         let _ = writeln!(tw, "{}", row.join("\t"));
     }
@@ -79,6 +82,12 @@ mod tests {
             vec!["busybox".into(), "latest".into()],
         ]);
         assert_eq!(t, "REPOSITORY   TAG\nbusybox      latest\n");
+        // Narrow columns are 10 wide, as Docker prints them.
+        let t = table(&[
+            vec!["ID".into(), "NAME".into()],
+            vec!["a".into(), "b".into()],
+        ]);
+        assert_eq!(t, "ID        NAME\na         b\n");
     }
 
     #[test]

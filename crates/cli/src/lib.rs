@@ -5,6 +5,7 @@ pub mod client;
 mod cmd;
 pub mod error;
 pub mod format;
+pub mod template;
 
 use clap::{Parser, Subcommand};
 use client::{Client, Endpoint};
@@ -57,6 +58,22 @@ enum Command {
     /// Manage images
     #[command(subcommand)]
     Image(ImageCommand),
+    /// Show the history of an image
+    History(cmd::image_ops::HistoryArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    Tag(cmd::image_ops::TagArgs),
+    /// Remove one or more images
+    Rmi(cmd::image_ops::RmiArgs),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default)
+    Save(cmd::image_ops::SaveArgs),
+    /// Load an image from a tar archive or STDIN
+    Load(cmd::image_ops::LoadArgs),
+    /// Create a new image from a container's changes
+    Commit(cmd::image_ops::CommitArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(cmd::image_ops::DiffArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(cmd::image_ops::ExportArgs),
     /// Display system-wide information
     Info,
     /// Manage pier
@@ -73,12 +90,29 @@ enum ImageCommand {
     /// List images
     #[command(alias = "list")]
     Ls(cmd::images::ImagesArgs),
+    /// Display detailed information on one or more images
+    Inspect(cmd::image_ops::InspectArgs),
+    /// Show the history of an image
+    History(cmd::image_ops::HistoryArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    Tag(cmd::image_ops::TagArgs),
+    /// Remove one or more images
+    #[command(alias = "remove")]
+    Rm(cmd::image_ops::RmiArgs),
+    /// Remove unused images
+    Prune(cmd::image_ops::PruneArgs),
+    /// Save one or more images to a tar archive
+    Save(cmd::image_ops::SaveArgs),
+    /// Load an image from a tar archive or STDIN
+    Load(cmd::image_ops::LoadArgs),
 }
 
 #[derive(Debug, Subcommand)]
 enum SystemCommand {
     /// Display system-wide information
     Info,
+    /// Show docker disk usage
+    Df(cmd::image_ops::DfArgs),
 }
 
 /// Entry point of the `pier` binary; returns the process exit code.
@@ -131,7 +165,37 @@ async fn dispatch(cli: Cli) -> Result<i32, CliError> {
         Command::Import(args) | Command::Image(ImageCommand::Import(args)) => {
             cmd::images::import(&client, args).await
         }
+        Command::Image(ImageCommand::Inspect(a)) => cmd::image_ops::inspect(&client, a).await,
+        Command::History(a) | Command::Image(ImageCommand::History(a)) => {
+            cmd::image_ops::history(&client, a).await
+        }
+        Command::Tag(a) | Command::Image(ImageCommand::Tag(a)) => {
+            cmd::image_ops::tag(&client, a).await
+        }
+        Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => {
+            cmd::image_ops::rmi(&client, a).await
+        }
+        Command::Image(ImageCommand::Prune(a)) => cmd::image_ops::prune(&client, a).await,
+        Command::Save(a) | Command::Image(ImageCommand::Save(a)) => {
+            cmd::image_ops::save(&client, a).await
+        }
+        Command::Load(a) | Command::Image(ImageCommand::Load(a)) => {
+            cmd::image_ops::load(&client, a).await
+        }
+        Command::Commit(a) => cmd::image_ops::commit(&client, a).await,
+        Command::Diff(a) => cmd::image_ops::diff(&client, a).await,
+        Command::Export(a) => cmd::image_ops::export(&client, a).await,
+        Command::System(SystemCommand::Df(a)) => cmd::image_ops::df(&client, a).await,
         Command::Info | Command::System(SystemCommand::Info) => cmd::system::info(&client).await,
         Command::Version => cmd::system::version(&client).await,
+    }
+}
+
+#[cfg(test)]
+mod cli_tests {
+    #[test]
+    fn command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
     }
 }

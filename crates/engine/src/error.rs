@@ -51,9 +51,11 @@ impl From<pier_image::Error> for Error {
     fn from(e: pier_image::Error) -> Self {
         let status = match e {
             pier_image::Error::ImageNotFound(_) => StatusCode::NOT_FOUND,
-            pier_image::Error::InvalidReference(_) | pier_image::Error::InvalidLayer(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            pier_image::Error::InvalidReference(_)
+            | pier_image::Error::InvalidLayer(_)
+            | pier_image::Error::InvalidImage(_)
+            | pier_image::Error::AmbiguousId(_) => StatusCode::BAD_REQUEST,
+            pier_image::Error::Conflict(_) => StatusCode::CONFLICT,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         Error::new(status, e.to_string())

@@ -29,6 +29,14 @@ impl Content {
         Ok(Content { blobs, ingest })
     }
 
+    pub(crate) fn blobs_dir(&self) -> &Path {
+        &self.blobs
+    }
+
+    pub(crate) fn ingest_dir(&self) -> &Path {
+        &self.ingest
+    }
+
     /// Where the blob `sha256:<hex>` lives (whether or not it exists).
     pub(crate) fn path(&self, digest: &str) -> Result<PathBuf> {
         Ok(self.blobs.join(hex_of(digest)?))
@@ -81,6 +89,22 @@ pub(crate) fn hex_of(digest: &str) -> Result<&str> {
     }
 }
 
+/// Asks the kernel to start writing a file range back (without waiting):
+/// spreads the I/O of a large write over the time it takes, instead of
+/// leaving it all to the final fsync/syncfs.
+pub(crate) fn start_writeback(f: &File, offset: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: sync_file_range on an open fd; only a hint, errors ignored.
+    unsafe {
+        libc::sync_file_range(
+            f.as_raw_fd(),
+            offset as i64,
+            len as i64,
+            libc::SYNC_FILE_RANGE_WRITE,
+        )
+    };
+}
+
 /// A blob being written: hashes what passes through, removes itself unless
 /// committed.
 pub(crate) struct Ingest {
@@ -96,7 +120,13 @@ impl Write for Ingest {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.file.write(buf)?;
         self.hasher.update(&buf[..n]);
+        let before = self.size;
         self.size += n as u64;
+        // Start writing back every 8 MiB, so the final sync has little left.
+        const STEP: u64 = 8 << 20;
+        if before / STEP != self.size / STEP {
+            start_writeback(&self.file, (self.size / STEP - 1) * STEP, STEP);
+        }
         Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -135,6 +165,64 @@ impl Ingest {
         self.done = true;
         crate::meta::sync_dir(&self.blobs)?;
         Ok((digest, self.size))
+    }
+}
+
+impl Ingest {
+    /// Verifies like `commit` but neither syncs nor moves the blob: for a
+    /// batch of blobs made durable by one `syncfs` before they are placed.
+    pub(crate) fn finish(mut self, expected: Option<&str>) -> Result<Pending> {
+        let digest = format!("sha256:{}", hex::encode(self.hasher.clone().finalize()));
+        if let Some(want) = expected {
+            if want != digest {
+                return Err(Error::InvalidLayer(format!(
+                    "content digest mismatch: expected {want}, got {digest} \
+                     ({} bytes); the data was corrupted in transit, try again",
+                    self.size
+                )));
+            }
+        }
+        hex_of(&digest)?;
+        self.done = true;
+        Ok(Pending {
+            path: std::mem::take(&mut self.path),
+            blobs: self.blobs.clone(),
+            digest,
+            placed: false,
+        })
+    }
+}
+
+/// A verified blob still in `ingest/`, not yet synced; removed on drop
+/// unless placed.
+pub(crate) struct Pending {
+    path: PathBuf,
+    blobs: PathBuf,
+    pub digest: String,
+    placed: bool,
+}
+
+impl Pending {
+    /// Moves the blob into place. Callers have synced the filesystem since
+    /// it was written (and sync the blobs directory afterwards).
+    pub(crate) fn place(mut self) -> Result<()> {
+        let dest = self.blobs.join(hex_of(&self.digest)?);
+        fs::rename(&self.path, &dest).map_err(|e| {
+            io_err(
+                format!("moving {} to {}", self.path.display(), dest.display()),
+                e,
+            )
+        })?;
+        self.placed = true;
+        Ok(())
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if !self.placed {
+            let _ = fs::remove_file(&self.path);
+        }
     }
 }
 

@@ -109,6 +109,7 @@ pub fn unpack_tar(mut reader: impl Read, dir: &Path) -> Result<UnpackStats> {
         dir_times: Vec::new(),
         stats: UnpackStats::default(),
         buf: vec![0; 128 * 1024],
+        cached_parent: None,
     };
     {
         let mut archive = tar::Archive::new(&mut reader);
@@ -207,6 +208,11 @@ struct Unpacker {
     dir_times: Vec<(Vec<Vec<u8>>, Timestamps)>,
     stats: UnpackStats,
     buf: Vec<u8>,
+    /// The parent directory of the last regular file, reused by the next
+    /// regular file in the same directory. Only regular files may use it:
+    /// they never change a directory on the way, while any other entry
+    /// (directory, symlink, link, whiteout) drops it.
+    cached_parent: Option<(Vec<Vec<u8>>, OwnedFd)>,
 }
 
 struct Meta {
@@ -233,7 +239,12 @@ impl Unpacker {
             }
             return Err(bad("a non-directory entry names the root"));
         };
-        let parent = self.open_dir(parent_comps, true)?;
+        let plain_file = matches!(kind, tar::EntryType::Regular | tar::EntryType::Continuous)
+            && !name.starts_with(WHITEOUT_PREFIX.as_bytes());
+        let parent = match self.cached_parent.take() {
+            Some((c, fd)) if plain_file && c.as_slice() == parent_comps => fd,
+            _ => self.open_dir(parent_comps, true)?,
+        };
         let name_os = OsStr::from_bytes(name);
 
         // Whiteouts.
@@ -289,17 +300,26 @@ impl Unpacker {
                 self.dir_times.push((comps.clone(), meta.times));
             }
             T::Regular | T::Continuous | T::GNUSparse => {
-                remove_at(parent.as_fd(), name_os)?;
-                let fd = rfs::openat(
-                    &parent,
-                    name_os,
-                    OFlags::WRONLY
-                        | OFlags::CREATE
-                        | OFlags::EXCL
-                        | OFlags::NOFOLLOW
-                        | OFlags::CLOEXEC,
-                    Mode::from_raw_mode(0o600),
-                )?;
+                let create = || {
+                    rfs::openat(
+                        &parent,
+                        name_os,
+                        OFlags::WRONLY
+                            | OFlags::CREATE
+                            | OFlags::EXCL
+                            | OFlags::NOFOLLOW
+                            | OFlags::CLOEXEC,
+                        Mode::from_raw_mode(0o600),
+                    )
+                };
+                // Whatever is there (file, symlink, directory) is replaced.
+                let fd = match create() {
+                    Err(Errno::EXIST) => {
+                        remove_at(parent.as_fd(), name_os)?;
+                        create()?
+                    }
+                    r => r?,
+                };
                 let mut file = std::fs::File::from(fd);
                 let want = entry.size();
                 let mut got = 0u64;
@@ -320,8 +340,15 @@ impl Unpacker {
                     )));
                 }
                 self.stats.bytes += got;
+                if got > 0 {
+                    crate::content::start_writeback(&file, 0, 0);
+                }
                 apply_fd_meta(file.as_fd(), &meta)?;
                 rfs::futimens(&file, &meta.times)?;
+                drop(file);
+                if plain_file {
+                    self.cached_parent = Some((parent_comps.to_vec(), parent));
+                }
             }
             T::Symlink => {
                 let target = entry

@@ -18,10 +18,19 @@ pub mod extract; // unpack_layer(reader, dir): safe extraction, whiteouts conver
 pub mod mount; // mount_overlay(lowers, upper, work, target), unmount(target)
 pub mod reference; // Reference::parse("busybox") -> docker.io/library/busybox:latest, familiar() -> "busybox:latest"
 
+mod archive;
 mod content;
+mod diff;
+mod gc;
+pub mod manifest;
 mod meta;
 pub mod snapshots;
 mod store;
+
+pub use archive::LoadedImage;
+pub use diff::{changes, write_tar, Change, ChangeKind, CommitOptions};
+pub use gc::du;
+pub use gc::{Deleted, GcStats, ImageDetails};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -34,6 +43,12 @@ pub enum Error {
     /// A short ID that matches several images (docker: 400 Bad Request).
     #[error("multiple images found with provided prefix: {0}; give more characters of the ID")]
     AmbiguousId(String),
+    /// An archive, manifest or config that cannot be used (400).
+    #[error("{0}")]
+    InvalidImage(String),
+    /// The operation conflicts with the image's use (docker: 409 Conflict).
+    #[error("conflict: {0}")]
+    Conflict(String),
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -84,17 +99,25 @@ pub struct Store {
     content: content::Content,
     snapshots: snapshots::Snapshots,
     meta: meta::Meta,
+    /// Writers (import, load, commit) hold it shared; garbage collection
+    /// holds it exclusively, so it never sees a blob before its image record.
+    gc_lock: std::sync::RwLock<()>,
 }
 
 impl Store {
     /// Opens (creating if needed) the store under the data root.
+    /// What a crash left half-written (`content/ingest/*`,
+    /// `snapshots/tmp-*`) is removed: only one process (pierd) opens a store.
     pub fn open(data_root: &Path) -> Result<Store> {
-        Ok(Store {
+        let store = Store {
             root: data_root.to_path_buf(),
             content: content::Content::open(data_root)?,
             snapshots: snapshots::Snapshots::open(data_root)?,
             meta: meta::Meta::open(data_root)?,
-        })
+            gc_lock: std::sync::RwLock::new(()),
+        };
+        store.clean_leftovers()?;
+        Ok(store)
     }
     /// The data root this store lives in.
     pub fn root(&self) -> &Path {

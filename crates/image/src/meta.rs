@@ -24,6 +24,10 @@ pub(crate) struct ImageRecord {
     pub created_nanos: u32,
     /// Sum of the uncompressed layer sizes.
     pub size: u64,
+    /// The index or manifest list the image was loaded through, kept with
+    /// the blobs it reaches so `save` writes it back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<String>,
 }
 
 /// Full reference ("docker.io/library/busybox:latest") -> manifest digest.

@@ -48,6 +48,10 @@ impl Snapshots {
         Ok(Snapshots { dir })
     }
 
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     pub(crate) fn path(&self, chain_id: &str) -> Result<PathBuf> {
         Ok(self.dir.join(hex_of(chain_id)?))
     }
@@ -71,17 +75,26 @@ impl TmpSnapshot {
     }
 
     /// Makes the unpacked layer the snapshot of `chain_id`; returns its path.
-    pub(crate) fn commit(mut self, snaps: &Snapshots, chain_id: &str) -> Result<PathBuf> {
+    pub(crate) fn commit(self, snaps: &Snapshots, chain_id: &str) -> Result<PathBuf> {
+        self.commit_inner(snaps, chain_id, true)
+    }
+
+    /// As `commit`, for a caller that synced the filesystem after the
+    /// layer was unpacked.
+    pub(crate) fn commit_synced(self, snaps: &Snapshots, chain_id: &str) -> Result<PathBuf> {
+        self.commit_inner(snaps, chain_id, false)
+    }
+
+    fn commit_inner(mut self, snaps: &Snapshots, chain_id: &str, sync: bool) -> Result<PathBuf> {
         let dest = snaps.path(chain_id)?;
         if dest.is_dir() {
             return Ok(dest); // already unpacked: ours is dropped
         }
         // One syncfs instead of an fsync per file: the content must be on
         // disk before the rename makes it visible.
-        let dir = fs::File::open(&self.path)
-            .map_err(|e| io_err(format!("opening {}", self.path.display()), e))?;
-        rustix::fs::syncfs(&dir)
-            .map_err(|e| io_err(format!("syncing {}", self.path.display()), e.into()))?;
+        if sync {
+            sync_fs(&self.path)?;
+        }
         match fs::rename(&self.path, &dest) {
             Ok(()) => {
                 self.done = true;
@@ -98,6 +111,12 @@ impl TmpSnapshot {
         }
         Ok(dest)
     }
+}
+
+/// syncfs(2) of the filesystem holding `path`.
+pub(crate) fn sync_fs(path: &Path) -> Result<()> {
+    let f = fs::File::open(path).map_err(|e| io_err(format!("opening {}", path.display()), e))?;
+    rustix::fs::syncfs(&f).map_err(|e| io_err(format!("syncing {}", path.display()), e.into()))
 }
 
 fn is_exists(e: &io::Error) -> bool {

@@ -5,7 +5,7 @@ use std::io::{self, Read, Write};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use oci_spec::image::{
-    Arch, Descriptor, HistoryBuilder, ImageConfiguration, ImageConfigurationBuilder, ImageManifest,
+    Arch, Descriptor, HistoryBuilder, ImageConfiguration, ImageConfigurationBuilder,
     ImageManifestBuilder, MediaType, Os, RootFsBuilder,
 };
 
@@ -30,6 +30,7 @@ impl<R: Read> Read for Tee<'_, R> {
 
 impl Store {
     pub(crate) fn import_impl(&self, tar: impl Read, opts: &ImportOptions) -> Result<ImageSummary> {
+        let _gc = self.gc_guard();
         let reference = match &opts.reference {
             Some(r) => {
                 let r = Reference::parse(r)?;
@@ -119,6 +120,7 @@ impl Store {
             created: now.as_secs() as i64,
             created_nanos: now.subsec_nanos(),
             size: layer_size,
+            index: None,
         };
         self.meta.put_record(&id_hex, &record)?;
         let mut repo_tags = Vec::new();
@@ -164,7 +166,7 @@ impl Store {
         let hex = find_id(name_or_id, &records, &repos)?;
         let rec = &records[&hex];
         let manifest = self.manifest(&rec.manifest)?;
-        let config_digest = manifest.config().digest().to_string();
+        let config_digest = manifest.config.digest.clone();
         let config: ImageConfiguration =
             serde_json::from_slice(&self.content.read(&config_digest)?).map_err(|e| {
                 self.damaged(&hex, &format!("config {config_digest} does not parse: {e}"))
@@ -229,13 +231,13 @@ impl Store {
         self.meta.remove_record(&hex)
     }
 
-    fn manifest(&self, digest: &str) -> Result<ImageManifest> {
-        serde_json::from_slice(&self.content.read(digest)?).map_err(|e| {
-            io_err(
-                format!("manifest {digest} does not parse"),
-                io::Error::new(io::ErrorKind::InvalidData, e),
-            )
-        })
+    pub(crate) fn manifest(&self, digest: &str) -> Result<crate::manifest::Manifest> {
+        match crate::manifest::parse(&self.content.read(digest)?, &format!("manifest {digest}"))? {
+            crate::manifest::Parsed::Manifest(m) => Ok(m),
+            crate::manifest::Parsed::Index(_) => Err(Error::InvalidImage(format!(
+                "manifest {digest} is an index, not an image manifest"
+            ))),
+        }
     }
 
     fn damaged(&self, hex: &str, why: &str) -> Error {
@@ -281,7 +283,7 @@ fn tags_by_id(
 }
 
 /// Docker's lookup order: full ID, reference, then unique ID prefix.
-fn find_id(
+pub(crate) fn find_id(
     name: &str,
     records: &BTreeMap<String, ImageRecord>,
     repos: &Repositories,

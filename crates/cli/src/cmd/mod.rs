@@ -1,6 +1,7 @@
 //! One module per group of commands.
 
 pub mod containers;
+pub mod image_ops;
 pub mod images;
 pub mod run;
 pub mod system;

@@ -1,6 +1,7 @@
 //! The Docker Engine API over pierd's unix socket: routes, the version
 //! prefix (`/v1.45/...`), query helpers.
 
+mod commit;
 mod containers;
 mod images;
 mod system;
@@ -23,7 +24,19 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/info", get(system::info))
         .route("/images/json", get(images::list))
         .route("/images/create", post(images::create))
-        .route("/images/{*rest}", get(images::get_by_path))
+        .route("/images/get", get(images::save_many))
+        .route("/images/load", post(images::load))
+        .route("/images/prune", post(images::prune))
+        .route(
+            "/images/{*rest}",
+            get(images::get_by_path)
+                .post(images::post_by_path)
+                .delete(images::delete_by_path),
+        )
+        .route("/commit", post(commit::commit))
+        .route("/system/df", get(commit::system_df))
+        .route("/containers/{id}/changes", get(commit::changes))
+        .route("/containers/{id}/export", get(commit::export))
         .route("/containers/json", get(containers::list))
         .route("/containers/create", post(containers::create))
         .route("/containers/{id}/json", get(containers::inspect))

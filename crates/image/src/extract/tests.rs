@@ -489,3 +489,48 @@ fn pax_time_parsing() {
     assert_eq!((t.tv_sec, t.tv_nsec), (7, 0));
     assert!(parse_pax_time(b"x").is_none());
 }
+
+#[test]
+fn a_parent_directory_swapped_for_a_symlink_between_entries_stays_inside() {
+    let env = mkenv();
+    let outside = env.outside.to_str().unwrap().to_owned();
+    let mut t = Tar::new();
+    t.add(dir("p/"))
+        .add(file("p/a", b"a"))
+        .add(symlink("p", &outside))
+        .add(file("p/b", b"b"));
+    let r = unpack(t, &env.root);
+    assert_eq!(names(&env.outside), Vec::<String>::new(), "{r:?}");
+    // Same with a relative link climbing out.
+    let env = mkenv();
+    let mut t = Tar::new();
+    t.add(dir("q/"))
+        .add(symlink("q", "../../outside"))
+        .add(file("q/c", b"c"));
+    let r = unpack(t, &env.root);
+    assert_eq!(names(&env.outside), Vec::<String>::new(), "{r:?}");
+}
+
+#[test]
+fn whiteouts_aimed_outside_remove_and_mark_nothing_there() {
+    let env = mkenv();
+    fs::write(env.outside.join("victim"), b"keep").unwrap();
+    let outside = env.outside.to_str().unwrap().to_owned();
+    let mut t = Tar::new();
+    t.add(file("../outside/.wh.victim", b""))
+        .add(file("x/../../../outside/.wh.victim", b""));
+    let _ = unpack(t, &env.root);
+    let mut t = Tar::new();
+    t.add(symlink("l", &outside))
+        .add(file("l/.wh.victim", b""))
+        .add(file("l/.wh..wh..opq", b""));
+    let _ = unpack(t, &env.root);
+    assert_eq!(fs::read(env.outside.join("victim")).unwrap(), b"keep");
+    assert_eq!(names(&env.outside), ["victim"]);
+    assert!(rfs::getxattr(
+        env.outside.as_path(),
+        OVERLAY_OPAQUE_XATTR,
+        &mut [0u8; 8][..]
+    )
+    .is_err());
+}
