@@ -330,7 +330,9 @@ fn setup(plan: &ExecPlan, sock: RawFd) -> InitResult<std::convert::Infallible> {
         return Err(last("chdir to the process cwd"));
     }
     if !crate::sys::cwd_inside_root() {
-        return Err(InitError::config("process.cwd is outside the container's root"));
+        return Err(InitError::config(
+            "process.cwd is outside the container's root",
+        ));
     }
     if plan.no_new_privileges {
         process::no_new_privs()?;

@@ -416,7 +416,9 @@ fn setup(plan: &InitPlan, sock: RawFd) -> InitResult<std::convert::Infallible> {
         return Err(last_err("chdir to the process cwd"));
     }
     if !sys::cwd_inside_root() {
-        return Err(InitError::config("process.cwd is outside the container's root"));
+        return Err(InitError::config(
+            "process.cwd is outside the container's root",
+        ));
     }
     if plan.no_new_privileges {
         process::no_new_privs()?;

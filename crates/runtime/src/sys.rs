@@ -126,10 +126,14 @@ pub fn set_dumpable(on: bool) -> io::Result<()> {
 /// Whether the working directory is reachable from the process root: the
 /// getcwd syscall reports "(unreachable)..." or ENOENT for a directory
 /// outside it (a cwd reached through a leaked descriptor, CVE-2024-21626).
+/// Other errors (a seccomp filter denying getcwd) do not count against it.
 pub fn cwd_inside_root() -> bool {
     let mut buf = [0u8; libc::PATH_MAX as usize];
     // SAFETY: the syscall writes at most buf.len() bytes into buf.
     let n = unsafe { libc::syscall(libc::SYS_getcwd, buf.as_mut_ptr(), buf.len()) };
+    if n < 0 {
+        return io::Error::last_os_error().raw_os_error() != Some(libc::ENOENT);
+    }
     n > 0 && buf[0] == b'/'
 }
 
