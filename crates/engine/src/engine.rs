@@ -254,17 +254,7 @@ impl Engine {
             args,
             config,
             host_config: body.host_config.clone().unwrap_or_default(),
-            state: State {
-                status: Status::Created,
-                pid: 0,
-                shim_pid: 0,
-                exit_code: 0,
-                oom_killed: false,
-                error: String::new(),
-                started_at: String::new(),
-                finished_at: String::new(),
-                exits: 0,
-            },
+            state: State::default(),
         };
         let dir = self.container_dir(&id);
         for sub in ["upper", "work", "rootfs"] {

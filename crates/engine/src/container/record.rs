@@ -4,9 +4,10 @@
 use bollard_stubs::models::{ContainerConfig, HostConfig};
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
+    #[default]
     Created,
     Running,
     Exited,
@@ -24,7 +25,8 @@ impl Status {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A container's state; the default is a container just created.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct State {
     pub status: Status,
     #[serde(default)]

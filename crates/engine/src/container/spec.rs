@@ -143,7 +143,7 @@ pub fn hosts_file(hostname: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::container::record::{State, Status};
+    use crate::container::record::State;
 
     fn record() -> ContainerRecord {
         ContainerRecord {
@@ -160,17 +160,7 @@ mod tests {
                 ..Default::default()
             },
             host_config: Default::default(),
-            state: State {
-                status: Status::Created,
-                pid: 0,
-                shim_pid: 0,
-                exit_code: 0,
-                oom_killed: false,
-                error: String::new(),
-                started_at: String::new(),
-                finished_at: String::new(),
-                exits: 0,
-            },
+            state: State::default(),
         }
     }
 
