@@ -202,6 +202,74 @@ fn v1_mounts() -> &'static [(Vec<String>, PathBuf)] {
     })
 }
 
+/// The v1 hierarchies with only their controller names (`cpu`,
+/// `name=systemd`: super options like `rw` or `xattr` dropped), as
+/// [`crate::mounts::expand_cgroup`] wants them.
+pub fn v1_hierarchies() -> &'static [(Vec<String>, PathBuf)] {
+    static H: OnceLock<Vec<(Vec<String>, PathBuf)>> = OnceLock::new();
+    H.get_or_init(|| {
+        let known = fs::read_to_string("/proc/cgroups").unwrap_or_default();
+        let known: Vec<&str> = known
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.split_whitespace().next())
+            .collect();
+        v1_mounts()
+            .iter()
+            .map(|(opts, mp)| {
+                let ctrls = opts
+                    .iter()
+                    .filter(|o| o.starts_with("name=") || known.contains(&o.as_str()))
+                    .cloned()
+                    .collect();
+                (ctrls, mp.clone())
+            })
+            .collect()
+    })
+}
+
+/// Expands the spec's `type: cgroup` mounts for the container's cgroup,
+/// creating its directories first when they are to be bind mounted (the
+/// init is moved into them concurrently with its mounts).
+pub fn expand_mounts(
+    plans: Vec<crate::mounts::MountPlan>,
+    st: &CgroupState,
+    cgroupns: bool,
+) -> Result<Vec<crate::mounts::MountPlan>> {
+    use crate::mounts::{expand_cgroup, CgroupHost, MountKind};
+    if !plans.iter().any(|p| p.kind == MountKind::Cgroup) {
+        return Ok(plans);
+    }
+    let root = Path::new(ROOT);
+    let host = match st.mode {
+        Mode::V1 => CgroupHost::V1 {
+            hierarchies: v1_hierarchies(),
+        },
+        Mode::V2 => CgroupHost::V2 { root },
+    };
+    if !cgroupns {
+        let rel = st.path.strip_prefix("/").unwrap_or(&st.path);
+        let dirs: Vec<PathBuf> = match st.mode {
+            Mode::V1 => v1_hierarchies().iter().map(|(_, m)| m.join(rel)).collect(),
+            Mode::V2 => vec![root.join(rel)],
+        };
+        for d in dirs {
+            fs::create_dir_all(&d).map_err(|e| {
+                Error::Cgroup(format!("creating cgroup directory {}: {e}", d.display()))
+            })?;
+        }
+    }
+    let mut out = Vec::with_capacity(plans.len());
+    for p in plans {
+        if p.kind == MountKind::Cgroup {
+            out.extend(expand_cgroup(&p, &host, &st.path, cgroupns)?);
+        } else {
+            out.push(p);
+        }
+    }
+    Ok(out)
+}
+
 /// A container's cgroup.
 pub struct Cgroup {
     st: CgroupState,

@@ -198,6 +198,8 @@ fn create_in(
     let (cg_state, resources) = cgroups::plan(spec, id)?;
     let cg_guard = CgroupGuard(Some(cg_state.clone()));
     let new_cgroup_ns = ns.clone_flags & libc::CLONE_NEWCGROUP as u64 != 0;
+    plan.mounts =
+        cgroups::expand_mounts(std::mem::take(&mut plan.mounts), &cg_state, new_cgroup_ns)?;
     // A new cgroup namespace is rooted at the cgroup the child is born in:
     // so we enter the container's cgroup ourselves for the clone and go
     // back afterwards. Otherwise the child is moved in after the clone,

@@ -128,6 +128,16 @@ fn mount_err(what: &str, dest: &str) -> impl FnOnce(io::Error) -> InitError {
 
 /// Performs one planned mount inside the rootfs.
 pub fn do_mount(root: RawFd, m: &MountPlan) -> InitResult<()> {
+    match m.kind {
+        MountKind::Symlink => return symlink_in_root(root, m),
+        MountKind::Cgroup => {
+            return Err(InitError::config(&format!(
+                "cgroup mount on {} was not expanded",
+                m.dest
+            )))
+        }
+        _ => {}
+    }
     let leaf_file = matches!(m.kind, MountKind::Bind { dir: false });
     let target = mkdir_all_in_root(root, &m.dest, leaf_file)
         .map_err(mount_err("creating mount point", &m.dest))?;
@@ -168,16 +178,7 @@ pub fn do_mount(root: RawFd, m: &MountPlan) -> InitResult<()> {
             )
             .map_err(mount_err("mounting", &m.dest))?;
         }
-        MountKind::CgroupPlaceholder => {
-            sys::mount(
-                Some(c"tmpfs"),
-                tpath.as_cstr(),
-                Some(c"tmpfs"),
-                libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-                Some(c"mode=755"),
-            )
-            .map_err(mount_err("mounting a cgroup placeholder on", &m.dest))?;
-        }
+        MountKind::Symlink | MountKind::Cgroup => {}
     }
     if !m.opts.propagation.is_empty() {
         let again = open_in_root(root, &m.dest).map_err(mount_err("reopening", &m.dest))?;
@@ -185,6 +186,28 @@ pub fn do_mount(root: RawFd, m: &MountPlan) -> InitResult<()> {
         for prop in &m.opts.propagation {
             sys::mount(None, p.as_cstr(), None, *prop, None)
                 .map_err(mount_err("setting propagation of", &m.dest))?;
+        }
+    }
+    Ok(())
+}
+
+/// Creates the symlink `m.dest` (inside the rootfs) pointing to `m.source`.
+fn symlink_in_root(root: RawFd, m: &MountPlan) -> InitResult<()> {
+    let (dir, name) = match m.dest.rsplit_once('/') {
+        Some((dir, name)) if !name.is_empty() => (dir, name),
+        _ => return Err(InitError::config(&format!("bad symlink path {:?}", m.dest))),
+    };
+    let target = m
+        .source
+        .as_deref()
+        .ok_or_else(|| InitError::config("symlink without a target"))?;
+    let dirfd = mkdir_all_in_root(root, dir, false).map_err(mount_err("creating", dir))?;
+    let cname = CString::new(name).map_err(|_| InitError::config("symlink name contains NUL"))?;
+    // SAFETY: valid descriptor and C strings.
+    if unsafe { libc::symlinkat(target.as_ptr(), dirfd.as_raw_fd(), cname.as_ptr()) } != 0 {
+        let e = io::Error::last_os_error();
+        if errno(&e) != libc::EEXIST {
+            return Err(InitError::io(&format!("symlink {}", m.dest), e));
         }
     }
     Ok(())

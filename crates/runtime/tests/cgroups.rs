@@ -713,3 +713,42 @@ fn cgroup_namespace_is_rooted_at_the_container_cgroup() {
     let own = fs::read_to_string("/proc/self/cgroup").unwrap();
     assert!(!own.contains(&path), "{own}");
 }
+
+#[test]
+fn cgroup_mount_shows_the_containers_own_cgroup_read_only() {
+    let (file, want) = if is_v2() {
+        ("/sys/fs/cgroup/memory.max", "41943040")
+    } else {
+        ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "41943040")
+    };
+    for (id, cgroupns) in [("cgt-cgmount", false), ("cgt-cgmount-ns", true)] {
+        let mut b = Bundle::new(&[]);
+        b.config["mounts"].as_array_mut().unwrap().push(json!({
+            "destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+            "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]
+        }));
+        b.config["linux"]["resources"]["memory"] = json!({"limit": 41943040});
+        if cgroupns {
+            b.config["linux"]["namespaces"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"type": "cgroup"}));
+        }
+        let path = b.cgroup_for(id);
+        sh(
+            &mut b,
+            &format!("cat {file}; echo 1 > {file} 2>/dev/null && echo WRITABLE; true"),
+        );
+        let out = b.run(id);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{id}: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(stdout.trim(), want, "{id}: container sees {stdout:?}");
+        for d in all_dirs(&path) {
+            assert!(!d.exists(), "{} survived run", d.display());
+        }
+    }
+}

@@ -169,3 +169,70 @@ fn user_namespace() {
         as_is,
     );
 }
+
+/// Removes the v1 cgroup directories `/<id>` left behind (by a failed run).
+struct CgroupDirs(String);
+
+impl Drop for CgroupDirs {
+    fn drop(&mut self) {
+        if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
+            for e in rd.flatten() {
+                let _ = std::fs::remove_dir(e.path().join(&self.0));
+            }
+        }
+    }
+}
+
+/// Bundle with runc spec's `/sys/fs/cgroup` mount and a memory limit.
+fn cgroup_bundle() -> Bundle {
+    let mut b = Bundle::new(&[]);
+    b.config["mounts"].as_array_mut().unwrap().push(json!({
+        "destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+        "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]
+    }));
+    b.config["linux"]["resources"] = json!({"memory": {"limit": 67108864}});
+    b
+}
+
+/// mountinfo lines reduced to "mount-point options".
+fn cgroup_mounts(s: &str) -> String {
+    let mut v: Vec<&str> = s.lines().collect();
+    v.sort_unstable();
+    v.join("\n")
+}
+
+#[test]
+fn cgroup_mount_matches_runc() {
+    let id = format!("cgmount-{}", std::process::id());
+    let _dirs = CgroupDirs(id.clone());
+    let mut b = cgroup_bundle();
+    same(
+        &id,
+        &mut b,
+        "ls /sys/fs/cgroup; cat /sys/fs/cgroup/memory/memory.limit_in_bytes; \
+         grep cgroup /proc/self/mountinfo | awk '{print $5, $6}'; \
+         echo 1000000 > /sys/fs/cgroup/memory/memory.limit_in_bytes && echo WRITABLE; \
+         cat /sys/fs/cgroup/memory/memory.limit_in_bytes",
+        cgroup_mounts,
+    );
+}
+
+#[test]
+fn cgroup_mount_with_cgroup_namespace_matches_runc() {
+    let id = format!("cgmount-ns-{}", std::process::id());
+    let _dirs = CgroupDirs(id.clone());
+    let mut b = cgroup_bundle();
+    b.config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "cgroup"}));
+    same(
+        &id,
+        &mut b,
+        "ls /sys/fs/cgroup; cat /sys/fs/cgroup/memory/memory.limit_in_bytes; \
+         grep cgroup /proc/self/mountinfo | awk '{print $5, $6}'; \
+         echo 1000000 > /sys/fs/cgroup/memory/memory.limit_in_bytes && echo WRITABLE; \
+         cat /proc/self/cgroup",
+        cgroup_mounts,
+    );
+}
