@@ -18,16 +18,22 @@ command -v containerd >/dev/null || { echo "containerd is not installed" >&2; ex
 busybox=$(command -v busybox)
 
 t=$(mktemp -d /var/tmp/pier-containerd.XXXXXX)
+# containerd puts a namespace's containers under the cgroup /NAMESPACE, and
+# leaves that parent behind: a namespace of our own, removed at the end.
+ns=pier-ctr-$$
 pid=
 cleanup() {
     if [ -n "$pid" ]; then
-        ctr -a "$t/containerd.sock" -n pier task kill -s KILL pier-ctr-test >/dev/null 2>&1 || true
+        ctr -a "$t/containerd.sock" -n "$ns" task kill -s KILL pier-ctr-test >/dev/null 2>&1 || true
         kill "$pid" 2>/dev/null || true
         wait "$pid" 2>/dev/null || true
     fi
     # Snapshots may still be mounted if containerd died mid-way.
     grep " $t/" /proc/self/mounts | awk '{print $2}' | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
     rm -rf "$t"
+    for d in /sys/fs/cgroup/*/"$ns" /sys/fs/cgroup/"$ns"; do
+        [ -d "$d" ] && rmdir "$d" 2>/dev/null || true
+    done
 }
 trap cleanup EXIT INT TERM
 
@@ -78,7 +84,7 @@ printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.
 echo '{"imageLayoutVersion":"1.0.0"}' > "$oci/oci-layout"
 tar -C "$oci" -cf "$t/image.tar" .
 
-c="ctr -a $t/containerd.sock -n pier"
+c="ctr -a $t/containerd.sock -n $ns"
 $c image import --no-unpack=false "$t/image.tar" >/dev/null 2>&1 || $c image import "$t/image.tar"
 $c image ls -q | grep -q pierbox
 
