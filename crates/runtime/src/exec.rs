@@ -16,9 +16,9 @@ use std::path::PathBuf;
 
 use oci_spec::runtime::{ContainerState, Process, Spec};
 
-use crate::init::{InitError, InitResult, Kind};
+use crate::init::{resolve_program, InitError, InitResult, Kind, Program};
 use crate::mounts::cstring;
-use crate::process::{self, CapSets, LookupError};
+use crate::process::{self, CapSets};
 use crate::seccomp::SeccompPlan;
 use crate::{Container, Error, Result, Status, Stdio};
 
@@ -341,29 +341,7 @@ fn setup(plan: &ExecPlan, sock: RawFd) -> InitResult<std::convert::Infallible> {
         // SAFETY: umask never fails.
         unsafe { libc::umask(m) };
     }
-    let name = plan.args[0].to_string_lossy();
-    let exe = match process::lookup_path(&name, &plan.path_env, process::probe_fs) {
-        Ok(p) => p,
-        Err(LookupError::NotFound) => {
-            return Err(InitError {
-                kind: Kind::ExecNotFound,
-                errno: 0,
-                msg: name.into_owned(),
-            })
-        }
-        Err(LookupError::Permission) => {
-            return Err(InitError {
-                kind: Kind::ExecPermission,
-                errno: 0,
-                msg: name.into_owned(),
-            })
-        }
-    };
-    let exe = CString::new(exe).map_err(|_| InitError::config("executable path contains NUL"))?;
-    let mut argv: Vec<*const libc::c_char> = plan.args.iter().map(|a| a.as_ptr()).collect();
-    argv.push(std::ptr::null());
-    let mut envp: Vec<*const libc::c_char> = plan.env.iter().map(|a| a.as_ptr()).collect();
-    envp.push(std::ptr::null());
+    let Program { exe, argv, envp } = resolve_program(&plan.args, &plan.env, &plan.path_env)?;
     if plan.no_new_privileges {
         load_seccomp(plan, sock)?;
     }

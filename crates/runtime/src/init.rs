@@ -88,6 +88,52 @@ pub struct InitError {
 
 pub type InitResult<T> = Result<T, InitError>;
 
+/// The program a container process execs: its path, looked up on the
+/// container's PATH inside the new root, and NUL-terminated argv and envp
+/// pointing into the caller's strings.
+pub(crate) struct Program {
+    pub exe: CString,
+    pub argv: Vec<*const libc::c_char>,
+    pub envp: Vec<*const libc::c_char>,
+}
+
+/// Resolves `args[0]`: a missing program is `ExecNotFound` (docker's 127),
+/// one that cannot be run `ExecPermission` (126), reported before anything
+/// of the user's runs.
+pub(crate) fn resolve_program(
+    args: &[CString],
+    env: &[CString],
+    path_env: &str,
+) -> InitResult<Program> {
+    let name = args
+        .first()
+        .ok_or_else(|| InitError::config("process.args is empty"))?
+        .to_string_lossy();
+    let kind = match process::lookup_path(&name, path_env, process::probe_fs) {
+        Ok(p) => {
+            let exe =
+                CString::new(p).map_err(|_| InitError::config("executable path contains NUL"))?;
+            let pointers = |v: &[CString]| {
+                let mut p: Vec<*const libc::c_char> = v.iter().map(|a| a.as_ptr()).collect();
+                p.push(std::ptr::null());
+                p
+            };
+            return Ok(Program {
+                exe,
+                argv: pointers(args),
+                envp: pointers(env),
+            });
+        }
+        Err(LookupError::NotFound) => Kind::ExecNotFound,
+        Err(LookupError::Permission) => Kind::ExecPermission,
+    };
+    Err(InitError {
+        kind,
+        errno: 0,
+        msg: name.into_owned(),
+    })
+}
+
 impl InitError {
     pub fn io(context: &str, e: io::Error) -> Self {
         InitError {
@@ -427,29 +473,7 @@ fn setup(plan: &InitPlan, sock: RawFd) -> InitResult<std::convert::Infallible> {
     unsafe { libc::umask(plan.umask) };
 
     // Resolve the program now so a missing one fails `create`.
-    let name = plan.args[0].to_string_lossy();
-    let exe = match process::lookup_path(&name, &plan.path_env, process::probe_fs) {
-        Ok(p) => p,
-        Err(LookupError::NotFound) => {
-            return Err(InitError {
-                kind: Kind::ExecNotFound,
-                errno: 0,
-                msg: name.into_owned(),
-            })
-        }
-        Err(LookupError::Permission) => {
-            return Err(InitError {
-                kind: Kind::ExecPermission,
-                errno: 0,
-                msg: name.into_owned(),
-            })
-        }
-    };
-    let exe = CString::new(exe).map_err(|_| InitError::config("executable path contains NUL"))?;
-    let mut argv: Vec<*const libc::c_char> = plan.args.iter().map(|a| a.as_ptr()).collect();
-    argv.push(std::ptr::null());
-    let mut envp: Vec<*const libc::c_char> = plan.env.iter().map(|a| a.as_ptr()).collect();
-    envp.push(std::ptr::null());
+    let Program { exe, argv, envp } = resolve_program(&plan.args, &plan.env, &plan.path_env)?;
 
     if plan.no_new_privileges {
         // As close to execve as possible: only the fifo open/write and
