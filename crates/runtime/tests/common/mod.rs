@@ -87,6 +87,10 @@ impl Bundle {
         check(&out)
     }
 
+    pub fn state_dir_exists(&self, id: &str) -> bool {
+        self.state_root().join(id).exists()
+    }
+
     /// `create` with the container's stdio on /dev/null; the runtime's
     /// stderr goes through a file (a pipe would stay open in the container).
     pub fn create(&mut self, id: &str, extra: &[&str]) -> Output {
