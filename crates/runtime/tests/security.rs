@@ -178,18 +178,7 @@ fn no_host_descriptor_leaks_into_run() {
 #[test]
 fn no_host_descriptor_leaks_into_exec() {
     let mut b = Bundle::new(&["sleep", "1000"]);
-    b.write_config();
-    b.ids.push("fdx".into());
-    let st = b
-        .cmd(&["run", "--detach", "--bundle"])
-        .arg(b.path())
-        .arg("fdx")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(st.success());
+    b.run_detached("fdx");
     let mut c = b.cmd(&["exec", "fdx", "sh", "-c", LIST_FDS]);
     c.stdin(Stdio::null());
     leak_fds(&mut c, host_fds(&b));
@@ -258,18 +247,7 @@ fn cwd_through_a_leaked_proc_self_fd_is_refused() {
     // exec --cwd /proc/self/fd/7 with the same leak.
     let mut b = Bundle::new(&["sleep", "1000"]);
     let (host, _) = target(&b);
-    b.write_config();
-    b.ids.push("fdcwdx".into());
-    let st = b
-        .cmd(&["run", "--detach", "--bundle"])
-        .arg(b.path())
-        .arg("fdcwdx")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(st.success());
+    b.run_detached("fdcwdx");
     let mut c = b.cmd(&[
         "exec",
         "--cwd",

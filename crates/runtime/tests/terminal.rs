@@ -101,18 +101,7 @@ fn terminal_without_console_socket_is_refused() {
 #[test]
 fn exec_tty_sends_a_new_pty() {
     let mut b = Bundle::new(&["sleep", "1000"]);
-    b.write_config();
-    b.ids.push("ttyexec".into());
-    let st = b
-        .cmd(&["run", "--detach", "--bundle"])
-        .arg(b.path())
-        .arg("ttyexec")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(st.success());
+    b.run_detached("ttyexec");
     let sock = b.path().join("exec-console.sock");
     let listener = UnixListener::bind(&sock).unwrap();
     let mut child = b
@@ -167,18 +156,7 @@ fn run_and_exec_relay_the_pty_without_a_console_socket() {
     // exec --tty without a console socket, into a running container.
     b.config["process"]["terminal"] = json!(false);
     b.config["process"]["args"] = json!(["sleep", "1000"]);
-    b.write_config();
-    b.ids.push("relay2".into());
-    let st = b
-        .cmd(&["run", "--detach", "--bundle"])
-        .arg(b.path())
-        .arg("relay2")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(st.success());
+    b.run_detached("relay2");
     let out = b
         .cmd(&[
             "exec",

@@ -5,7 +5,6 @@ mod common;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::Stdio;
 
 use common::{check, Bundle};
 use serde_json::json;
@@ -60,18 +59,7 @@ fn root_inside_is_the_mapped_uid_outside() {
 fn host_sees_the_mapped_uid_and_exec_joins_the_user_namespace() {
     let mut b = userns_bundle(&["sleep", "1000"]);
     b.config["process"]["user"] = json!({"uid": 1000, "gid": 1000});
-    b.write_config();
-    b.ids.push("usleep".into());
-    let st = b
-        .cmd(&["run", "--detach", "--bundle"])
-        .arg(b.path())
-        .arg("usleep")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(st.success());
+    b.run_detached("usleep");
     let state: serde_json::Value =
         serde_json::from_slice(&b.cmd(&["state", "usleep"]).output().unwrap().stdout).unwrap();
     let pid = state["pid"].as_i64().unwrap();

@@ -87,6 +87,23 @@ impl Bundle {
         check(&out)
     }
 
+    /// `run --detach ID` with the container's stdio on /dev/null (a pipe
+    /// would stay open as long as the container runs); asserts success.
+    pub fn run_detached(&mut self, id: &str) {
+        self.write_config();
+        self.ids.push(id.to_owned());
+        let status = self
+            .cmd(&["run", "--detach", "--bundle"])
+            .arg(self.path())
+            .arg(id)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "run --detach {id} failed: {status}");
+    }
+
     pub fn state_dir_exists(&self, id: &str) -> bool {
         self.state_root().join(id).exists()
     }
