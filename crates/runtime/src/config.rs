@@ -249,16 +249,7 @@ pub fn prepare(spec: &Spec, bundle: &Path, fifo: &Path) -> Result<Prepared> {
     let readonly_paths = paths(linux.and_then(|l| l.readonly_paths().as_ref()))?;
     let masked_paths = paths(linux.and_then(|l| l.masked_paths().as_ref()))?;
 
-    let mut rlimits = Vec::new();
-    for r in process.rlimits().iter().flatten() {
-        let name = serde_json::to_value(r.typ())
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default();
-        let res = process::rlimit_resource(&name)
-            .ok_or_else(|| inv(&format!("unknown rlimit {name:?}")))?;
-        rlimits.push((res, r.soft(), r.hard(), cstring(name, "rlimit")?));
-    }
+    let rlimits = rlimits(process)?;
 
     let user = process.user();
     let caps = process
@@ -328,4 +319,22 @@ pub fn prepare(spec: &Spec, bundle: &Path, fifo: &Path) -> Result<Prepared> {
         path_env,
     };
     Ok(Prepared { plan, ns, rootfs })
+}
+
+/// `process.rlimits` as (resource, soft, hard, name) for setrlimit; an
+/// unknown name is a configuration error.
+pub(crate) fn rlimits(
+    process: &oci_spec::runtime::Process,
+) -> Result<Vec<(libc::c_int, u64, u64, std::ffi::CString)>> {
+    let mut out = Vec::new();
+    for r in process.rlimits().iter().flatten() {
+        let name = serde_json::to_value(r.typ())
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let res = process::rlimit_resource(&name)
+            .ok_or_else(|| Error::InvalidConfig(format!("unknown rlimit {name:?}")))?;
+        out.push((res, r.soft(), r.hard(), cstring(name, "rlimit")?));
+    }
+    Ok(out)
 }

@@ -128,11 +128,46 @@ fn spawn(
     // binary until it execs), except with a new user namespace: the init
     // then writes /proc/self files as the namespace's root during setup
     // and turns non-dumpable itself afterwards.
+    // SAFETY: the caller is single-threaded (documented contract).
+    unsafe {
+        clone_child(flags, join_pid, !plan.userns, || {
+            init::child_main(plan, child_sock)
+        })
+    }
+}
+
+/// clone3(`flags`) a child that runs `child` (which ends in execve or
+/// _exit), born in the pid namespace `pid_ns` when given and non-dumpable
+/// when asked (a child that shows up in a container's pid namespace still
+/// running the runtime binary must keep its /proc/PID/exe closed to the
+/// container: CVE-2019-5736). This process's own pid namespace for
+/// children and dumpable flag are restored whatever happens.
+///
+/// # Safety
+/// The calling process must be single-threaded.
+pub(crate) unsafe fn clone_child(
+    flags: u64,
+    pid_ns: Option<&OwnedFd>,
+    non_dumpable: bool,
+    child: impl FnOnce(),
+) -> Result<i32> {
     let was_dumpable = crate::sys::dumpable();
-    if !plan.userns {
+    if non_dumpable {
         crate::sys::set_dumpable(false).map_err(Error::io("prctl(PR_SET_DUMPABLE)"))?;
     }
-    let restore = match join_pid {
+    let res = clone_in_pid_ns(flags, pid_ns, child);
+    if was_dumpable && non_dumpable {
+        let _ = crate::sys::set_dumpable(true);
+    }
+    res
+}
+
+unsafe fn clone_in_pid_ns(
+    flags: u64,
+    pid_ns: Option<&OwnedFd>,
+    child: impl FnOnce(),
+) -> Result<i32> {
+    let restore = match pid_ns {
         Some(target) => {
             let restore = File::open("/proc/self/ns/pid_for_children")
                 .map_err(Error::io("opening /proc/self/ns/pid_for_children"))?;
@@ -146,14 +181,13 @@ fn spawn(
         }
         None => None,
     };
-    // SAFETY: the caller is single-threaded (documented contract); the
-    // child only runs child_main, which ends in execve or _exit.
+    // SAFETY: single-threaded per the contract; the child never returns.
     let res = unsafe { crate::sys::clone3(flags) };
     if let Ok(0) = res {
-        init::child_main(plan, child_sock);
-    }
-    if was_dumpable && !plan.userns {
-        let _ = crate::sys::set_dumpable(true);
+        child();
+        // `child` ends in execve or _exit; never come back to the caller's
+        // code in the child.
+        unsafe { libc::_exit(127) };
     }
     if let Some(restore) = restore {
         // SAFETY: setns back to our own pid namespace for children.

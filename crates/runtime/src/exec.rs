@@ -104,16 +104,7 @@ pub fn exec(c: &Container, process: &Process, opts: ExecOptions) -> Result<i32> 
     if !cwd.starts_with('/') {
         return Err(inv("process.cwd must be absolute"));
     }
-    let mut rlimits = Vec::new();
-    for r in process.rlimits().iter().flatten() {
-        let name = serde_json::to_value(r.typ())
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default();
-        let res = process::rlimit_resource(&name)
-            .ok_or_else(|| inv(&format!("unknown rlimit {name:?}")))?;
-        rlimits.push((res, r.soft(), r.hard(), cstring(name, "rlimit")?));
-    }
+    let rlimits = crate::config::rlimits(process)?;
     let user = process.user();
     let seccomp = spec
         .linux()
@@ -236,39 +227,8 @@ pub fn exec(c: &Container, process: &Process, opts: ExecOptions) -> Result<i32> 
 }
 
 fn spawn(plan: &ExecPlan, sock: RawFd, pid_ns: Option<&OwnedFd>) -> Result<i32> {
-    // The child is born non-dumpable: it appears in the container's pid
-    // namespace running the runtime binary, and its /proc/PID/exe must
-    // stay closed to the container until it execs (CVE-2019-5736).
-    let was_dumpable = crate::sys::dumpable();
-    crate::sys::set_dumpable(false).map_err(Error::io("prctl(PR_SET_DUMPABLE)"))?;
-    let restore = match pid_ns {
-        Some(target) => {
-            let restore = File::open("/proc/self/ns/pid_for_children")
-                .map_err(Error::io("opening /proc/self/ns/pid_for_children"))?;
-            // SAFETY: setns on a namespace descriptor.
-            if unsafe { libc::setns(target.as_raw_fd(), libc::CLONE_NEWPID) } != 0 {
-                return Err(Error::io("joining the pid namespace")(
-                    io::Error::last_os_error(),
-                ));
-            }
-            Some(restore)
-        }
-        None => None,
-    };
-    // SAFETY: the caller is single-threaded (documented contract); the
-    // child only runs child_main, which ends in execve or _exit.
-    let res = unsafe { crate::sys::clone3(0) };
-    if let Ok(0) = res {
-        child_main(plan, sock);
-    }
-    if was_dumpable {
-        let _ = crate::sys::set_dumpable(true);
-    }
-    if let Some(restore) = restore {
-        // SAFETY: setns back to our own pid namespace for children.
-        unsafe { libc::setns(restore.as_raw_fd(), libc::CLONE_NEWPID) };
-    }
-    res.map_err(Error::io("clone3"))
+    // SAFETY: the caller is single-threaded (documented contract).
+    unsafe { crate::create::clone_child(0, pid_ns, true, || child_main(plan, sock)) }
 }
 
 fn child_main(plan: &ExecPlan, sock: RawFd) -> ! {
