@@ -3,9 +3,13 @@
 //! environments ([`PierEnv`]) that clean up after themselves.
 
 pub mod env;
+pub mod oci_layout;
+pub mod registry;
 pub mod rootfs;
 
 pub use env::PierEnv;
+pub use oci_layout::{busybox_layer, write_oci_layout, LayerFile, LayoutImage};
+pub use registry::DockerRegistry;
 pub use rootfs::{busybox, write_busybox_rootfs, write_busybox_tar};
 
 /// Skips a test whose peer (docker, skopeo, containerd, runc...) is missing
