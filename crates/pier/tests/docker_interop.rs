@@ -4,10 +4,10 @@
 //! docker.io skopeo`). dockerd runs with its own data root, exec root and
 //! socket in the test's temporary directory, without a bridge or iptables.
 
+use pier_testutil::dockerd::{ensure, have, Dockerd};
 use pier_testutil::PierEnv;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
 
 fn env() -> PierEnv {
     PierEnv::new(Path::new(env!("CARGO_BIN_EXE_pier")))
@@ -15,120 +15,6 @@ fn env() -> PierEnv {
 
 fn p(path: &Path) -> &str {
     path.to_str().unwrap()
-}
-
-fn have(bin: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {bin}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-fn ensure(bins: &[&str], package: &str) -> bool {
-    if bins.iter().all(|b| have(b)) {
-        return true;
-    }
-    if std::env::var("PIER_TEST_INSTALL_DOCKER").as_deref() == Ok("1") {
-        let _ = Command::new("apt-get")
-            .args(["install", "-y", package])
-            .stdout(Stdio::null())
-            .status();
-    }
-    bins.iter().all(|b| have(b))
-}
-
-/// A dockerd of the test's own, killed on drop.
-struct Dockerd {
-    child: Child,
-    dir: PathBuf,
-    sock: PathBuf,
-}
-
-impl Dockerd {
-    fn start(dir: &Path) -> Result<Dockerd, String> {
-        let sock = dir.join("docker.sock");
-        let log = std::fs::File::create(dir.join("dockerd.log")).unwrap();
-        let child = Command::new("dockerd")
-            .arg("--data-root")
-            .arg(dir.join("docker-data"))
-            .arg("--exec-root")
-            .arg(dir.join("docker-exec"))
-            .arg("--pidfile")
-            .arg(dir.join("docker.pid"))
-            .arg("--host")
-            .arg(format!("unix://{}", sock.display()))
-            .args(["--bridge=none", "--iptables=false", "--ip6tables=false"])
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .map_err(|e| format!("cannot start dockerd: {e}"))?;
-        let mut d = Dockerd {
-            child,
-            dir: dir.to_path_buf(),
-            sock,
-        };
-        let t = Instant::now();
-        while t.elapsed() < Duration::from_secs(60) {
-            if let Ok(Some(st)) = d.child.try_wait() {
-                return Err(format!("dockerd exited ({st}):\n{}", d.log_tail()));
-            }
-            if d.docker(&["version"]).status.success() {
-                return Ok(d);
-            }
-            std::thread::sleep(Duration::from_millis(300));
-        }
-        Err(format!(
-            "dockerd did not answer within 60 s:\n{}",
-            d.log_tail()
-        ))
-    }
-
-    fn log_tail(&self) -> String {
-        let log = std::fs::read_to_string(self.dir.join("dockerd.log")).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(15)..].join("\n")
-    }
-
-    fn docker(&self, args: &[&str]) -> std::process::Output {
-        Command::new("docker")
-            .env("DOCKER_HOST", format!("unix://{}", self.sock.display()))
-            .env("DOCKER_BUILDKIT", "0")
-            .env("DOCKER_CONFIG", self.dir.join("docker-config"))
-            .args(args)
-            .output()
-            .expect("running docker")
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.docker(args);
-        assert!(
-            out.status.success(),
-            "docker {args:?} failed:\n{}\n{}\ndockerd log:\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr),
-            self.log_tail()
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-}
-
-impl Drop for Dockerd {
-    fn drop(&mut self) {
-        // SIGTERM lets dockerd stop its containerd; then make sure.
-        // SAFETY: signalling the dockerd this test started.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let t = Instant::now();
-        while t.elapsed() < Duration::from_secs(15) {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        pier_testutil::env::unmount_under(&self.dir);
-    }
 }
 
 #[test]

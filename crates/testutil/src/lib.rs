@@ -2,6 +2,7 @@
 //! Debian's busybox-static) as directories and tarballs, and isolated pier
 //! environments ([`PierEnv`]) that clean up after themselves.
 
+pub mod dockerd;
 pub mod env;
 pub mod oci_layout;
 pub mod registry;
