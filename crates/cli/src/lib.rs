@@ -3,8 +3,10 @@
 
 pub mod client;
 mod cmd;
+pub mod credentials;
 pub mod error;
 pub mod format;
+pub mod progress;
 pub mod template;
 
 use clap::{Parser, Subcommand};
