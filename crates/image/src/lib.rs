@@ -21,6 +21,7 @@ pub mod reference; // Reference::parse("busybox") -> docker.io/library/busybox:l
 mod archive;
 mod content;
 mod diff;
+mod distribution;
 mod gc;
 pub mod manifest;
 mod meta;
@@ -29,6 +30,7 @@ mod store;
 
 pub use archive::LoadedImage;
 pub use diff::{changes, write_tar, Change, ChangeKind, CommitOptions};
+pub use distribution::{LayerTarget, PushableImage};
 pub use gc::du;
 pub use gc::{Deleted, GcStats, ImageDetails};
 

@@ -178,6 +178,11 @@ pub fn is_layer(media_type: &str) -> bool {
     media_type.contains(".layer.") || media_type.contains(".rootfs.diff.")
 }
 
+/// The host architecture as Go (and so the OCI spec) names it: "amd64".
+pub fn host_arch() -> &'static str {
+    crate::store::go_arch()
+}
+
 /// Picks the host's manifest from an index.
 pub fn pick_platform(idx: &Index) -> Option<&Descriptor> {
     let arch = crate::store::go_arch();

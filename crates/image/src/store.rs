@@ -309,7 +309,7 @@ pub(crate) fn find_id(
     let manifest_to_id = |m: &str| {
         records
             .iter()
-            .find(|(_, r)| r.manifest == m)
+            .find(|(_, r)| r.manifest == m || r.index.as_deref() == Some(m))
             .map(|(h, _)| h.clone())
     };
     match Reference::parse(name) {

@@ -1,0 +1,300 @@
+//! What the registry client needs from the store: layers stored and
+//! unpacked while they stream in, verified blobs, pulled images recorded,
+//! images read back for a push, and where blobs came from (for
+//! cross-repository mounts).
+//!
+//! A pulled layer is kept as the registry serves it (compressed), so its
+//! digest is the one in the manifest and a push can send it back unchanged.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, Read, Write};
+
+use crate::archive::unpack_blob;
+use crate::content::Ingest;
+use crate::manifest::{self, Descriptor, Parsed};
+use crate::reference::Reference;
+use crate::{extract, io_err, Error, Result, Store};
+
+/// Copies what is read into the blob being ingested.
+struct Tee<'a, R> {
+    inner: R,
+    out: &'a mut Ingest,
+}
+
+impl<R: Read> Read for Tee<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.out.write_all(&buf[..n])?;
+        Ok(n)
+    }
+}
+
+/// Counts and hashes the uncompressed tar.
+struct DiffHasher<R> {
+    inner: R,
+    hasher: sha2::Sha256,
+    n: u64,
+}
+
+impl<R: Read> Read for DiffHasher<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        use sha2::Digest as _;
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.n += n as u64;
+        Ok(n)
+    }
+}
+
+/// A layer as a pull stores it.
+#[derive(Debug, Clone)]
+pub struct LayerTarget {
+    /// Digest of the blob as the registry serves it (from the manifest).
+    pub digest: String,
+    /// sha256 of the uncompressed tar (from the config).
+    pub diff_id: String,
+    /// Chain ID of the layer in its image.
+    pub chain_id: String,
+}
+
+/// An image read back for a push.
+#[derive(Debug, Clone)]
+pub struct PushableImage {
+    pub manifest_digest: String,
+    pub manifest_bytes: Vec<u8>,
+    pub media_type: String,
+    pub config: Descriptor,
+    pub layers: Vec<Descriptor>,
+}
+
+impl Store {
+    /// True when the snapshot of `chain_id` is unpacked.
+    pub fn has_snapshot(&self, chain_id: &str) -> bool {
+        self.snapshots.path(chain_id).is_ok_and(|p| p.is_dir())
+    }
+
+    /// Stores a layer blob read from `reader` and, with `unpack`, unpacks
+    /// it into its snapshot in the same pass. Nothing becomes visible until
+    /// the blob matches `t.digest` (then it is kept, even if the unpacked
+    /// tar turns out not to match `t.diff_id`) and the tar matches
+    /// `t.diff_id` (then the snapshot is committed). Returns the
+    /// uncompressed size (0 without `unpack`).
+    pub fn store_layer(&self, reader: impl Read, t: &LayerTarget, unpack: bool) -> Result<u64> {
+        use sha2::Digest as _;
+        let _gc = self.gc_guard();
+        crate::content::hex_of(&t.digest)?;
+        let mut ingest = self.content.ingest()?;
+        let mut tee = Tee {
+            inner: reader,
+            out: &mut ingest,
+        };
+        if !unpack {
+            io::copy(&mut tee, &mut io::sink())
+                .map_err(|e| io_err(format!("reading layer {}", t.digest), e))?;
+            ingest.commit(Some(&t.digest))?;
+            return Ok(0);
+        }
+        let tmp = self.snapshots.tmp()?;
+        let unpacked = (|| -> Result<(String, u64)> {
+            let (_, plain) = extract::decompress(&mut tee)
+                .map_err(|e| Error::InvalidLayer(format!("reading layer {}: {e}", t.digest)))?;
+            let mut h = DiffHasher {
+                inner: plain,
+                hasher: sha2::Sha256::new(),
+                n: 0,
+            };
+            extract::unpack_tar(&mut h, tmp.path())?;
+            Ok((format!("sha256:{}", hex::encode(h.hasher.finalize())), h.n))
+        })();
+        // Whatever the unpack made of it, read the blob to its end: a
+        // digest mismatch explains a broken tar better than the tar error.
+        let drained = io::copy(&mut tee, &mut io::sink());
+        let (diff_id, size) = match (unpacked, drained) {
+            (_, Err(e)) => return Err(io_err(format!("reading layer {}", t.digest), e)),
+            (Err(e), Ok(_)) => {
+                ingest.commit(Some(&t.digest))?;
+                return Err(e);
+            }
+            (Ok(u), Ok(_)) => u,
+        };
+        ingest.commit(Some(&t.digest))?;
+        if diff_id != t.diff_id {
+            return Err(Error::InvalidImage(format!(
+                "layer {} unpacks to {diff_id} but the image config says diff ID {}; \
+                 the image in the registry is inconsistent",
+                t.digest, t.diff_id
+            )));
+        }
+        tmp.commit(&self.snapshots, &t.chain_id)?;
+        Ok(size)
+    }
+
+    /// Unpacks a stored layer blob into its missing snapshot (a pull that
+    /// stopped after the blob was verified). Returns the uncompressed size.
+    pub fn unpack_stored_layer(&self, t: &LayerTarget) -> Result<u64> {
+        let _gc = self.gc_guard();
+        let u = unpack_blob(self.content.path(&t.digest)?, self.snapshots.tmp()?)?;
+        if u.diff_id != t.diff_id {
+            return Err(Error::InvalidImage(format!(
+                "layer {} unpacks to {} but the image config says diff ID {}",
+                t.digest, u.diff_id, t.diff_id
+            )));
+        }
+        u.tmp.commit(&self.snapshots, &t.chain_id)?;
+        Ok(u.size)
+    }
+
+    /// Uncompressed size of a stored layer whose snapshot exists.
+    pub fn stored_layer_size(&self, digest: &str, diff_id: &str) -> Result<u64> {
+        self.layer_size(digest, diff_id)
+    }
+
+    /// Stores `bytes` (a manifest, index or config) if they have digest
+    /// `expected`; nothing is stored otherwise.
+    pub fn put_verified(&self, bytes: &[u8], expected: &str) -> Result<()> {
+        let _gc = self.gc_guard();
+        let mut w = self.content.ingest()?;
+        w.write_all(bytes)
+            .map_err(|e| io_err("writing a blob".into(), e))?;
+        w.commit(Some(expected)).map(|_| ())
+    }
+
+    /// The bytes of a stored blob.
+    pub fn read_blob(&self, digest: &str) -> Result<Vec<u8>> {
+        self.content.read(digest)
+    }
+
+    /// Records a pulled image whose blobs and snapshots are all stored, and
+    /// points `tag` (if any) at it. `index` is the index or manifest list
+    /// the manifest was picked from.
+    pub fn register_pulled(
+        &self,
+        manifest_digest: &str,
+        index: Option<&str>,
+        tag: Option<&Reference>,
+    ) -> Result<String> {
+        let _gc = self.gc_guard();
+        let m = self.manifest(manifest_digest)?;
+        let config_bytes = self.content.read(&m.config.digest)?;
+        let config = manifest::parse_config(&config_bytes, &format!("config {}", m.config.digest))?;
+        let layers: Vec<&Descriptor> = m
+            .layers
+            .iter()
+            .filter(|l| l.media_type.is_empty() || manifest::is_layer(&l.media_type))
+            .collect();
+        if layers.len() != config.rootfs.diff_ids.len() {
+            return Err(Error::InvalidImage(format!(
+                "manifest {manifest_digest} lists {} layers but its config {} diff IDs",
+                layers.len(),
+                config.rootfs.diff_ids.len()
+            )));
+        }
+        let chains = crate::snapshots::chain_ids(&config.rootfs.diff_ids);
+        let mut size = 0;
+        for (i, l) in layers.iter().enumerate() {
+            if !self.has_snapshot(&chains[i]) {
+                return Err(Error::InvalidImage(format!(
+                    "layer {} of manifest {manifest_digest} is not unpacked",
+                    l.digest
+                )));
+            }
+            size += self.layer_size(&l.digest, &config.rootfs.diff_ids[i])?;
+        }
+        let (created, nanos) = crate::archive::created_of(&config);
+        let tags: Vec<Reference> = tag.into_iter().cloned().collect();
+        self.register(
+            &m.config.digest,
+            manifest_digest,
+            created,
+            nanos,
+            size,
+            &tags,
+        )?;
+        if let Some(idx) = index {
+            self.set_index(&m.config.digest, idx)?;
+        }
+        Ok(m.config.digest.clone())
+    }
+
+    /// The manifest digest `reference` points at, if it is tagged here.
+    pub fn tagged_manifest(&self, reference: &Reference) -> Option<String> {
+        self.meta
+            .repositories()
+            .ok()?
+            .get(&reference.to_string())
+            .cloned()
+    }
+
+    /// An image's manifest and blobs, for a push.
+    pub fn pushable(&self, name: &str) -> Result<PushableImage> {
+        let records = self.meta.records()?;
+        let repos = self.meta.repositories()?;
+        let hex = crate::store::find_id(name, &records, &repos)?;
+        let digest = records[&hex].manifest.clone();
+        let bytes = self.content.read(&digest)?;
+        let Parsed::Manifest(m) = manifest::parse(&bytes, &format!("manifest {digest}"))? else {
+            return Err(Error::InvalidImage(format!(
+                "image {name}: manifest {digest} is an index"
+            )));
+        };
+        for d in m.layers.iter().chain(std::iter::once(&m.config)) {
+            if !self.content.exists(&d.digest) {
+                return Err(Error::InvalidImage(format!(
+                    "image {name}: blob {} is not stored here (the image was made from \
+                     layers this store no longer has); pull or build it again",
+                    d.digest
+                )));
+            }
+        }
+        Ok(PushableImage {
+            manifest_digest: digest,
+            media_type: m.media_type().to_owned(),
+            manifest_bytes: bytes,
+            config: m.config,
+            layers: m.layers,
+        })
+    }
+
+    /// Opens a stored blob for reading (a push streams it).
+    pub fn open_blob(&self, digest: &str) -> Result<File> {
+        let p = self.content.path(digest)?;
+        File::open(&p).map_err(|e| io_err(format!("opening blob {}", p.display()), e))
+    }
+
+    /// Repositories ("host/repo") blob `digest` is known to be in.
+    pub fn blob_sources(&self, digest: &str) -> Vec<String> {
+        self.read_sources().remove(digest).unwrap_or_default()
+    }
+
+    /// Remembers that the blobs `digests` are in repository `repo` ("host/repo").
+    pub fn add_blob_sources(&self, digests: &[String], repo: &str) -> Result<()> {
+        let lock = self.meta.lock()?;
+        let mut all = self.read_sources();
+        for d in digests {
+            let v = all.entry(d.clone()).or_default();
+            if !v.iter().any(|r| r == repo) {
+                v.push(repo.to_owned());
+                if v.len() > 8 {
+                    v.remove(0);
+                }
+            }
+        }
+        let bytes = serde_json::to_vec(&all)
+            .map_err(|e| io_err("recording blob sources".into(), io::Error::other(e)))?;
+        let written = crate::meta::atomic_write(&self.sources_path(), &bytes);
+        drop(lock);
+        written
+    }
+
+    fn sources_path(&self) -> std::path::PathBuf {
+        self.root.join("images/blob-sources.json")
+    }
+
+    fn read_sources(&self) -> BTreeMap<String, Vec<String>> {
+        std::fs::read(self.sources_path())
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+}

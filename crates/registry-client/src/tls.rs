@@ -1,0 +1,119 @@
+//! HTTP clients per registry: plain http for loopback and insecure
+//! registries, TLS with the system roots plus the registry's own CA
+//! certificates (`CERTS_DIR/HOST[:PORT]/*.crt`, docker's layout) otherwise.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+
+/// Whether `host` (`name[:port]`) is reached over plain http.
+pub fn is_insecure(host: &str, insecure: &[String]) -> bool {
+    let name = host_name(host);
+    if name == "localhost"
+        || name == "::1"
+        || name.starts_with("127.") && name.parse::<std::net::Ipv4Addr>().is_ok()
+    {
+        return true;
+    }
+    insecure.iter().any(|i| i == host || i == name)
+}
+
+/// "h:5000" -> "h", "[::1]:5000" -> "::1".
+pub fn host_name(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    host.rsplit_once(':').map_or(host, |(h, p)| {
+        if p.bytes().all(|b| b.is_ascii_digit()) {
+            h
+        } else {
+            host
+        }
+    })
+}
+
+/// A rustls configuration with the system roots and `ca_dir/*.crt`.
+fn tls_config(ca_dir: &Path) -> Result<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    roots.add_parsable_certificates(native.certs);
+    if let Ok(rd) = std::fs::read_dir(ca_dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.extension().is_some_and(|x| x == "crt") {
+                use rustls_pki_types::pem::PemObject as _;
+                let certs = rustls_pki_types::CertificateDer::pem_file_iter(&p).map_err(|e| {
+                    Error::BadRequest(format!("reading CA certificate {}: {e}", p.display()))
+                })?;
+                for c in certs {
+                    let c = c.map_err(|e| {
+                        Error::BadRequest(format!("reading CA certificate {}: {e}", p.display()))
+                    })?;
+                    roots.add(c).map_err(|e| {
+                        Error::BadRequest(format!("using CA certificate {}: {e}", p.display()))
+                    })?;
+                }
+            }
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::BadRequest(format!("setting up TLS: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
+/// The HTTP client for one registry host.
+pub fn http_client(
+    host: &str,
+    certs_dir: &Path,
+    read_timeout: Duration,
+) -> Result<reqwest::Client> {
+    let b = reqwest::Client::builder()
+        .user_agent(concat!("pier/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(Duration::from_secs(30))
+        .read_timeout(read_timeout)
+        .pool_max_idle_per_host(16)
+        .tls_backend_preconfigured(tls_config(&certs_dir.join(host))?);
+    b.build()
+        .map_err(|e| Error::Transport(format!("setting up the HTTP client for {host}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_and_listed_registries_are_plain_http() {
+        assert!(is_insecure("localhost:5000", &[]));
+        assert!(is_insecure("127.0.0.1:5000", &[]));
+        assert!(is_insecure("127.1.2.3", &[]));
+        assert!(is_insecure("[::1]:5000", &[]));
+        assert!(!is_insecure("127.example.com", &[]));
+        assert!(!is_insecure("registry.example.com:5000", &[]));
+        assert!(is_insecure("r.example:5000", &["r.example:5000".into()]));
+        assert!(is_insecure("r.example:5000", &["r.example".into()]));
+        assert_eq!(host_name("[::1]:5000"), "::1");
+        assert_eq!(host_name("a.b"), "a.b");
+    }
+
+    #[test]
+    fn a_bad_ca_file_is_reported() {
+        let d = tempfile::Builder::new()
+            .prefix("pier-test-")
+            .tempdir()
+            .unwrap();
+        std::fs::create_dir_all(d.path().join("h:1")).unwrap();
+        assert!(http_client("h:1", d.path(), Duration::from_secs(1)).is_ok());
+        std::fs::write(
+            d.path().join("h:1/ca.crt"),
+            "-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let e = http_client("h:1", d.path(), Duration::from_secs(1)).unwrap_err();
+        assert!(e.to_string().contains("ca.crt"), "{e}");
+    }
+}
