@@ -78,6 +78,9 @@ enum Command {
     Export(cmd::image_ops::ExportArgs),
     /// Display system-wide information
     Info,
+    /// Run an image registry (OCI distribution) or collect its garbage
+    #[command(subcommand)]
+    Registry(cmd::registry::RegistryCommand),
     /// Manage pier
     #[command(subcommand)]
     System(SystemCommand),
@@ -187,6 +190,7 @@ async fn dispatch(cli: Cli) -> Result<i32, CliError> {
         Command::Commit(a) => cmd::image_ops::commit(&client, a).await,
         Command::Diff(a) => cmd::image_ops::diff(&client, a).await,
         Command::Export(a) => cmd::image_ops::export(&client, a).await,
+        Command::Registry(c) => cmd::registry::run(c).await,
         Command::System(SystemCommand::Df(a)) => cmd::image_ops::df(&client, a).await,
         Command::Info | Command::System(SystemCommand::Info) => cmd::system::info(&client).await,
         Command::Version => cmd::system::version(&client).await,

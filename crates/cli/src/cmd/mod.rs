@@ -3,5 +3,6 @@
 pub mod containers;
 pub mod image_ops;
 pub mod images;
+pub mod registry;
 pub mod run;
 pub mod system;
