@@ -374,6 +374,17 @@ impl Server {
         self.listener.local_addr()
     }
 
+    /// Serves until `stop` completes (tests, embedding).
+    pub async fn run_until(
+        self,
+        stop: impl std::future::Future<Output = ()>,
+    ) -> Result<(), String> {
+        tokio::select! {
+            r = self.run() => r,
+            _ = stop => Ok(()),
+        }
+    }
+
     /// Serves until the process ends.
     pub async fn run(self) -> Result<(), String> {
         let Server { listener, tls, reg } = self;
