@@ -21,6 +21,19 @@ pub struct Config {
     /// The pier-shim binary; default: next to pierd, then $PATH.
     #[arg(long, env = "PIER_SHIM_BINARY")]
     pub shim_binary: Option<PathBuf>,
+    /// Registry (HOST[:PORT]) to reach over plain http; repeatable.
+    /// localhost, 127.0.0.0/8 and ::1 always are.
+    #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
+    pub insecure_registries: Vec<String>,
+    /// Per-registry CA certificates: DIR/HOST[:PORT]/*.crt.
+    #[arg(long, env = "PIER_CERTS_DIR", default_value = "/etc/docker/certs.d")]
+    pub certs_dir: PathBuf,
+    /// Layers one pull downloads at once.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_concurrent_downloads: u16,
+    /// Layers one push uploads at once.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_concurrent_uploads: u16,
 }
 
 impl Config {
@@ -31,6 +44,21 @@ impl Config {
             exec_root,
             host: None,
             shim_binary: None,
+            insecure_registries: Vec::new(),
+            certs_dir: PathBuf::from("/etc/docker/certs.d"),
+            max_concurrent_downloads: 3,
+            max_concurrent_uploads: 5,
+        }
+    }
+
+    /// The registry client's settings.
+    pub fn registry_options(&self) -> pier_registry_client::Options {
+        pier_registry_client::Options {
+            insecure_registries: self.insecure_registries.clone(),
+            certs_dir: self.certs_dir.clone(),
+            max_concurrent_downloads: self.max_concurrent_downloads.into(),
+            max_concurrent_uploads: self.max_concurrent_uploads.into(),
+            ..Default::default()
         }
     }
 
@@ -86,5 +114,24 @@ mod tests {
         assert_eq!(c.socket_path(), PathBuf::from("/e/pier.sock"));
         c.host = Some("unix:///tmp/x.sock".into());
         assert_eq!(c.socket_path(), PathBuf::from("/tmp/x.sock"));
+    }
+
+    #[test]
+    fn registry_flags_parse() {
+        use clap::Parser;
+        let c = Config::try_parse_from([
+            "pierd",
+            "--insecure-registry",
+            "a:5000",
+            "--insecure-registry=b",
+            "--max-concurrent-downloads",
+            "7",
+        ])
+        .unwrap();
+        assert_eq!(c.insecure_registries, ["a:5000", "b"]);
+        let o = c.registry_options();
+        assert_eq!(o.max_concurrent_downloads, 7);
+        assert_eq!(o.max_concurrent_uploads, 5);
+        assert!(Config::try_parse_from(["pierd", "--max-concurrent-uploads", "0"]).is_err());
     }
 }

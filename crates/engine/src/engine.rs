@@ -21,6 +21,8 @@ const RECORD_FILE: &str = "container.json";
 pub struct Engine {
     pub config: Config,
     pub images: Arc<pier_image::Store>,
+    /// Registry traffic (pull, push, login).
+    pub registry: pier_registry_client::Client,
     containers: Mutex<HashMap<String, Arc<Handle>>>,
 }
 
@@ -110,9 +112,11 @@ impl Engine {
         let data_root = config.data_root.clone();
         let images =
             tokio::task::spawn_blocking(move || pier_image::Store::open(&data_root)).await??;
+        let registry = pier_registry_client::Client::new(config.registry_options());
         let engine = Arc::new(Engine {
             config,
             images: Arc::new(images),
+            registry,
             containers: Mutex::new(HashMap::new()),
         });
         engine.load_containers().await;

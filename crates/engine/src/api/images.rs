@@ -118,14 +118,21 @@ fn glob(p: &[u8], s: &[u8]) -> bool {
 }
 
 /// `POST /images/create`: with `fromSrc=-` imports the request body as a
-/// rootfs tarball (`docker import`); pulling arrives with the registry client.
-pub async fn create(engine: State, q: Query, body: Body) -> Result<Json<serde_json::Value>> {
+/// rootfs tarball (`docker import`); with `fromImage` pulls from a registry.
+pub async fn create(
+    engine: State,
+    q: Query,
+    headers: axum::http::HeaderMap,
+    body: Body,
+) -> Result<axum::response::Response> {
+    use axum::response::IntoResponse;
     if q.get("fromSrc").map(String::as_str) != Some("-") {
-        let image = q.get("fromImage").cloned().unwrap_or_default();
-        return Err(Error::not_implemented(format!(
-            "pull access for {image} is not available: pier cannot pull from registries yet; \
-             import a root filesystem with `pier image import ROOTFS.tar NAME` instead"
-        )));
+        if q.get("fromImage").is_some_and(|i| !i.is_empty()) {
+            return super::distribution::pull(engine.0.clone(), &q, &headers).await;
+        }
+        return Err(Error::bad_request(
+            "give fromImage (pull from a registry) or fromSrc=- (import the request body)",
+        ));
     }
     let reference = match (
         q.get("repo").filter(|r| !r.is_empty()),
@@ -162,7 +169,7 @@ pub async fn create(engine: State, q: Query, body: Body) -> Result<Json<serde_js
     })
     .await??;
     feeder.abort();
-    Ok(Json(serde_json::json!({ "status": summary.id })))
+    Ok(Json(serde_json::json!({ "status": summary.id })).into_response())
 }
 
 /// Blocking `Read` over the chunks of a request body.
@@ -470,12 +477,17 @@ pub async fn load(engine: State, q: Query, body: Body) -> Result<axum::response:
         .into_response())
 }
 
-/// `POST /images/{name}/tag?repo=&tag=`.
+/// `POST /images/{name}/tag?repo=&tag=` and `POST /images/{name}/push`.
 pub async fn post_by_path(
     engine: State,
     q: Query,
+    headers: axum::http::HeaderMap,
     axum::extract::Path(rest): axum::extract::Path<String>,
-) -> Result<axum::http::StatusCode> {
+) -> Result<axum::response::Response> {
+    use axum::response::IntoResponse;
+    if let Some(name) = rest.strip_suffix("/push") {
+        return super::distribution::push(engine.0.clone(), name, &q, &headers).await;
+    }
     let Some(name) = rest.strip_suffix("/tag") else {
         return Err(Error::not_found(format!("page not found: /images/{rest}")));
     };
@@ -490,7 +502,7 @@ pub async fn post_by_path(
     let store = engine.images.clone();
     let name = name.to_string();
     tokio::task::spawn_blocking(move || store.tag(&name, &target)).await??;
-    Ok(axum::http::StatusCode::CREATED)
+    Ok(axum::http::StatusCode::CREATED.into_response())
 }
 
 /// Which container (if any) uses image `id`: (container id, running).

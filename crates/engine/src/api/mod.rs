@@ -3,6 +3,7 @@
 
 mod commit;
 mod containers;
+mod distribution;
 mod images;
 mod system;
 
@@ -22,6 +23,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/_ping", get(system::ping).head(system::ping))
         .route("/version", get(system::version))
         .route("/info", get(system::info))
+        .route("/auth", post(distribution::auth))
         .route("/images/json", get(images::list))
         .route("/images/create", post(images::create))
         .route("/images/get", get(images::save_many))
