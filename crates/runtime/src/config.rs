@@ -25,6 +25,9 @@ pub struct Namespaces {
     pub join: Vec<(OwnedFd, libc::c_int)>,
     /// A new time namespace (not a clone3 flag: see time.rs).
     pub new_time: bool,
+    /// A mount namespace, new or joined. Without one the mounts happen in
+    /// the caller's namespace and the init only chroots, as runc does.
+    pub mount: bool,
 }
 
 fn ns_flag(t: LinuxNamespaceType) -> Result<libc::c_int> {
@@ -76,9 +79,7 @@ pub fn namespaces(spec: &Spec) -> Result<Namespaces> {
             }
         }
     }
-    if seen & libc::CLONE_NEWNS == 0 {
-        return Err(Error::InvalidConfig("a mount namespace is required".into()));
-    }
+    ns.mount = seen & libc::CLONE_NEWNS != 0;
     Ok(ns)
 }
 
@@ -158,10 +159,19 @@ pub fn prepare(spec: &Spec, bundle: &Path, fifo: &Path) -> Result<Prepared> {
     }
 
     let linux = spec.linux().as_ref();
-    let root_propagation = match linux.and_then(|l| l.rootfs_propagation().as_deref()) {
-        None | Some("") => libc::MS_PRIVATE | libc::MS_REC,
-        Some(p) => mounts::propagation_flag(p)
-            .ok_or_else(|| inv(&format!("unknown rootfsPropagation {p:?}")))?,
+    let configured_propagation = match linux.and_then(|l| l.rootfs_propagation().as_deref()) {
+        None | Some("") => None,
+        Some(p) => Some(
+            mounts::propagation_flag(p)
+                .ok_or_else(|| inv(&format!("unknown rootfsPropagation {p:?}")))?,
+        ),
+    };
+    // Before pivot_root the flag goes on the whole tree, so that bind
+    // mounts from the host inherit it; an unbindable tree could not even
+    // bind the rootfs, so that one waits for the new root.
+    let root_propagation = match configured_propagation {
+        Some(p) if p & libc::MS_UNBINDABLE == 0 => p,
+        _ => libc::MS_PRIVATE | libc::MS_REC,
     };
 
     let mut mount_plans = Vec::new();
@@ -267,6 +277,8 @@ pub fn prepare(spec: &Spec, bundle: &Path, fifo: &Path) -> Result<Prepared> {
         preserve_fds: 0,
         join_ns: ns.join.iter().map(|(fd, f)| (fd.as_raw_fd(), *f)).collect(),
         root_propagation,
+        final_propagation: configured_propagation,
+        mount_ns: ns.mount,
         rootfs: cstring(rootfs.as_os_str().as_bytes(), "rootfs")?,
         mounts: mount_plans,
         devices,

@@ -280,10 +280,14 @@ fn create_in(
     drop(ns);
     drop(opts.stdio);
 
+    let host_mounts = !plan.mount_ns;
     let fail = |e: Error| -> Error {
         // SAFETY: killing and reaping our own child.
         unsafe { libc::kill(pid, libc::SIGKILL) };
         waitpid(pid);
+        if host_mounts {
+            crate::mountinfo::unmount_container_mounts(&rootfs);
+        }
         e
     };
     // The init's messages until it is ready (seccomp fd, hooks: handshake.rs).
@@ -292,6 +296,9 @@ fn create_in(
         Ok(crate::handshake::Outcome::Ready) => {}
         Ok(crate::handshake::Outcome::Eof) => {
             let status = waitpid(pid);
+            if host_mounts {
+                crate::mountinfo::unmount_container_mounts(&rootfs);
+            }
             return Err(Error::Init(format!(
                 "init exited during setup without reporting ({})",
                 describe_wait(status)
@@ -307,7 +314,7 @@ fn create_in(
         pid,
         start_time,
         bundle: bundle.to_path_buf(),
-        rootfs,
+        rootfs: rootfs.clone(),
         created: state::now_rfc3339(),
         annotations: spec
             .annotations()
@@ -316,6 +323,7 @@ fn create_in(
             .into_iter()
             .collect(),
         cgroup: Some(cg_state),
+        host_mounts: !plan.mount_ns,
     };
     state::save(dir, &st).map_err(|e| fail(Error::io("writing state.json")(e)))?;
     if let Some(p) = &opts.pid_file {

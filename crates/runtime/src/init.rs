@@ -26,7 +26,13 @@ pub struct InitPlan {
     pub preserve_fds: u32,
     /// Namespaces to join with setns (fd opened by the parent, CLONE_NEW*).
     pub join_ns: Vec<(RawFd, libc::c_int)>,
+    /// Propagation of / in the new mount namespace before the rootfs is
+    /// bound (see config.rs).
     pub root_propagation: libc::c_ulong,
+    /// linux.rootfsPropagation, applied again to the new root.
+    pub final_propagation: Option<libc::c_ulong>,
+    /// False: no mount namespace; mount in the caller's and chroot.
+    pub mount_ns: bool,
     pub rootfs: CString,
     pub mounts: Vec<MountPlan>,
     pub devices: Vec<DevicePlan>,
@@ -328,9 +334,14 @@ fn setup(plan: &InitPlan, sock: RawFd) -> InitResult<std::convert::Infallible> {
         }
     }
 
-    // Root filesystem.
-    sys::mount(None, c"/", None, plan.root_propagation, None)
-        .map_err(io_err("setting the propagation of /"))?;
+    // Root filesystem. Without a mount namespace of its own the container
+    // must not change the propagation of the caller's mounts.
+    if plan.mount_ns {
+        sys::mount(None, c"/", None, plan.root_propagation, None)
+            .map_err(io_err("setting the propagation of /"))?;
+        // pivot_root refuses a new root whose parent mount is shared.
+        rootfs::make_parent_mount_private(&plan.rootfs)?;
+    }
     sys::mount(
         Some(&plan.rootfs),
         &plan.rootfs,
@@ -388,8 +399,12 @@ fn setup(plan: &InitPlan, sock: RawFd) -> InitResult<std::convert::Infallible> {
     )
     .map_err(io_err("opening exec.fifo"))?;
 
-    rootfs::enter_root(rootfd, &plan.rootfs, plan.no_pivot)?;
+    rootfs::enter_root(rootfd, &plan.rootfs, plan.no_pivot, plan.mount_ns)?;
     drop(root);
+    if let (Some(flags), true) = (plan.final_propagation, plan.mount_ns) {
+        sys::mount(None, c"/", None, flags, None)
+            .map_err(io_err("setting the propagation of the new root"))?;
+    }
     if let Some(console) = plan.console_sock {
         crate::terminal::setup(console, true)?;
         // SAFETY: the socket is not needed any more.

@@ -31,6 +31,7 @@ mod features;
 mod handshake;
 mod hooks;
 mod init;
+mod mountinfo;
 mod mounts;
 mod process;
 mod rootfs;
@@ -327,6 +328,9 @@ impl Container {
             // Kills whatever outlived the init (no pid namespace, or
             // processes that escaped it) and removes the directories.
             cgroups::remove(cg)?;
+        }
+        if self.state.host_mounts {
+            mountinfo::unmount_container_mounts(&self.state.rootfs);
         }
         hooks::poststop(&self);
         fs::remove_dir_all(&self.dir).map_err(Error::io(format!("removing {}", self.dir.display())))

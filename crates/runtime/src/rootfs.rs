@@ -321,9 +321,31 @@ pub fn dev_symlinks(root: RawFd) -> InitResult<()> {
     Ok(())
 }
 
+/// Makes the mount that holds `rootfs` private when it is shared, as
+/// pivot_root requires. Only ever called inside a new mount namespace.
+pub fn make_parent_mount_private(rootfs: &CStr) -> InitResult<()> {
+    let path = rootfs.to_string_lossy();
+    let entries =
+        crate::mountinfo::read_own().map_err(|e| InitError::io("reading mountinfo", e))?;
+    let Some(parent) = crate::mountinfo::parent_of(&entries, &path) else {
+        return Ok(());
+    };
+    if !parent.shared {
+        return Ok(());
+    }
+    let mp = CString::new(parent.mount_point.as_str())
+        .map_err(|_| InitError::config("a mount point contains a NUL byte"))?;
+    sys::mount(None, &mp, None, libc::MS_PRIVATE, None).map_err(mount_err(
+        "making private the parent mount of the rootfs,",
+        &parent.mount_point,
+    ))
+}
+
 /// Makes `rootfs` the root: pivot_root(".", ".") and a lazy unmount of the
-/// old root, or with `no_pivot` a move mount plus chroot.
-pub fn enter_root(root: RawFd, rootfs: &CStr, no_pivot: bool) -> InitResult<()> {
+/// old root, or with `no_pivot` a move mount plus chroot. Without a mount
+/// namespace of its own, only a chroot (moving or pivoting would change
+/// the caller's root).
+pub fn enter_root(root: RawFd, rootfs: &CStr, no_pivot: bool, mount_ns: bool) -> InitResult<()> {
     // SAFETY: fchdir/chdir/chroot/umount2 on valid arguments.
     unsafe {
         if libc::fchdir(root) != 0 {
@@ -332,7 +354,11 @@ pub fn enter_root(root: RawFd, rootfs: &CStr, no_pivot: bool) -> InitResult<()> 
                 io::Error::last_os_error(),
             ));
         }
-        if no_pivot {
+        if !mount_ns {
+            if libc::chroot(c".".as_ptr()) != 0 {
+                return Err(InitError::io("chroot", io::Error::last_os_error()));
+            }
+        } else if no_pivot {
             sys::mount(Some(rootfs), c"/", None, libc::MS_MOVE, None)
                 .map_err(|e| InitError::io("moving the rootfs onto /", e))?;
             if libc::chroot(c".".as_ptr()) != 0 {

@@ -28,6 +28,10 @@ pub struct StateFile {
     /// The container's cgroup (None: not managed, e.g. an old state file).
     #[serde(default)]
     pub cgroup: Option<crate::cgroups::CgroupState>,
+    /// No mount namespace: the rootfs mounts live in the caller's
+    /// namespace and `delete` unmounts them.
+    #[serde(default)]
+    pub host_mounts: bool,
 }
 
 /// Container ids: `[A-Za-z0-9][A-Za-z0-9_.-]*`, at most 1024 bytes.

@@ -1,0 +1,110 @@
+//! Regression tests for what the OCI runtime-tools validation suite found
+//! (scripts/conformance.sh, docs/conformance.md), each checked from inside
+//! a real container rather than through the suite.
+
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+
+use serde_json::json;
+
+mod common;
+
+use common::Bundle;
+
+/// Inside the container: bind the root recursively at /t, then mount
+/// /src on /m and report whether the new mount also shows up under /t.
+const PROPAGATION_PROBE: &str = "mkdir -p /t /m /src && touch /src/f && \
+     mount -o rbind / /t && mount -o bind /src /m && \
+     if [ -e /t/m/f ]; then echo exposed; else echo hidden; fi";
+
+fn propagation_bundle(propagation: &str, script: &str) -> Bundle {
+    let mut b = Bundle::new(&[]);
+    b.sh(script);
+    let caps = json!(["CAP_SYS_ADMIN", "CAP_MKNOD", "CAP_DAC_OVERRIDE"]);
+    for set in ["bounding", "effective", "permitted"] {
+        b.config["process"]["capabilities"][set] = caps.clone();
+    }
+    b.config["root"]["readonly"] = json!(false);
+    b.config["linux"]["rootfsPropagation"] = json!(propagation);
+    b
+}
+
+#[test]
+fn shared_rootfs_propagation_reaches_binds_of_the_root() {
+    // Before the fix pivot_root failed with EINVAL: "/" made shared left
+    // the rootfs's parent mount shared.
+    let mut b = propagation_bundle("shared", PROPAGATION_PROBE);
+    let out = b.run_ok("prop-shared");
+    assert_eq!(out.trim(), "exposed");
+}
+
+#[test]
+fn private_and_slave_rootfs_propagation_do_not() {
+    for p in ["private", "slave", "rprivate"] {
+        let mut b = propagation_bundle(p, PROPAGATION_PROBE);
+        let out = b.run_ok(&format!("prop-{p}"));
+        assert_eq!(out.trim(), "hidden", "rootfsPropagation {p}");
+    }
+}
+
+#[test]
+fn unbindable_rootfs_propagation_refuses_binds_of_the_root() {
+    // Before the fix the runtime itself failed to bind the rootfs.
+    let mut b = propagation_bundle(
+        "unbindable",
+        "mkdir -p /t && if mount -o bind / /t 2>/dev/null; then echo bound; else echo refused; fi",
+    );
+    let out = b.run_ok("prop-unbindable");
+    assert_eq!(out.trim(), "refused");
+}
+
+fn host_mounts_under(dir: &std::path::Path) -> Vec<String> {
+    let dir = dir.to_str().unwrap().to_owned();
+    fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4).map(str::to_owned))
+        .filter(|mp| mp == &dir || mp.starts_with(&format!("{dir}/")))
+        .collect()
+}
+
+#[test]
+fn without_a_mount_namespace_the_init_chroots_and_delete_unmounts() {
+    let mut b = Bundle::new(&[]);
+    // The container reports its mount namespace and its root, then waits.
+    b.sh("readlink /proc/self/ns/mnt > /dev/shm/ns; ls -di / > /dev/shm/root; sleep 100");
+    let namespaces = b.config["linux"]["namespaces"].as_array().unwrap().clone();
+    b.config["linux"]["namespaces"] = json!(namespaces
+        .into_iter()
+        .filter(|n| n["type"] != "mount")
+        .collect::<Vec<_>>());
+    let rootfs = b.rootfs().canonicalize().unwrap();
+    b.run_detached("no-mntns");
+
+    let shm = rootfs.join("dev/shm");
+    let mut ns = String::new();
+    for _ in 0..100 {
+        ns = fs::read_to_string(shm.join("root")).unwrap_or_default();
+        if !ns.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(!ns.is_empty(), "the container never wrote /dev/shm/root");
+    let own_ns = fs::read_link("/proc/self/ns/mnt").unwrap();
+    let container_ns = fs::read_to_string(shm.join("ns")).unwrap();
+    assert_eq!(container_ns.trim(), own_ns.to_str().unwrap());
+    // Its / is the rootfs directory (a chroot, the same inode).
+    let root_ino: u64 = ns.split_whitespace().next().unwrap().parse().unwrap();
+    assert_eq!(root_ino, fs::metadata(&rootfs).unwrap().ino());
+    // Its mounts live in our namespace while it runs...
+    let mounts = host_mounts_under(&rootfs);
+    for m in ["", "/proc", "/dev", "/dev/shm", "/sys"] {
+        let want = format!("{}{m}", rootfs.display());
+        assert!(mounts.contains(&want), "{want} not in {mounts:?}");
+    }
+    // ...and delete takes them away (runc 1.1.5 leaves them behind).
+    let out = b.cmd(&["delete", "--force", "no-mntns"]).output().unwrap();
+    common::check(&out);
+    assert_eq!(host_mounts_under(&rootfs), Vec::<String>::new());
+}
