@@ -16,8 +16,12 @@
 //! systemd would use (`/system.slice/prefix-name.scope`), so
 //! `--systemd-cgroup` works as cgroupfs where no systemd runs.
 //!
-//! Devices on v2 need libcgroups' eBPF feature (libbpf-sys, libelf-dev), not
-//! built here: on pure v2 hosts device rules are not enforced yet.
+//! Devices: on v1 the devices controller's allow/deny lists; on pure v2
+//! an eBPF program (BPF_CGROUP_DEVICE) attached to the container's cgroup
+//! by libcgroups' `cgroupsv2_devices` feature when `linux.resources` is
+//! applied. Both start from "deny all", then the spec's rules, then the
+//! default devices every container gets (as runc appends them). Hybrid
+//! hosts use the v1 controller only, as runc does.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -32,6 +36,8 @@ use oci_spec::runtime::{LinuxResources, Spec};
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
+
+mod v2_devices;
 
 /// Which cgroup layout the host has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -274,6 +280,8 @@ pub fn expand_mounts(
 pub struct Cgroup {
     st: CgroupState,
     manager: AnyCgroupManager,
+    /// v2: the cgroup's directory.
+    v2_dir: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Cgroup {
@@ -289,17 +297,29 @@ fn cg_err(what: &str) -> impl FnOnce(lc::AnyManagerError) -> Error + '_ {
 impl Cgroup {
     /// Opens (without creating) the cgroup described by `st`.
     pub fn open(st: &CgroupState) -> Result<Cgroup> {
+        Cgroup::open_in(Path::new(ROOT), st)
+    }
+
+    /// As [`Cgroup::open`], with the v2 hierarchy mounted at `v2_root`
+    /// instead of /sys/fs/cgroup (the v2 code path on a cgroup2 mounted
+    /// elsewhere, as the empty one of a hybrid host; v1 ignores it).
+    pub fn open_in(v2_root: &Path, st: &CgroupState) -> Result<Cgroup> {
         let manager = match st.mode {
             Mode::V1 => libcgroups::v1::manager::Manager::new(&st.path)
                 .map_err(|e| Error::Cgroup(format!("cgroup {}: {e}", st.path.display())))?
                 .any(),
-            Mode::V2 => libcgroups::v2::manager::Manager::new(PathBuf::from(ROOT), st.path.clone())
-                .map_err(|e| Error::Cgroup(format!("cgroup {}: {e}", st.path.display())))?
-                .any(),
+            Mode::V2 => {
+                libcgroups::v2::manager::Manager::new(v2_root.to_path_buf(), st.path.clone())
+                    .map_err(|e| Error::Cgroup(format!("cgroup {}: {e}", st.path.display())))?
+                    .any()
+            }
         };
+        let v2_dir = (st.mode == Mode::V2)
+            .then(|| v2_root.join(st.path.strip_prefix("/").unwrap_or(&st.path)));
         Ok(Cgroup {
             st: st.clone(),
             manager,
+            v2_dir,
         })
     }
 
@@ -326,9 +346,22 @@ impl Cgroup {
             oom_score_adj: None,
             freezer_state: None,
         };
-        self.manager
-            .apply(&opt)
-            .map_err(cg_err("applying linux.resources"))
+        match self.manager.apply(&opt) {
+            Err(e) if v2_devices::is_memlock_error(&e) => {
+                // Everything but the devices and the unified keys is
+                // written; those two are done here (see v2_devices).
+                let Some(dir) = self.v2_dir.as_deref() else {
+                    return Err(cg_err("applying linux.resources")(e));
+                };
+                let rules = resources.devices().as_deref().unwrap_or_default();
+                v2_devices::attach(dir, rules)?;
+                match resources.unified() {
+                    Some(unified) => v2_devices::write_unified(dir, unified),
+                    None => Ok(()),
+                }
+            }
+            other => other.map_err(cg_err("applying linux.resources")),
+        }
     }
 
     pub fn freeze(&self) -> Result<()> {

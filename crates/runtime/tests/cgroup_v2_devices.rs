@@ -1,0 +1,213 @@
+//! cgroup v2 device rules, for real: pier-runtime's v2 code path
+//! (`Cgroup::add` + `Cgroup::apply`, libcgroups' v2 manager with its
+//! eBPF device program) on a real cgroup2 hierarchy, with a real process
+//! in the cgroup opening real device nodes.
+//!
+//! A BPF_CGROUP_DEVICE program attaches to any cgroup2 directory, with
+//! controllers or not: on a hybrid host (v1 controllers, an empty cgroup2
+//! at /sys/fs/cgroup/unified) this runs on that cgroup2, on a pure v2 host
+//! on /sys/fs/cgroup. The process stays in the v1 devices cgroup it was
+//! born in (which allows everything), so every denial seen here comes from
+//! the eBPF program.
+//!
+//! The cgroup is /pier-test-v2dev-<pid> in that hierarchy; a Drop guard
+//! kills the process and removes the cgroup (which detaches the program)
+//! even when the test fails.
+
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+
+use oci_spec::runtime::LinuxResources;
+use pier_runtime::cgroups::{Cgroup, CgroupState, Mode};
+
+/// Mount point of the first cgroup2 filesystem, from mountinfo.
+fn cgroup2_mount() -> Option<PathBuf> {
+    let info = fs::read_to_string("/proc/self/mountinfo").ok()?;
+    info.lines().find_map(|l| {
+        let (left, right) = l.split_once(" - ")?;
+        if right.split_whitespace().next() != Some("cgroup2") {
+            return None;
+        }
+        left.split_whitespace().nth(4).map(PathBuf::from)
+    })
+}
+
+/// The test's process and cgroup; on drop the process is killed and
+/// reaped, then the cgroup removed.
+struct Guard {
+    child: Child,
+    dir: PathBuf,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = fs::remove_dir(&self.dir);
+    }
+}
+
+/// A shell that, for every line on its stdin, tries to open each node of
+/// `probes` ("path:r" or "path:w") and prints "<probe> ok" or
+/// "<probe> <error>", then "end".
+fn spawn_prober(probes: &[String]) -> Child {
+    let script = r#"
+while read _; do
+  for p in "$@"; do
+    f=${p%:*}
+    if [ "${p##*:}" = r ]; then err=$( (exec 3<"$f") 2>&1 ); else err=$( (exec 3>"$f") 2>&1 ); fi
+    if [ $? = 0 ]; then echo "$p ok"; else echo "$p $err"; fi
+  done
+  echo end
+done
+"#;
+    Command::new(pier_testutil::busybox())
+        .args(["sh", "-c", script, "prober"])
+        .args(probes)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawning busybox sh")
+}
+
+/// One round of probes: probe -> "ok" or the shell's error message.
+fn probe_round(
+    stdin: &mut ChildStdin,
+    out: &mut BufReader<ChildStdout>,
+) -> std::collections::BTreeMap<String, String> {
+    writeln!(stdin, "go").expect("writing to the prober");
+    stdin.flush().expect("flushing to the prober");
+    let mut results = std::collections::BTreeMap::new();
+    loop {
+        let mut line = String::new();
+        let n = out.read_line(&mut line).expect("reading the prober");
+        assert!(n > 0, "the prober exited early");
+        let line = line.trim_end();
+        if line == "end" {
+            return results;
+        }
+        let (probe, result) = line.split_once(' ').unwrap_or((line, ""));
+        results.insert(probe.to_owned(), result.to_owned());
+    }
+}
+
+fn resources(devices: serde_json::Value) -> LinuxResources {
+    serde_json::from_value(serde_json::json!({ "devices": devices }))
+        .expect("a valid linux.resources")
+}
+
+fn assert_ok(r: &std::collections::BTreeMap<String, String>, probe: &str, when: &str) {
+    assert_eq!(r[probe], "ok", "{when}: opening {probe} should work: {r:?}");
+}
+
+fn assert_eperm(r: &std::collections::BTreeMap<String, String>, probe: &str, when: &str) {
+    assert!(
+        r[probe].contains("Operation not permitted"),
+        "{when}: opening {probe} should fail with EPERM: {r:?}"
+    );
+}
+
+#[test]
+fn v2_device_rules_are_enforced_by_the_ebpf_program() {
+    if !nix_is_root() {
+        pier_testutil::skip("cgroup v2 device test needs root");
+        return;
+    }
+    let Some(v2_root) = cgroup2_mount() else {
+        pier_testutil::skip("no cgroup2 hierarchy is mounted on this host");
+        return;
+    };
+    // Our own device nodes: /dev/null (1:3, allowed by default) and
+    // /dev/kmsg's numbers (1:11, denied by default), in a private dir.
+    let nodes = tempfile::Builder::new()
+        .prefix("pier-test-v2dev-")
+        .tempdir()
+        .expect("a temp dir");
+    let null = nodes.path().join("null");
+    let kmsg = nodes.path().join("kmsg");
+    for (p, minor) in [(&null, "3"), (&kmsg, "11")] {
+        let st = Command::new("mknod")
+            .arg(p)
+            .args(["c", "1", minor])
+            .status()
+            .expect("running mknod");
+        assert!(st.success(), "mknod {}", p.display());
+    }
+    let probe = |p: &Path, mode: &str| format!("{}:{mode}", p.display());
+    let (null_w, kmsg_r, kmsg_w) = (probe(&null, "w"), probe(&kmsg, "r"), probe(&kmsg, "w"));
+
+    let st = CgroupState {
+        path: PathBuf::from(format!("/pier-test-v2dev-{}", std::process::id())),
+        mode: Mode::V2,
+    };
+    let dir = v2_root.join(st.path.strip_prefix("/").expect("absolute"));
+    let mut guard = Guard {
+        child: spawn_prober(&[null_w.clone(), kmsg_r.clone(), kmsg_w.clone()]),
+        dir: dir.clone(),
+    };
+    let mut stdin = guard.child.stdin.take().expect("prober stdin");
+    let mut out = BufReader::new(guard.child.stdout.take().expect("prober stdout"));
+
+    // Outside the cgroup every node opens (a test that can fail below).
+    let before = probe_round(&mut stdin, &mut out);
+    for p in [&null_w, &kmsg_r, &kmsg_w] {
+        assert_ok(&before, p, "before the cgroup");
+    }
+
+    // Into the cgroup, with what `create` writes for a runc-like spec:
+    // deny all, then the default devices.
+    let cg = Cgroup::open_in(&v2_root, &st).expect("opening the v2 cgroup");
+    let pid = guard.child.id() as i32;
+    cg.add(pid).expect("moving the prober into the cgroup");
+    let procs = fs::read_to_string(dir.join("cgroup.procs")).expect("cgroup.procs");
+    assert!(
+        procs.lines().any(|l| l == pid.to_string()),
+        "prober {pid} not in {}: {procs}",
+        dir.display()
+    );
+    cg.apply(&resources(
+        serde_json::json!([{"allow": false, "access": "rwm"}]),
+    ))
+    .expect("applying the default device rules");
+    let defaults = probe_round(&mut stdin, &mut out);
+    assert_ok(&defaults, &null_w, "default rules");
+    assert_eperm(&defaults, &kmsg_r, "default rules");
+    assert_eperm(&defaults, &kmsg_w, "default rules");
+
+    // A spec rule allowing 1:11 for reading only: the new program replaces
+    // the old one.
+    cg.apply(&resources(serde_json::json!([
+        {"allow": false, "access": "rwm"},
+        {"allow": true, "type": "c", "major": 1, "minor": 11, "access": "r"}
+    ])))
+    .expect("applying a rule for c 1:11 r");
+    let read_only = probe_round(&mut stdin, &mut out);
+    assert_ok(&read_only, &null_w, "c 1:11 r");
+    assert_ok(&read_only, &kmsg_r, "c 1:11 r");
+    assert_eperm(&read_only, &kmsg_w, "c 1:11 r");
+
+    // A spec denying /dev/null after "allow all": the default devices come
+    // last and allow it again, as runc does.
+    cg.apply(&resources(serde_json::json!([
+        {"allow": true, "access": "rwm"},
+        {"allow": false, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
+        {"allow": false, "type": "c", "major": 1, "minor": 11, "access": "w"}
+    ])))
+    .expect("applying allow-all with denials");
+    let allow_all = probe_round(&mut stdin, &mut out);
+    assert_ok(&allow_all, &null_w, "allow all, deny 1:3 and 1:11 w");
+    assert_ok(&allow_all, &kmsg_r, "allow all, deny 1:3 and 1:11 w");
+    assert_eperm(&allow_all, &kmsg_w, "allow all, deny 1:3 and 1:11 w");
+
+    drop(stdin);
+    drop(guard);
+    assert!(!dir.exists(), "{} survived the test", dir.display());
+}
+
+fn nix_is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
