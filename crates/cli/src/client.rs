@@ -143,12 +143,27 @@ impl Client {
         path: &str,
         body: Body,
     ) -> Result<Response<Incoming>, CliError> {
+        self.send_with_headers(method, path, &[], body).await
+    }
+
+    /// [`send`](Self::send) with extra headers (e.g. `X-Registry-Auth`).
+    pub async fn send_with_headers(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Body,
+    ) -> Result<Response<Incoming>, CliError> {
         let mut sender = self.handshake().await?;
-        let req = Request::builder()
+        let mut req = Request::builder()
             .method(method)
             .uri(path)
             .header("Host", "pier")
-            .header("Content-Type", "application/json")
+            .header("Content-Type", "application/json");
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        let req = req
             .body(body)
             .map_err(|e| CliError::engine(format!("bad request {path}: {e}")))?;
         let resp = sender

@@ -76,6 +76,14 @@ enum Command {
     Diff(cmd::image_ops::DiffArgs),
     /// Export a container's filesystem as a tar archive
     Export(cmd::image_ops::ExportArgs),
+    /// Download an image from a registry
+    Pull(cmd::pull::PullArgs),
+    /// Upload an image to a registry
+    Push(cmd::push::PushArgs),
+    /// Authenticate to a registry
+    Login(cmd::login::LoginArgs),
+    /// Log out from a registry
+    Logout(cmd::login::LogoutArgs),
     /// Display system-wide information
     Info,
     /// Run an image registry (OCI distribution) or collect its garbage
@@ -110,6 +118,10 @@ enum ImageCommand {
     Save(cmd::image_ops::SaveArgs),
     /// Load an image from a tar archive or STDIN
     Load(cmd::image_ops::LoadArgs),
+    /// Download an image from a registry
+    Pull(cmd::pull::PullArgs),
+    /// Upload an image to a registry
+    Push(cmd::push::PushArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -187,6 +199,14 @@ async fn dispatch(cli: Cli) -> Result<i32, CliError> {
         Command::Load(a) | Command::Image(ImageCommand::Load(a)) => {
             cmd::image_ops::load(&client, a).await
         }
+        Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => {
+            cmd::pull::pull(&client, a).await
+        }
+        Command::Push(a) | Command::Image(ImageCommand::Push(a)) => {
+            cmd::push::push(&client, a).await
+        }
+        Command::Login(a) => cmd::login::login(&client, a).await,
+        Command::Logout(a) => cmd::login::logout(a).await,
         Command::Commit(a) => cmd::image_ops::commit(&client, a).await,
         Command::Diff(a) => cmd::image_ops::diff(&client, a).await,
         Command::Export(a) => cmd::image_ops::export(&client, a).await,

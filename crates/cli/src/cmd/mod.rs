@@ -3,6 +3,9 @@
 pub mod containers;
 pub mod image_ops;
 pub mod images;
+pub mod login;
+pub mod pull;
+pub mod push;
 pub mod registry;
 pub mod run;
 pub mod system;
