@@ -173,7 +173,7 @@ impl Registry {
         let mut attempt = 0;
         let resp = loop {
             match self.http.get(&url).send().await {
-                Ok(r) if r.status().is_server_error() && attempt < self.options.retries => {}
+                Ok(r) if r.status().is_server_error() && attempt < self.options.retries.min(2) => {}
                 Ok(r) => break r,
                 Err(e)
                     if attempt >= self.options.retries

@@ -1,0 +1,681 @@
+//! Pull and push through pierd's Docker API against Debian's
+//! docker-registry (CNCF distribution): images made in the test with
+//! `write_oci_layout` and pushed with skopeo; pulled, run, pushed back,
+//! pulled by another pier and by skopeo; layer reuse counted at the byte
+//! level through a TCP proxy; htpasswd auth; the docker CLI against pierd.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use pier_testutil::oci_layout::{busybox_layer, write_oci_layout, LayerFile, LayoutImage};
+use pier_testutil::{skip, DockerRegistry, PierEnv};
+
+fn new_env() -> PierEnv {
+    PierEnv::new(Path::new(env!("CARGO_BIN_EXE_pier")))
+}
+
+/// Peers every test here needs; None (after `skip`) when one is missing.
+fn peers() -> Option<()> {
+    for bin in ["skopeo", "curl"] {
+        if !pier_testutil::dockerd::have(bin) {
+            skip(&format!("{bin} is not installed"));
+            return None;
+        }
+    }
+    if pier_testutil::registry::docker_registry_binary().is_none() {
+        skip("docker-registry is not installed (apt-get install docker-registry)");
+        return None;
+    }
+    Some(())
+}
+
+/// An answer of pierd's API: status and body.
+struct Api {
+    status: u16,
+    body: String,
+}
+
+impl Api {
+    /// The JSON lines of a streamed answer.
+    fn lines(&self) -> Vec<serde_json::Value> {
+        self.body
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+            .collect()
+    }
+    fn statuses(&self) -> Vec<String> {
+        self.lines()
+            .iter()
+            .filter_map(|v| v["status"].as_str().map(str::to_owned))
+            .collect()
+    }
+    fn error(&self) -> Option<String> {
+        self.lines()
+            .iter()
+            .find_map(|v| v["error"].as_str().map(str::to_owned))
+    }
+    fn assert_ok(&self, what: &str) {
+        assert_eq!(self.status, 200, "{what}: {}", self.body);
+        assert_eq!(self.error(), None, "{what}: {}", self.body);
+    }
+}
+
+/// `curl --unix-socket` to this env's pierd (started first by `pier images`).
+fn api(env: &PierEnv, method: &str, path: &str, auth: Option<&str>, body: Option<&str>) -> Api {
+    let sock = env.exec_root.join("pier.sock");
+    if !sock.exists() {
+        env.ok(&["images"]);
+    }
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sS", "-X", method, "--unix-socket"])
+        .arg(&sock)
+        .args(["-w", "\n%{http_code}"]);
+    if let Some(a) = auth {
+        cmd.args(["-H", &format!("X-Registry-Auth: {a}")]);
+    }
+    if let Some(b) = body {
+        cmd.args(["-H", "Content-Type: application/json", "-d", b]);
+    }
+    cmd.arg(format!("http://pier/v1.45{path}"));
+    let out = cmd.output().expect("running curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    Api {
+        status: code.trim().parse().unwrap_or(0),
+        body: body.to_owned(),
+    }
+}
+
+fn pull(env: &PierEnv, image: &str, tag: &str, auth: Option<&str>) -> Api {
+    api(
+        env,
+        "POST",
+        &format!("/images/create?fromImage={image}&tag={tag}"),
+        auth,
+        None,
+    )
+}
+
+fn skopeo_copy(layout: &Path, tag: &str, dest: &str, creds: Option<&str>) {
+    let mut cmd = Command::new("skopeo");
+    cmd.args(["copy", "--dest-tls-verify=false"]);
+    if let Some(c) = creds {
+        cmd.args(["--dest-creds", c]);
+    }
+    let out = cmd
+        .arg(format!("oci:{}:{tag}", layout.display()))
+        .arg(format!("docker://{dest}"))
+        .output()
+        .expect("running skopeo");
+    assert!(
+        out.status.success(),
+        "skopeo copy to {dest}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn layout_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("pier-test-layout-")
+        .tempdir()
+        .unwrap()
+}
+
+/// A busybox image with /etc/msg, pushed to `reg` as `repo:tag`.
+fn push_test_image(reg: &DockerRegistry, repo: &str, tag: &str, msg: &str) -> LayoutImage {
+    let layout = layout_dir();
+    let img = write_oci_layout(
+        layout.path(),
+        tag,
+        &[
+            busybox_layer().unwrap(),
+            vec![LayerFile::new("etc/msg", msg)],
+        ],
+        &["sh"],
+    )
+    .unwrap();
+    skopeo_copy(
+        layout.path(),
+        tag,
+        &format!("{}/{repo}:{tag}", reg.addr),
+        None,
+    );
+    img
+}
+
+#[test]
+fn pull_run_push_and_pull_back() {
+    let Some(()) = peers() else { return };
+    let reg = DockerRegistry::start().unwrap();
+    let img = push_test_image(&reg, "test/bb", "v1", "hello from the registry\n");
+    let name = format!("{}/test/bb", reg.addr);
+    let env = new_env();
+
+    let r = pull(&env, &name, "v1", None);
+    r.assert_ok("first pull");
+    let st = r.statuses();
+    assert_eq!(st[0], "Pulling from test/bb", "{}", r.body);
+    for want in [
+        "Pulling fs layer",
+        "Downloading",
+        "Download complete",
+        "Pull complete",
+    ] {
+        assert!(st.iter().any(|s| s == want), "no {want:?} in {}", r.body);
+    }
+    let lines = r.lines();
+    let layer_ids: Vec<String> = img
+        .layer_digests
+        .iter()
+        .map(|d| d[7..19].to_owned())
+        .collect();
+    for id in &layer_ids {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l["id"] == id.as_str() && l["status"] == "Pull complete"),
+            "layer {id} not completed: {}",
+            r.body
+        );
+    }
+    assert!(lines.iter().any(|l| l["status"] == "Downloading"
+        && l["progressDetail"]["total"].as_u64() == Some(img.layer_sizes[0])
+        && l["progress"].as_str().is_some_and(|p| p.starts_with('['))));
+    assert!(
+        st.contains(&format!("Digest: {}", img.manifest_digest)),
+        "{}",
+        r.body
+    );
+    assert_eq!(
+        st.last().unwrap(),
+        &format!("Status: Downloaded newer image for {name}:v1")
+    );
+
+    // Again: nothing to fetch.
+    let r = pull(&env, &name, "v1", None);
+    r.assert_ok("second pull");
+    assert_eq!(
+        r.statuses().last().unwrap(),
+        &format!("Status: Image is up to date for {name}:v1")
+    );
+    assert_eq!(
+        r.statuses()
+            .iter()
+            .filter(|s| *s == "Already exists")
+            .count(),
+        2
+    );
+
+    // It runs.
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        &format!("{name}:v1"),
+        "sh",
+        "-c",
+        "cat /etc/msg",
+    ]);
+    assert_eq!(out, "hello from the registry\n");
+
+    // By digest.
+    let r = pull(&env, &name, &img.manifest_digest, None);
+    r.assert_ok("pull by digest");
+    assert!(r
+        .statuses()
+        .contains(&format!("Digest: {}", img.manifest_digest)));
+    env.ok(&[
+        "image",
+        "inspect",
+        &format!("{name}@{}", img.manifest_digest),
+    ]);
+
+    // Push under another repository: the layers are mounted from test/bb.
+    let copy = format!("{}/other/copy", reg.addr);
+    env.ok(&["tag", &format!("{name}:v1"), &format!("{copy}:v2")]);
+    let r = api(
+        &env,
+        "POST",
+        &format!("/images/{copy}/push?tag=v2"),
+        None,
+        None,
+    );
+    r.assert_ok("push");
+    let st = r.statuses();
+    assert_eq!(st[0], format!("The push refers to repository [{copy}]"));
+    assert_eq!(
+        st.iter().filter(|s| *s == "Mounted from test/bb").count(),
+        2,
+        "{}",
+        r.body
+    );
+    let size = std::fs::metadata(env.data_root.join(format!(
+        "content/blobs/sha256/{}",
+        &img.manifest_digest[7..]
+    )))
+    .unwrap()
+    .len();
+    assert!(
+        st.contains(&format!("v2: digest: {} size: {size}", img.manifest_digest)),
+        "{}",
+        r.body
+    );
+    let aux = r
+        .lines()
+        .into_iter()
+        .find(|l| l.get("aux").is_some())
+        .unwrap();
+    assert_eq!(aux["aux"]["Digest"], img.manifest_digest.as_str());
+    assert_eq!(aux["aux"]["Tag"], "v2");
+
+    // Pushing again: everything is there.
+    let r = api(
+        &env,
+        "POST",
+        &format!("/images/{copy}/push?tag=v2"),
+        None,
+        None,
+    );
+    r.assert_ok("second push");
+    assert_eq!(
+        r.statuses()
+            .iter()
+            .filter(|s| *s == "Layer already exists")
+            .count(),
+        2
+    );
+
+    // skopeo reads what pier pushed.
+    let back = layout_dir();
+    let out = Command::new("skopeo")
+        .args(["copy", "--src-tls-verify=false"])
+        .arg(format!("docker://{copy}:v2"))
+        .arg(format!("oci:{}:x", back.path().display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Another pier (own data root) pulls it and runs it.
+    let other = new_env();
+    pull(&other, &copy, "v2", None).assert_ok("pull by another pier");
+    let out = other.ok(&[
+        "run",
+        "--rm",
+        &format!("{copy}:v2"),
+        "sh",
+        "-c",
+        "cat /etc/msg",
+    ]);
+    assert_eq!(out, "hello from the registry\n");
+}
+
+#[test]
+fn a_fresh_image_pushed_by_pier_is_pulled_by_skopeo() {
+    let Some(()) = peers() else { return };
+    let reg = DockerRegistry::start().unwrap();
+    let env = new_env();
+    let name = format!("{}/fresh/bb", reg.addr);
+    env.import_busybox(&format!("{name}:1"));
+    let r = api(
+        &env,
+        "POST",
+        &format!("/images/{name}/push?tag=1"),
+        None,
+        None,
+    );
+    r.assert_ok("push of an imported image");
+    assert!(r.statuses().iter().any(|s| s == "Pushed"), "{}", r.body);
+    let back = layout_dir();
+    let out = Command::new("skopeo")
+        .args(["copy", "--src-tls-verify=false"])
+        .arg(format!("docker://{name}:1"))
+        .arg(format!("oci:{}:x", back.path().display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let other = new_env();
+    pull(&other, &name, "1", None).assert_ok("pull back");
+    assert_eq!(
+        other.ok(&["run", "--rm", &format!("{name}:1"), "sh", "-c", "echo ok"]),
+        "ok\n"
+    );
+}
+
+#[test]
+fn errors_before_streaming_get_an_http_status() {
+    let Some(()) = peers() else { return };
+    let reg = DockerRegistry::start().unwrap();
+    let env = new_env();
+    let r = pull(&env, &format!("{}/no/such", reg.addr), "v1", None);
+    assert_eq!(r.status, 404, "{}", r.body);
+    let msg: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert!(
+        msg["message"]
+            .as_str()
+            .unwrap()
+            .contains("manifest unknown"),
+        "{}",
+        r.body
+    );
+    let r = pull(&env, "a..b", "", None);
+    assert_eq!(r.status, 400, "{}", r.body);
+    let r = api(&env, "POST", "/images/127.0.0.1:1/nothing/push", None, None);
+    assert_eq!(r.status, 404, "{}", r.body);
+    assert!(
+        r.body.contains("An image does not exist locally"),
+        "{}",
+        r.body
+    );
+    // A registry that is not there.
+    let port = pier_testutil::registry::free_port();
+    let r = pull(&env, &format!("127.0.0.1:{port}/x"), "v1", None);
+    assert_eq!(r.status, 500, "{}", r.body);
+    assert!(r.body.contains("reachable"), "{}", r.body);
+}
+
+/// A TCP proxy that counts the bytes the server sends; stopped on drop.
+struct CountingProxy {
+    addr: String,
+    served: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+}
+
+impl CountingProxy {
+    fn start(upstream: &str) -> CountingProxy {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        let served = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (up, s2, stop2) = (upstream.to_owned(), served.clone(), stop.clone());
+        l.set_nonblocking(true).unwrap();
+        std::thread::spawn(move || {
+            while !stop2.load(Ordering::SeqCst) {
+                match l.accept() {
+                    Ok((client, _)) => {
+                        client.set_nonblocking(false).unwrap();
+                        let Ok(server) = TcpStream::connect(&up) else {
+                            continue;
+                        };
+                        let (c2, s_2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                        std::thread::spawn(move || copy(c2, s_2, None));
+                        let counter = s2.clone();
+                        std::thread::spawn(move || copy(server, client, Some(counter)));
+                    }
+                    Err(_) => std::thread::sleep(std::time::Duration::from_millis(5)),
+                }
+            }
+        });
+        CountingProxy { addr, served, stop }
+    }
+}
+
+fn copy(mut from: TcpStream, mut to: TcpStream, count: Option<Arc<AtomicU64>>) {
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if let Some(c) = &count {
+                    c.fetch_add(n as u64, Ordering::SeqCst);
+                }
+                if to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = to.shutdown(std::net::Shutdown::Write);
+}
+
+impl Drop for CountingProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+fn random_file(path: &str, n: usize) -> LayerFile {
+    let mut v = vec![0u8; n];
+    let mut x: u64 = 0x9e3779b97f4a7c15 ^ n as u64 ^ path.len() as u64;
+    for (i, b) in v.iter_mut().enumerate() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = (x >> (i % 8 * 8)) as u8;
+    }
+    LayerFile::new(path, v)
+}
+
+#[test]
+fn a_pull_transfers_only_the_missing_layer() {
+    let Some(()) = peers() else { return };
+    let reg = DockerRegistry::start().unwrap();
+    let layout = layout_dir();
+    let base = [
+        vec![random_file("l1", 700_000)],
+        vec![random_file("l2", 600_000)],
+    ];
+    let a = write_oci_layout(
+        layout.path(),
+        "a",
+        &[
+            base[0].clone_files(),
+            base[1].clone_files(),
+            vec![random_file("a3", 300_000)],
+        ],
+        &["sh"],
+    )
+    .unwrap();
+    let b = write_oci_layout(
+        layout.path(),
+        "b",
+        &[
+            base[0].clone_files(),
+            base[1].clone_files(),
+            vec![random_file("b3", 400_000)],
+        ],
+        &["sh"],
+    )
+    .unwrap();
+    assert_eq!(a.layer_digests[..2], b.layer_digests[..2]);
+    skopeo_copy(
+        layout.path(),
+        "a",
+        &format!("{}/reuse/img:a", reg.addr),
+        None,
+    );
+    skopeo_copy(
+        layout.path(),
+        "b",
+        &format!("{}/reuse/img:b", reg.addr),
+        None,
+    );
+    let proxy = CountingProxy::start(&reg.addr);
+    let env = new_env();
+    let name = format!("{}/reuse/img", proxy.addr);
+    pull(&env, &name, "a", None).assert_ok("pull a");
+    let first = proxy.served.swap(0, Ordering::SeqCst);
+    assert!(first >= a.layer_sizes.iter().sum::<u64>(), "served {first}");
+    let r = pull(&env, &name, "b", None);
+    r.assert_ok("pull b");
+    let second = proxy.served.load(Ordering::SeqCst);
+    assert_eq!(
+        r.statuses()
+            .iter()
+            .filter(|s| *s == "Already exists")
+            .count(),
+        2,
+        "{}",
+        r.body
+    );
+    let missing = b.layer_sizes[2];
+    // The missing layer plus manifests, config and headers: far less than
+    // either shared layer.
+    assert!(second >= missing, "served {second} < layer {missing}");
+    assert!(
+        second < missing + 64 * 1024,
+        "served {second} bytes for a {missing}-byte layer: shared layers were fetched again"
+    );
+}
+
+trait CloneFiles {
+    fn clone_files(&self) -> Vec<LayerFile>;
+}
+
+impl CloneFiles for Vec<LayerFile> {
+    fn clone_files(&self) -> Vec<LayerFile> {
+        self.iter()
+            .map(|f| LayerFile {
+                path: f.path.clone(),
+                contents: f.contents.clone(),
+                mode: f.mode,
+            })
+            .collect()
+    }
+}
+
+fn b64url(s: &str) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let b = s.as_bytes();
+    let mut out = String::new();
+    for c in b.chunks(3) {
+        let n = (c[0] as u32) << 16
+            | (*c.get(1).unwrap_or(&0) as u32) << 8
+            | *c.get(2).unwrap_or(&0) as u32;
+        for i in 0..=c.len() {
+            out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+#[test]
+fn htpasswd_auth_login_pull_and_push() {
+    let Some(()) = peers() else { return };
+    if !pier_testutil::dockerd::have("htpasswd") {
+        skip("htpasswd is not installed (apt-get install apache2-utils)");
+        return;
+    }
+    let auth_dir = layout_dir();
+    let htpasswd = auth_dir.path().join("htpasswd");
+    let out = Command::new("htpasswd")
+        .args(["-Bbn", "user", "s3cret"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    std::fs::write(&htpasswd, &out.stdout).unwrap();
+    let path_line = format!("    path: {}", htpasswd.display());
+    let reg =
+        DockerRegistry::start_with(&["auth:", "  htpasswd:", "    realm: pier-test", &path_line])
+            .unwrap();
+    let layout = layout_dir();
+    write_oci_layout(layout.path(), "v1", &[busybox_layer().unwrap()], &["sh"]).unwrap();
+    skopeo_copy(
+        layout.path(),
+        "v1",
+        &format!("{}/priv/bb:v1", reg.addr),
+        Some("user:s3cret"),
+    );
+    let env = new_env();
+    let name = format!("{}/priv/bb", reg.addr);
+
+    let r = pull(&env, &name, "v1", None);
+    assert_eq!(r.status, 401, "{}", r.body);
+    let login = |pass: &str| {
+        let body = format!(
+            r#"{{"username":"user","password":"{pass}","serveraddress":"{}"}}"#,
+            reg.addr
+        );
+        api(&env, "POST", "/auth", None, Some(&body))
+    };
+    let bad = login("wrong");
+    assert_eq!(bad.status, 401, "{}", bad.body);
+    assert!(bad.body.contains("login attempt to"), "{}", bad.body);
+    let good = login("s3cret");
+    assert_eq!(good.status, 200, "{}", good.body);
+    assert!(good.body.contains("Login Succeeded"), "{}", good.body);
+
+    let wrong = b64url(&format!(
+        r#"{{"username":"user","password":"nope","serveraddress":"{}"}}"#,
+        reg.addr
+    ));
+    assert_eq!(pull(&env, &name, "v1", Some(&wrong)).status, 401);
+    let creds = b64url(&format!(
+        r#"{{"username":"user","password":"s3cret","serveraddress":"{}"}}"#,
+        reg.addr
+    ));
+    pull(&env, &name, "v1", Some(&creds)).assert_ok("pull with credentials");
+    env.ok(&["tag", &format!("{name}:v1"), &format!("{name}:v2")]);
+    let r = api(
+        &env,
+        "POST",
+        &format!("/images/{name}/push?tag=v2"),
+        Some(&creds),
+        None,
+    );
+    r.assert_ok("push with credentials");
+    let r = api(
+        &env,
+        "POST",
+        &format!("/images/{name}/push?tag=v2"),
+        None,
+        None,
+    );
+    assert!(
+        r.status == 401 || r.error().is_some_and(|e| e.contains("unauthorized")),
+        "anonymous push went through: {}",
+        r.body
+    );
+}
+
+#[test]
+fn the_docker_cli_pulls_through_pierd() {
+    let Some(()) = peers() else { return };
+    if !pier_testutil::dockerd::have("docker") {
+        skip("the docker CLI is not installed (apt-get install docker.io)");
+        return;
+    }
+    let reg = DockerRegistry::start().unwrap();
+    push_test_image(&reg, "cli/bb", "v1", "via docker\n");
+    let env = new_env();
+    env.ok(&["images"]);
+    let cfg = layout_dir();
+    let out = Command::new("docker")
+        .env("DOCKER_CONFIG", cfg.path())
+        .arg("-H")
+        .arg(format!(
+            "unix://{}",
+            env.exec_root.join("pier.sock").display()
+        ))
+        .args(["pull", &format!("{}/cli/bb:v1", reg.addr)])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("Downloaded newer image"), "{text}");
+    assert!(text.contains("Pull complete"), "{text}");
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        &format!("{}/cli/bb:v1", reg.addr),
+        "sh",
+        "-c",
+        "cat /etc/msg",
+    ]);
+    assert_eq!(out, "via docker\n");
+}
