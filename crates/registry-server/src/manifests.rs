@@ -75,6 +75,11 @@ pub async fn get(ctx: &Ctx<'_>, name: &str, reference: &str) -> ApiResult<Resp> 
     b.body(body).map_err(ApiError::internal)
 }
 
+/// Bytes of an oversized body read and thrown away before answering 413,
+/// so that ordinary clients, still sending, see the answer rather than a
+/// reset connection. Past it the connection is simply closed.
+const DRAIN_LIMIT: u64 = 16 * 1024 * 1024;
+
 /// Reads at most `limit` bytes of body; 413 above.
 async fn read_limited(ctx: &Ctx<'_>, mut body: Incoming, limit: u64) -> ApiResult<Vec<u8>> {
     let too_big = || {
@@ -84,15 +89,14 @@ async fn read_limited(ctx: &Ctx<'_>, mut body: Incoming, limit: u64) -> ApiResul
         )
         .status(StatusCode::PAYLOAD_TOO_LARGE)
     };
-    if let Some(n) = ctx
+    let announced = ctx
         .header(header::CONTENT_LENGTH)
-        .and_then(|v| v.trim().parse::<u64>().ok())
-    {
-        if n > limit {
-            return Err(too_big());
-        }
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if announced.is_some_and(|n| n > DRAIN_LIMIT) {
+        return Err(too_big());
     }
     let mut out = Vec::new();
+    let mut seen: u64 = 0;
     loop {
         let frame = tokio::time::timeout(ctx.idle_timeout(), body.frame())
             .await
@@ -102,11 +106,17 @@ async fn read_limited(ctx: &Ctx<'_>, mut body: Incoming, limit: u64) -> ApiResul
             ApiError::new(Code::ManifestInvalid, format!("reading the manifest: {e}"))
         })?;
         if let Ok(data) = frame.into_data() {
-            if out.len() as u64 + data.len() as u64 > limit {
+            seen += data.len() as u64;
+            if seen > DRAIN_LIMIT {
                 return Err(too_big());
             }
-            out.extend_from_slice(&data);
+            if seen <= limit {
+                out.extend_from_slice(&data);
+            }
         }
+    }
+    if seen > limit {
+        return Err(too_big());
     }
     Ok(out)
 }

@@ -212,22 +212,10 @@ impl Registry {
                 self.challenge(ctx.headers, tls, scope),
             )
         };
-        match &route {
-            Route::Base => {
-                if self.auth.enabled() && ctx.who == Identity::Anonymous {
-                    return Err(unauthorized("authentication required".into(), None));
-                }
-            }
-            Route::Token => {}
-            Route::Catalog => {
-                if self.auth.enabled() && ctx.who == Identity::Anonymous {
-                    return Err(unauthorized(
-                        "authentication required".into(),
-                        Some("registry:catalog:*".into()),
-                    ));
-                }
-            }
-            _ => {}
+        let anonymous_refused = self.auth.enabled() && ctx.who == Identity::Anonymous;
+        if anonymous_refused && matches!(route, Route::Base | Route::Catalog) {
+            let scope = (route == Route::Catalog).then(|| "registry:catalog:*".to_owned());
+            return Err(unauthorized("authentication required".into(), scope));
         }
         if let Some(repo) = route.repo() {
             if !names::valid_name(repo) {
