@@ -43,6 +43,17 @@ fn ns_flag(t: LinuxNamespaceType) -> Result<libc::c_int> {
     })
 }
 
+/// Reads config.json. serde_json's own error names the field and the
+/// position (oci-spec's loader only says "serde failed").
+pub fn load_spec(path: &Path) -> Result<Spec> {
+    let data = std::fs::read(path).map_err(|e| Error::Io {
+        context: format!("reading {}", path.display()),
+        source: e,
+    })?;
+    serde_json::from_slice(&data)
+        .map_err(|e| Error::InvalidConfig(format!("{}: {e}", path.display())))
+}
+
 pub fn namespaces(spec: &Spec) -> Result<Namespaces> {
     let mut ns = Namespaces::default();
     let list = spec

@@ -23,8 +23,7 @@ pub fn create(rt: &Runtime, id: &str, bundle: &Path, opts: CreateOptions) -> Res
     let bundle = bundle
         .canonicalize()
         .map_err(Error::io(format!("bundle {}", bundle.display())))?;
-    let spec = Spec::load(bundle.join("config.json"))
-        .map_err(|e| Error::InvalidConfig(format!("{}/config.json: {e}", bundle.display())))?;
+    let spec = config::load_spec(&bundle.join("config.json"))?;
 
     fs::create_dir_all(rt.root())
         .map_err(Error::io(format!("creating {}", rt.root().display())))?;
@@ -377,11 +376,24 @@ pub fn release_fifo(c: &Container) -> Result<()> {
         // SAFETY: poll on one valid pollfd.
         let r = unsafe { libc::poll(&mut pfd, 1, 100) };
         if r > 0 {
-            let mut b = [0u8; 1];
-            // SAFETY: read into a one-byte buffer.
-            let n = unsafe { libc::read(fd.as_raw_fd(), b.as_mut_ptr().cast(), 1) };
-            if n == 1 {
-                break;
+            let mut b = [0u8; crate::sync::FIFO_MESSAGE_MAX];
+            // SAFETY: read into a buffer of its own length.
+            let n = unsafe { libc::read(fd.as_raw_fd(), b.as_mut_ptr().cast(), b.len()) };
+            if n > 0 {
+                match crate::sync::parse_fifo_message(&b[..n as usize]) {
+                    Ok(()) => break,
+                    Err(msg) => {
+                        // The init exits right after its message: report
+                        // the container stopped, not still created.
+                        for _ in 0..2000 {
+                            if c.status() == Status::Stopped {
+                                break;
+                            }
+                            std::thread::sleep(Duration::from_millis(1));
+                        }
+                        return Err(Error::Init(msg));
+                    }
+                }
             }
             if n < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EAGAIN) {
                 continue;

@@ -14,7 +14,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
-use oci_spec::runtime::{ContainerState, Process, Spec};
+use oci_spec::runtime::{ContainerState, Process};
 
 use crate::init::{resolve_program, InitError, InitResult, Kind, Program};
 use crate::mounts::cstring;
@@ -90,8 +90,7 @@ pub fn exec(c: &Container, process: &Process, opts: ExecOptions) -> Result<i32> 
     if status != Status::Running && status != Status::Created {
         return Err(c.bad_state(status, "cannot exec in it"));
     }
-    let spec = Spec::load(c.bundle().join("config.json"))
-        .map_err(|e| Error::InvalidConfig(format!("{}/config.json: {e}", c.bundle().display())))?;
+    let spec = crate::config::load_spec(&c.bundle().join("config.json"))?;
     let pid = c.pid();
     let inv = |m: &str| Error::InvalidConfig(m.to_owned());
 
@@ -459,8 +458,7 @@ fn build_process(c: &Container, a: &ExecArgs) -> Result<Process> {
     if a.args.is_empty() {
         return Err(Error::InvalidConfig("exec: no command given".into()));
     }
-    let spec = Spec::load(c.bundle().join("config.json"))
-        .map_err(|e| Error::InvalidConfig(format!("{}/config.json: {e}", c.bundle().display())))?;
+    let spec = crate::config::load_spec(&c.bundle().join("config.json"))?;
     let mut p = spec.process().clone().unwrap_or_default();
     p.set_args(Some(a.args.clone()));
     p.set_terminal(Some(a.tty));

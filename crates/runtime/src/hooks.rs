@@ -96,14 +96,17 @@ fn load_late(dir: &std::path::Path) -> Option<Hooks> {
     serde_json::from_slice(&data).ok()
 }
 
-/// Runs hooks whose failure is only a warning (poststart, poststop).
+/// Runs hooks whose failure is only a warning (poststart, poststop): as
+/// the spec says, the remaining hooks still run after one fails.
 pub fn run_warn(stage: &str, hooks: &[Hook], state: &oci_spec::runtime::State) {
     if hooks.is_empty() {
         return;
     }
     let json = serde_json::to_vec(state).unwrap_or_default();
-    if let Err(e) = run_all(stage, hooks, &json) {
-        eprintln!("warning: {e}");
+    for (i, h) in hooks.iter().enumerate() {
+        if let Err(e) = run_one(h, &json) {
+            eprintln!("warning: {stage} hook #{i} ({}): {e}", h.path().display());
+        }
     }
 }
 

@@ -510,17 +510,18 @@ fn setup(plan: &InitPlan, sock: RawFd) -> InitResult<std::convert::Infallible> {
             return Err(last_err("opening exec.fifo for writing"));
         }
         // startContainer hooks: `start` has been called (it opened the
-        // fifo) and waits for our byte, so poststart comes after them.
+        // fifo) and waits for our byte, so poststart comes after them. A
+        // failure goes to `start` through the fifo instead of the byte.
         if !plan.start_container_hooks.is_empty() {
             if let Err(e) =
                 crate::hooks::run("startContainer", &plan.start_container_hooks, &state_json)
             {
-                let msg = format!("pier-runtime: {e}\n");
-                libc::write(2, msg.as_ptr().cast(), msg.len());
+                let msg = crate::sync::fifo_error_message(&e.to_string());
+                libc::write(w, msg.as_ptr().cast(), msg.len());
                 libc::_exit(1);
             }
         }
-        libc::write(w, b"0".as_ptr().cast(), 1);
+        libc::write(w, crate::sync::FIFO_GO.as_ptr().cast(), 1);
         libc::close(w);
         drop(fifo);
         libc::execve(exe.as_ptr(), argv.as_ptr(), envp.as_ptr());

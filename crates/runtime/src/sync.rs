@@ -128,6 +128,38 @@ pub fn dup_above(fd: OwnedFd, min: RawFd) -> crate::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(n) })
 }
 
+/// exec.fifo: the init writes this byte once `start` has opened the fifo
+/// and every startContainer hook succeeded, then execs.
+pub const FIFO_GO: &[u8; 1] = b"0";
+/// Or this byte followed by the error, and exits.
+const FIFO_ERROR: u8 = b'E';
+/// One write of at most PIPE_BUF bytes reaches the reader whole.
+pub const FIFO_MESSAGE_MAX: usize = libc::PIPE_BUF;
+
+/// The fifo message for a failure, cut to fit one atomic pipe write.
+pub fn fifo_error_message(err: &str) -> Vec<u8> {
+    let mut end = err.len().min(FIFO_MESSAGE_MAX - 1);
+    while !err.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut msg = Vec::with_capacity(end + 1);
+    msg.push(FIFO_ERROR);
+    msg.extend_from_slice(&err.as_bytes()[..end]);
+    msg
+}
+
+/// What `start` read from the fifo: Ok to go on, or the init's error.
+pub fn parse_fifo_message(msg: &[u8]) -> Result<(), String> {
+    match msg.split_first() {
+        Some((b'0', _)) => Ok(()),
+        Some((&FIFO_ERROR, err)) => Err(String::from_utf8_lossy(err).into_owned()),
+        Some((b, _)) => Err(format!(
+            "init wrote {b:#04x} on exec.fifo instead of its go byte"
+        )),
+        None => Err("init closed exec.fifo without a byte".into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,5 +184,38 @@ mod tests {
         let mut s = String::new();
         r.read_to_string(&mut s).unwrap();
         assert_eq!(s, "xy");
+    }
+
+    #[test]
+    fn fifo_messages() {
+        assert_eq!(parse_fifo_message(FIFO_GO), Ok(()));
+        let m = fifo_error_message("startContainer hook #0 (/bin/false): failed");
+        assert_eq!(
+            parse_fifo_message(&m),
+            Err("startContainer hook #0 (/bin/false): failed".into())
+        );
+        assert!(parse_fifo_message(b"").is_err());
+        assert!(parse_fifo_message(b"x").unwrap_err().contains("0x78"));
+        let long = "é".repeat(FIFO_MESSAGE_MAX);
+        let m = fifo_error_message(&long);
+        assert!(m.len() <= FIFO_MESSAGE_MAX);
+        assert!(parse_fifo_message(&m)
+            .unwrap_err()
+            .chars()
+            .all(|c| c == 'é'));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_error_round_trips_or_is_cut_at_a_char_boundary(err in "\\PC{0,3000}") {
+            let got = parse_fifo_message(&fifo_error_message(&err)).unwrap_err();
+            proptest::prop_assert!(err.starts_with(&got));
+            proptest::prop_assert!(got.len() == err.len() || got.len() + 4 > FIFO_MESSAGE_MAX - 1);
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..64)) {
+            let _ = parse_fifo_message(&bytes);
+        }
     }
 }

@@ -108,3 +108,24 @@ fn without_a_mount_namespace_the_init_chroots_and_delete_unmounts() {
     common::check(&out);
     assert_eq!(host_mounts_under(&rootfs), Vec::<String>::new());
 }
+
+#[test]
+fn unknown_capability_or_rlimit_fails_create_naming_it() {
+    let mut b = Bundle::new(&["true"]);
+    b.config["process"]["capabilities"]["bounding"] = json!(["CAP_KILL", "CAP_TEST"]);
+    let out = b.create("badcap", &[]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("CAP_TEST") && err.contains("config.json"),
+        "{err}"
+    );
+    assert!(!b.state_dir_exists("badcap"));
+
+    let mut b = Bundle::new(&["true"]);
+    b.config["process"]["rlimits"] = json!([{"type": "RLIMIT_TEST", "hard": 1, "soft": 1}]);
+    let out = b.create("badrlimit", &[]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("RLIMIT_TEST"), "{err}");
+}

@@ -87,3 +87,41 @@ fn failing_prestart_fails_create_and_poststart_only_warns() {
     assert_eq!(out.status.code(), Some(4), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("warning: poststart hook #0"));
 }
+
+#[test]
+fn failing_start_container_hook_fails_start_with_its_error() {
+    let mut b = Bundle::new(&["true"]);
+    // Resolved inside the container: busybox's false.
+    b.config["hooks"] = json!({"startContainer": [{"path": "/bin/false"}]});
+    let out = b.create("badstart", &[]);
+    assert!(out.status.success(), "{out:?}");
+    let start = b.cmd(&["start", "badstart"]).output().unwrap();
+    assert!(!start.status.success(), "{start:?}");
+    let err = String::from_utf8_lossy(&start.stderr);
+    assert!(
+        err.contains("startContainer hook #0 (/bin/false): failed"),
+        "{err}"
+    );
+    let state = b.cmd(&["state", "badstart"]).output().unwrap();
+    let state: serde_json::Value = serde_json::from_slice(&state.stdout).unwrap();
+    assert_eq!(state["status"], "stopped", "{state}");
+}
+
+#[test]
+fn after_a_failing_poststart_or_poststop_hook_the_others_still_run() {
+    let mut b = Bundle::new(&["sh", "-c", "exit 3"]);
+    let log = b.path().join("late.log");
+    let l = log.to_str().unwrap();
+    b.config["hooks"] = json!({
+        "poststart": [{"path": "/bin/false"}, hook("/bin/sh", l, "poststart")],
+        "poststop": [{"path": "/bin/false"}, hook("/bin/sh", l, "poststop")]
+    });
+    let out = b.run("latehooks");
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("warning: poststart hook #0"), "{err}");
+    assert!(err.contains("warning: poststop hook #0"), "{err}");
+    let got = fs::read_to_string(&log).unwrap();
+    assert!(got.starts_with("poststart "), "{got}");
+    assert!(got.contains("\npoststop stopped arg1 env-ok\n"), "{got}");
+}
