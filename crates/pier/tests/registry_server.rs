@@ -1,0 +1,469 @@
+//! `pier registry serve` with the clients people use: skopeo (plain, with
+//! htpasswd Basic and bearer-token auth, over TLS), docker push/pull
+//! through a dockerd of the test's own, and pier's own pull/push. The
+//! registry is the `pier` binary on a free 127.0.0.1 port, killed on drop.
+
+use pier_testutil::dockerd::{ensure, have, Dockerd};
+use pier_testutil::registry::free_port;
+use pier_testutil::{write_oci_layout, LayerFile, LayoutImage, PierEnv};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+fn pier_bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_pier"))
+}
+
+/// A `pier registry serve` process of the test's own.
+struct Served {
+    addr: String,
+    dir: tempfile::TempDir,
+    child: Child,
+}
+
+impl Served {
+    fn start(extra: &[&str]) -> Served {
+        let dir = tempfile::Builder::new()
+            .prefix("pier-test-registry-")
+            .tempdir()
+            .unwrap();
+        let addr = format!("127.0.0.1:{}", free_port());
+        let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
+        let child = Command::new(pier_bin())
+            .args(["registry", "serve", "--addr", &addr, "--root"])
+            .arg(dir.path().join("storage"))
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("starting pier registry serve");
+        let mut s = Served { addr, dir, child };
+        // It says so once it listens (plain HTTP or TLS alike).
+        let started = std::time::Instant::now();
+        while !s.log().contains("listening on") {
+            if let Ok(Some(status)) = s.child.try_wait() {
+                panic!("pier registry serve exited ({status}): {}", s.log());
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "pier registry did not start: {}",
+                s.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        s
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
+    }
+
+    fn storage(&self) -> PathBuf {
+        self.dir.path().join("storage")
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn skopeo(args: &[&str]) -> Output {
+    Command::new("skopeo")
+        .args(args)
+        .output()
+        .expect("running skopeo")
+}
+
+fn ok(out: Output, what: &str) -> String {
+    assert!(
+        out.status.success(),
+        "{what} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn have_skopeo() -> bool {
+    if ensure(&["skopeo"], "skopeo") {
+        return true;
+    }
+    pier_testutil::skip("skopeo is not installed (apt-get install skopeo)");
+    false
+}
+
+/// A two-layer test image in an OCI layout under `dir`.
+fn layout(dir: &Path, tag: &str) -> LayoutImage {
+    let big: Vec<u8> = (0..400_000u32).map(|i| (i * 7 % 253) as u8).collect();
+    write_oci_layout(
+        dir,
+        tag,
+        &[
+            vec![LayerFile::new("etc/hello", "hello from pier's registry\n")],
+            vec![LayerFile::new("data/big.bin", big)],
+        ],
+        &["sh"],
+    )
+    .unwrap()
+}
+
+fn blob_in(layout: &Path, d: &str) -> Vec<u8> {
+    let p = layout
+        .join("blobs/sha256")
+        .join(d.strip_prefix("sha256:").unwrap());
+    std::fs::read(&p).unwrap_or_else(|e| panic!("reading {}: {e}", p.display()))
+}
+
+/// Pulls `src` to an OCI layout and checks it holds the image's manifest,
+/// config and every layer, byte for byte as in the layout pushed from
+/// `work/layout`.
+fn pull_and_compare(src: &str, extra: &[&str], img: &LayoutImage, work: &Path) {
+    let out_dir = work.join(format!("pulled-{}", rand_suffix()));
+    let dest = format!("oci:{}:got", out_dir.display());
+    let mut args = vec!["copy"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&[src, &dest]);
+    ok(skopeo(&args), "skopeo copy (pull)");
+    for d in img
+        .layer_digests
+        .iter()
+        .chain([&img.config_digest, &img.manifest_digest])
+    {
+        assert!(
+            blob_in(&out_dir, d) == blob_in(&work.join("layout"), d),
+            "pulled blob {d} differs"
+        );
+    }
+}
+
+fn rand_suffix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
+
+#[test]
+fn skopeo_copies_to_and_from_pier_registry() {
+    if !have_skopeo() {
+        return;
+    }
+    let reg = Served::start(&[]);
+    let work = tempfile::Builder::new()
+        .prefix("pier-test-")
+        .tempdir()
+        .unwrap();
+    let img = layout(&work.path().join("layout"), "v1");
+    let src = format!("oci:{}:v1", work.path().join("layout").display());
+    let dest = format!("docker://{}/team/app:v1", reg.addr);
+    ok(
+        skopeo(&["copy", "--dest-tls-verify=false", &src, &dest]),
+        "skopeo copy (push)",
+    );
+    // The manifest is stored byte for byte.
+    let raw = ok(
+        skopeo(&["inspect", "--raw", "--tls-verify=false", &dest]),
+        "skopeo inspect",
+    );
+    assert_eq!(
+        raw.as_bytes(),
+        blob_in(&work.path().join("layout"), &img.manifest_digest)
+    );
+    let tags = ok(
+        skopeo(&[
+            "list-tags",
+            "--tls-verify=false",
+            &format!("docker://{}/team/app", reg.addr),
+        ]),
+        "skopeo list-tags",
+    );
+    assert!(tags.contains("\"v1\""), "{tags}");
+    pull_and_compare(&dest, &["--src-tls-verify=false"], &img, work.path());
+    // A second push of the same image into another repository mounts
+    // or skips every blob, and the store keeps one copy of each.
+    ok(
+        skopeo(&[
+            "copy",
+            "--src-tls-verify=false",
+            "--dest-tls-verify=false",
+            &dest,
+            &format!("docker://{}/other/app:v1", reg.addr),
+        ]),
+        "skopeo copy (registry to registry)",
+    );
+    let mut stored = 0;
+    for fan in std::fs::read_dir(reg.storage().join("blobs/sha256")).unwrap() {
+        stored += std::fs::read_dir(fan.unwrap().path()).unwrap().count();
+    }
+    assert_eq!(stored, img.layer_digests.len() + 2, "blobs stored once");
+    // The access log is JSON lines.
+    let log = reg.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("/manifests/v1"))
+        .expect("a log line for the manifest");
+    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    assert!(v["status"].is_u64() && v["method"].is_string(), "{line}");
+
+    // gc from the command line: nothing to collect, then a deleted image's
+    // blobs are.
+    let gc = |dry: bool| {
+        let mut cmd = Command::new(pier_bin());
+        cmd.args(["registry", "gc", "--grace", "0", "--root"])
+            .arg(reg.storage());
+        if dry {
+            cmd.arg("--dry-run");
+        }
+        ok(cmd.output().unwrap(), "pier registry gc")
+    };
+    assert!(gc(true).contains("would remove 0 blobs"), "{}", gc(true));
+    for repo in ["team/app", "other/app"] {
+        ok(
+            skopeo(&[
+                "delete",
+                "--tls-verify=false",
+                &format!("docker://{}/{repo}:v1", reg.addr),
+            ]),
+            "skopeo delete",
+        );
+    }
+    let dry = gc(true);
+    assert!(
+        dry.contains(&format!("would remove {}", img.layer_digests[0])),
+        "{dry}"
+    );
+    let real = gc(false);
+    assert!(
+        real.contains(&format!("removed {} blobs", img.layer_digests.len() + 2)),
+        "{real}"
+    );
+}
+
+fn htpasswd(dir: &Path) -> Option<PathBuf> {
+    if !have("htpasswd") {
+        pier_testutil::skip("htpasswd is not installed (apt-get install apache2-utils)");
+        return None;
+    }
+    let path = dir.join("htpasswd");
+    let out = Command::new("htpasswd")
+        .args(["-Bbc"])
+        .arg(&path)
+        .args(["ci", "pa55word"])
+        .output()
+        .unwrap();
+    ok(out, "htpasswd");
+    Some(path)
+}
+
+fn auth_round_trip(extra: &[&str]) {
+    if !have_skopeo() {
+        return;
+    }
+    let work = tempfile::Builder::new()
+        .prefix("pier-test-")
+        .tempdir()
+        .unwrap();
+    let Some(htpasswd) = htpasswd(work.path()) else {
+        return;
+    };
+    let mut args = vec!["--htpasswd", htpasswd.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let reg = Served::start(&args);
+    let img = layout(&work.path().join("layout"), "v1");
+    let src = format!("oci:{}:v1", work.path().join("layout").display());
+    let dest = format!("docker://{}/secure/app:v1", reg.addr);
+    let out = skopeo(&["copy", "--dest-tls-verify=false", &src, &dest]);
+    assert!(!out.status.success(), "a push without credentials worked");
+    let out = skopeo(&[
+        "copy",
+        "--dest-tls-verify=false",
+        "--dest-creds",
+        "ci:wrong",
+        &src,
+        &dest,
+    ]);
+    assert!(!out.status.success(), "a push with a wrong password worked");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("401") || stderr.to_lowercase().contains("unauthorized"),
+        "{stderr}"
+    );
+    ok(
+        skopeo(&[
+            "copy",
+            "--dest-tls-verify=false",
+            "--dest-creds",
+            "ci:pa55word",
+            &src,
+            &dest,
+        ]),
+        "skopeo copy with credentials",
+    );
+    pull_and_compare(
+        &dest,
+        &["--src-tls-verify=false", "--src-creds", "ci:pa55word"],
+        &img,
+        work.path(),
+    );
+    let out = skopeo(&["inspect", "--raw", "--tls-verify=false", &dest]);
+    assert!(!out.status.success(), "an anonymous pull worked");
+}
+
+#[test]
+fn skopeo_with_htpasswd_basic_auth() {
+    auth_round_trip(&[]);
+}
+
+#[test]
+fn skopeo_with_bearer_token_auth() {
+    auth_round_trip(&["--token-auth"]);
+}
+
+#[test]
+fn skopeo_over_tls_with_a_cert_dir() {
+    if !have_skopeo() {
+        return;
+    }
+    if !have("openssl") {
+        pier_testutil::skip("openssl is not installed (apt-get install openssl)");
+        return;
+    }
+    let work = tempfile::Builder::new()
+        .prefix("pier-test-")
+        .tempdir()
+        .unwrap();
+    let (cert, key) = (work.path().join("cert.pem"), work.path().join("key.pem"));
+    let out = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args([
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    ok(out, "openssl req");
+    let reg = Served::start(&[
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ]);
+    let certs = work.path().join("certs.d");
+    std::fs::create_dir(&certs).unwrap();
+    std::fs::copy(&cert, certs.join("ca.crt")).unwrap();
+    let img = layout(&work.path().join("layout"), "v1");
+    let src = format!("oci:{}:v1", work.path().join("layout").display());
+    let dest = format!("docker://{}/tls/app:v1", reg.addr);
+    // Without the CA the certificate is refused.
+    let out = skopeo(&["copy", &src, &dest]);
+    assert!(
+        !out.status.success(),
+        "an untrusted certificate was accepted"
+    );
+    ok(
+        skopeo(&[
+            "copy",
+            "--dest-cert-dir",
+            certs.to_str().unwrap(),
+            &src,
+            &dest,
+        ]),
+        "skopeo copy over TLS",
+    );
+    pull_and_compare(
+        &dest,
+        &["--src-cert-dir", certs.to_str().unwrap()],
+        &img,
+        work.path(),
+    );
+}
+
+#[test]
+fn docker_pushes_to_and_pulls_from_pier_registry() {
+    if !have_skopeo() {
+        return;
+    }
+    if !ensure(&["dockerd", "docker"], "docker.io") {
+        pier_testutil::skip("dockerd/docker not installed (apt-get install docker.io)");
+        return;
+    }
+    let work = tempfile::Builder::new()
+        .prefix("pier-test-")
+        .tempdir()
+        .unwrap();
+    let dockerd = match Dockerd::start(work.path()) {
+        Ok(d) => d,
+        Err(why) => {
+            pier_testutil::skip(&format!("dockerd cannot run on this machine: {why}"));
+            return;
+        }
+    };
+    let reg = Served::start(&[]);
+    // Into dockerd: layout -> docker-archive -> docker load.
+    layout(&work.path().join("layout"), "v1");
+    let archive = work.path().join("image.tar");
+    ok(
+        skopeo(&[
+            "copy",
+            &format!("oci:{}:v1", work.path().join("layout").display()),
+            &format!("docker-archive:{}:local/app:v1", archive.display()),
+        ]),
+        "skopeo copy to docker-archive",
+    );
+    dockerd.ok(&["load", "-i", archive.to_str().unwrap()]);
+    let id = dockerd.ok(&["image", "inspect", "-f", "{{.Id}}", "local/app:v1"]);
+    let remote = format!("{}/dock/app:v1", reg.addr);
+    dockerd.ok(&["tag", "local/app:v1", &remote]);
+    dockerd.ok(&["push", &remote]);
+    dockerd.ok(&["rmi", &remote, "local/app:v1"]);
+    let out = dockerd.docker(&["image", "inspect", &remote]);
+    assert!(!out.status.success(), "the image is still in dockerd");
+    dockerd.ok(&["pull", &remote]);
+    assert_eq!(
+        dockerd
+            .ok(&["image", "inspect", "-f", "{{.Id}}", &remote])
+            .trim(),
+        id.trim()
+    );
+    // What docker pushed is readable by another client.
+    let raw = ok(
+        skopeo(&[
+            "inspect",
+            "--tls-verify=false",
+            &format!("docker://{remote}"),
+        ]),
+        "skopeo inspect",
+    );
+    assert!(raw.contains("\"Layers\""), "{raw}");
+}
+
+#[test]
+fn pier_pushes_to_and_pulls_from_pier_registry() {
+    let env = PierEnv::new(pier_bin());
+    let reg = Served::start(&[]);
+    let id = env.import_busybox("local/bb:v1");
+    let remote = format!("{}/pier/bb:v1", reg.addr);
+    env.ok(&["tag", "local/bb:v1", &remote]);
+    env.ok(&["push", &remote]);
+    env.ok(&["rmi", &remote, "local/bb:v1"]);
+    env.ok(&["pull", &remote]);
+    let got = env.ok(&["images", "-q", "--no-trunc", &remote]);
+    assert_eq!(got.trim(), id.trim());
+    assert_eq!(
+        env.ok(&["run", "--rm", &remote, "busybox", "echo", "pulled"])
+            .trim(),
+        "pulled"
+    );
+}
