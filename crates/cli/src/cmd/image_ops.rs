@@ -424,30 +424,8 @@ pub async fn load(client: &Client, args: LoadArgs) -> Result<i32, CliError> {
         .send(Method::POST, path, StreamBody::new(stream).boxed_unsync())
         .await
         .map_err(exit1)?;
-    let body = resp
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| {
-            exit1(CliError::engine(format!(
-                "reading the daemon's answer: {e}"
-            )))
-        })?
-        .to_bytes();
-    for line in String::from_utf8_lossy(&body)
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-    {
-        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_default();
-        if let Some(e) = v["error"].as_str() {
-            return Err(exit1(CliError::engine(e.to_string())));
-        }
-        if let Some(s) = v["stream"].as_str() {
-            if !args.quiet {
-                print!("{s}");
-            }
-        }
-    }
+    // The same streamed JSON messages as pull and push, shown the same way.
+    crate::progress::display_response(resp, &crate::progress::Output::stdout(args.quiet)).await?;
     Ok(0)
 }
 
