@@ -3,18 +3,13 @@
 //! kill --all), stats (events) and OOM kills.
 //!
 //! Hosts: on cgroup v1 and hybrid hosts (v1 controllers, maybe an empty
-//! cgroup2 at /sys/fs/cgroup/unified) libcgroups' v1 manager is used, one
-//! directory per controller; on pure v2 hosts its v2 manager. The path
-//! stored in the state is the path *inside* the hierarchy ("/a/b"), the same
-//! for every v1 controller.
-//!
-//! Paths (`linux.cgroupsPath`): an absolute path is used as is. A relative
-//! one is placed like runc does on v2 (under the parent of the runtime's own
-//! cgroup); on v1 it is relative to each hierarchy's root (libcgroups'
-//! rule, since one path serves every controller). No path: the container
-//! id. A systemd-style `slice:prefix:name` is mapped to the directory
-//! systemd would use (`/system.slice/prefix-name.scope`), so
-//! `--systemd-cgroup` works as cgroupfs where no systemd runs.
+//! cgroup2 at /sys/fs/cgroup/unified) the container joins every hierarchy,
+//! the unified one included, as runc 1.1 does (`hierarchy`), and
+//! libcgroups' v1 manager writes the resources; on pure v2 hosts its v2
+//! manager does everything. The state records the path *inside* the
+//! hierarchy ("/a/b"), plus, on v1, the hierarchies where it differs (a
+//! relative path under a caller whose cgroups differ per hierarchy).
+//! Where a path comes from: `paths`.
 //!
 //! Devices: on v1 the devices controller's allow/deny lists; on pure v2
 //! an eBPF program (BPF_CGROUP_DEVICE) attached to the container's cgroup
@@ -23,6 +18,7 @@
 //! default devices every container gets (as runc appends them). Hybrid
 //! hosts use the v1 controller only, as runc does.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -37,7 +33,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
 
+mod hierarchy;
+mod paths;
+mod split;
+mod v1_stats;
+mod v1_write;
 mod v2_devices;
+
+pub use hierarchy::dir;
+pub use paths::resolve;
 
 /// Which cgroup layout the host has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,142 +74,19 @@ pub struct CgroupState {
     /// Path inside the hierarchy, absolute ("/pier/abc").
     pub path: PathBuf,
     pub mode: Mode,
-}
-
-/// Maps a systemd `slice:prefix:name` to the cgroupfs directory systemd
-/// would create for it.
-fn systemd_to_fs(s: &str) -> Option<PathBuf> {
-    let mut parts = s.split(':');
-    let (slice, prefix, name) = (parts.next()?, parts.next()?, parts.next()?);
-    if parts.next().is_some() || name.is_empty() {
-        return None;
-    }
-    let slice = if slice.is_empty() {
-        "system.slice"
-    } else {
-        slice
-    };
-    let stem = slice.strip_suffix(".slice")?;
-    // "a-b-c.slice" lives at /a.slice/a-b.slice/a-b-c.slice.
-    let mut path = PathBuf::from("/");
-    if stem != "-" {
-        let mut acc = String::new();
-        for comp in stem.split('-') {
-            if comp.is_empty() {
-                return None;
-            }
-            if !acc.is_empty() {
-                acc.push('-');
-            }
-            acc.push_str(comp);
-            path.push(format!("{acc}.slice"));
-        }
-    }
-    let unit = if name.ends_with(".slice") || name.ends_with(".scope") {
-        name.to_owned()
-    } else if prefix.is_empty() {
-        format!("{name}.scope")
-    } else {
-        format!("{prefix}-{name}.scope")
-    };
-    path.push(unit);
-    Some(path)
-}
-
-/// The runtime's own v2 cgroup (the `0::` line of /proc/self/cgroup).
-fn own_v2_cgroup() -> PathBuf {
-    let s = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
-    s.lines()
-        .find_map(|l| l.strip_prefix("0::"))
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/"))
-}
-
-/// Rejects `..` and other components that could leave the hierarchy.
-fn check_components(p: &Path) -> Result<()> {
-    use std::path::Component;
-    if p.components()
-        .any(|c| !matches!(c, Component::RootDir | Component::Normal(_)))
-    {
-        return Err(Error::InvalidConfig(format!(
-            "cgroupsPath {} must not contain '.' or '..'",
-            p.display()
-        )));
-    }
-    Ok(())
-}
-
-/// The absolute in-hierarchy path of a container's cgroup.
-pub fn resolve(spec_path: Option<&Path>, id: &str, mode: Mode) -> Result<PathBuf> {
-    let raw = spec_path
-        .filter(|p| !p.as_os_str().is_empty())
-        .map(Path::to_path_buf);
-    let p = match raw {
-        Some(p) if p.is_absolute() => p,
-        Some(p) => {
-            let s = p.to_string_lossy();
-            match systemd_to_fs(&s) {
-                Some(p) => p,
-                None => relative(&p, mode),
-            }
-        }
-        None => relative(Path::new(id), mode),
-    };
-    check_components(&p)?;
-    if p == Path::new("/") {
-        return Err(Error::InvalidConfig(
-            "cgroupsPath must not be the root cgroup".into(),
-        ));
-    }
-    Ok(p)
-}
-
-fn relative(p: &Path, mode: Mode) -> PathBuf {
-    match mode {
-        Mode::V1 => Path::new("/").join(p),
-        Mode::V2 => {
-            // As runc: the parent of our own cgroup (ours has processes in
-            // it, so it cannot get controllers for children).
-            let own = own_v2_cgroup();
-            let parent = own.parent().unwrap_or(Path::new("/")).to_path_buf();
-            parent.join(p)
-        }
-    }
+    /// v1: hierarchies (by mount point) where the container's path is not
+    /// `path` ("/sys/fs/cgroup/memory" -> "/process_api/x/abc").
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub nested: BTreeMap<PathBuf, PathBuf>,
 }
 
 /// Mount point of a v1 controller ("/sys/fs/cgroup/memory"), from
 /// /proc/self/mountinfo (parsed once per process).
 pub fn v1_mount(controller: &str) -> Option<PathBuf> {
-    v1_mounts()
+    hierarchy::host()
         .iter()
-        .find(|(c, _)| c.iter().any(|x| x == controller))
-        .map(|(_, p)| p.clone())
-}
-
-/// The v1 hierarchies: (mount options naming the controllers, mount point).
-fn v1_mounts() -> &'static [(Vec<String>, PathBuf)] {
-    static MOUNTS: OnceLock<Vec<(Vec<String>, PathBuf)>> = OnceLock::new();
-    MOUNTS.get_or_init(|| {
-        let info = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let mut out = Vec::new();
-        for line in info.lines() {
-            // ... mount_point ... - fstype source super_options
-            let Some((left, right)) = line.split_once(" - ") else {
-                continue;
-            };
-            let mut r = right.split_whitespace();
-            if r.next() != Some("cgroup") {
-                continue;
-            }
-            let opts = r.nth(1).unwrap_or("");
-            let Some(mp) = left.split_whitespace().nth(4) else {
-                continue;
-            };
-            let ctrls = opts.split(',').map(str::to_owned).collect();
-            out.push((ctrls, PathBuf::from(mp.replace("\\040", " "))));
-        }
-        out
-    })
+        .find(|h| h.has(controller))
+        .map(|h| h.mount.clone())
 }
 
 /// The v1 hierarchies with only their controller names (`cpu`,
@@ -220,15 +101,17 @@ pub fn v1_hierarchies() -> &'static [(Vec<String>, PathBuf)] {
             .filter(|l| !l.starts_with('#'))
             .filter_map(|l| l.split_whitespace().next())
             .collect();
-        v1_mounts()
+        hierarchy::host()
             .iter()
-            .map(|(opts, mp)| {
-                let ctrls = opts
+            .filter(|h| !h.is_unified())
+            .map(|h| {
+                let ctrls = h
+                    .options
                     .iter()
                     .filter(|o| o.starts_with("name=") || known.contains(&o.as_str()))
                     .cloned()
                     .collect();
-                (ctrls, mp.clone())
+                (ctrls, h.mount.clone())
             })
             .collect()
     })
@@ -254,23 +137,25 @@ pub fn expand_mounts(
         Mode::V2 => CgroupHost::V2 { root },
     };
     if !cgroupns {
-        let rel = st.path.strip_prefix("/").unwrap_or(&st.path);
-        let dirs: Vec<PathBuf> = match st.mode {
-            Mode::V1 => v1_hierarchies().iter().map(|(_, m)| m.join(rel)).collect(),
-            Mode::V2 => vec![root.join(rel)],
-        };
-        for d in dirs {
-            fs::create_dir_all(&d).map_err(|e| {
-                Error::Cgroup(format!("creating cgroup directory {}: {e}", d.display()))
-            })?;
-        }
+        hierarchy::create_all(st)?;
     }
     let mut out = Vec::with_capacity(plans.len());
     for p in plans {
-        if p.kind == MountKind::Cgroup {
-            out.extend(expand_cgroup(&p, &host, &st.path, cgroupns)?);
-        } else {
+        if p.kind != MountKind::Cgroup {
             out.push(p);
+        } else if st.mode == Mode::V1 && !st.nested.is_empty() {
+            // One hierarchy at a time, each with its own path; the tmpfs
+            // that holds them (the first plan of each) only once.
+            for (i, h) in v1_hierarchies().iter().enumerate() {
+                let path = st.nested.get(&h.1).unwrap_or(&st.path);
+                let one = CgroupHost::V1 {
+                    hierarchies: std::slice::from_ref(h),
+                };
+                let plans = expand_cgroup(&p, &one, path, cgroupns)?;
+                out.extend(plans.into_iter().skip(usize::from(i > 0)));
+            }
+        } else {
+            out.extend(expand_cgroup(&p, &host, &st.path, cgroupns)?);
         }
     }
     Ok(out)
@@ -279,6 +164,8 @@ pub fn expand_mounts(
 /// A container's cgroup.
 pub struct Cgroup {
     st: CgroupState,
+    /// The manager of `st.path` (every v1 controller not in `st.nested`,
+    /// whose few controllers `v1_write` handles).
     manager: AnyCgroupManager,
     /// v2: the cgroup's directory.
     v2_dir: Option<PathBuf>,
@@ -294,6 +181,24 @@ fn cg_err(what: &str) -> impl FnOnce(lc::AnyManagerError) -> Error + '_ {
     move |e| Error::Cgroup(format!("{what}: {e}"))
 }
 
+/// libcgroups' apply of `resources` through `manager`.
+fn apply_with(
+    manager: &AnyCgroupManager,
+    resources: &LinuxResources,
+) -> std::result::Result<(), lc::AnyManagerError> {
+    let opt = ControllerOpt {
+        resources,
+        disable_oom_killer: resources
+            .memory()
+            .as_ref()
+            .and_then(|m| m.disable_oom_killer())
+            .unwrap_or(false),
+        oom_score_adj: None,
+        freezer_state: None,
+    };
+    manager.apply(&opt)
+}
+
 impl Cgroup {
     /// Opens (without creating) the cgroup described by `st`.
     pub fn open(st: &CgroupState) -> Result<Cgroup> {
@@ -304,10 +209,13 @@ impl Cgroup {
     /// instead of /sys/fs/cgroup (the v2 code path on a cgroup2 mounted
     /// elsewhere, as the empty one of a hybrid host; v1 ignores it).
     pub fn open_in(v2_root: &Path, st: &CgroupState) -> Result<Cgroup> {
+        let v1 = |path: &Path| {
+            libcgroups::v1::manager::Manager::new(path)
+                .map(|m| m.any())
+                .map_err(|e| Error::Cgroup(format!("cgroup {}: {e}", path.display())))
+        };
         let manager = match st.mode {
-            Mode::V1 => libcgroups::v1::manager::Manager::new(&st.path)
-                .map_err(|e| Error::Cgroup(format!("cgroup {}: {e}", st.path.display())))?
-                .any(),
+            Mode::V1 => v1(&st.path)?,
             Mode::V2 => {
                 libcgroups::v2::manager::Manager::new(v2_root.to_path_buf(), st.path.clone())
                     .map_err(|e| Error::Cgroup(format!("cgroup {}: {e}", st.path.display())))?
@@ -329,24 +237,36 @@ impl Cgroup {
 
     /// Creates the cgroup (if needed) and moves `pid` into it.
     pub fn add(&self, pid: i32) -> Result<()> {
-        self.manager
-            .add_task(Pid::from_raw(pid))
-            .map_err(cg_err("adding the init to its cgroup"))
+        match self.st.mode {
+            Mode::V1 => hierarchy::join(&self.st, pid),
+            Mode::V2 => self
+                .manager
+                .add_task(Pid::from_raw(pid))
+                .map_err(cg_err("adding the init to its cgroup")),
+        }
     }
 
     /// Writes `linux.resources`.
     pub fn apply(&self, resources: &LinuxResources) -> Result<()> {
-        let opt = ControllerOpt {
-            resources,
-            disable_oom_killer: resources
-                .memory()
-                .as_ref()
-                .and_then(|m| m.disable_oom_killer())
-                .unwrap_or(false),
-            oom_score_adj: None,
-            freezer_state: None,
-        };
-        match self.manager.apply(&opt) {
+        if !self.st.nested.is_empty() {
+            let apart: Vec<&hierarchy::Hierarchy> = (hierarchy::host().iter())
+                .filter(|h| self.st.nested.contains_key(&h.mount))
+                .collect();
+            let moved: Vec<String> = (apart.iter())
+                .flat_map(|h| h.options.iter())
+                .filter(|o| split::KNOWN.contains(&o.as_str()))
+                .cloned()
+                .collect();
+            apply_with(&self.manager, &split::without(resources, &moved))
+                .map_err(cg_err("applying linux.resources"))?;
+            for h in apart {
+                let path = &self.st.nested[&h.mount];
+                let dir = h.mount.join(path.strip_prefix("/").unwrap_or(path));
+                v1_write::apply(h, &dir, resources)?;
+            }
+            return Ok(());
+        }
+        match apply_with(&self.manager, resources) {
             Err(e) if v2_devices::is_memlock_error(&e) => {
                 // Everything but the devices and the unified keys is
                 // written; those two are done here (see v2_devices).
@@ -378,15 +298,9 @@ impl Cgroup {
 
     /// Every process in the cgroup (and its children).
     pub fn pids(&self) -> Result<Vec<i32>> {
-        let procs = match self.st.mode {
-            Mode::V1 => v1_mount("pids")
-                .or_else(|| v1_mount("devices"))
-                .or_else(|| v1_mount("memory"))
-                .map(|m| m.join(self.st.path.strip_prefix("/").unwrap_or(&self.st.path))),
-            Mode::V2 => {
-                Some(Path::new(ROOT).join(self.st.path.strip_prefix("/").unwrap_or(&self.st.path)))
-            }
-        };
+        let procs = dir(&self.st, "pids")
+            .or_else(|| dir(&self.st, "devices"))
+            .or_else(|| dir(&self.st, "memory"));
         let Some(dir) = procs else {
             return Err(Error::Cgroup("no cgroup hierarchy to list pids".into()));
         };
@@ -398,6 +312,10 @@ impl Cgroup {
     }
 
     pub fn stats(&self) -> Result<libcgroups::stats::Stats> {
+        if !self.st.nested.is_empty() {
+            // libcgroups reads every controller under one path.
+            return Ok(v1_stats::read_stats(&self.st));
+        }
         self.manager.stats().map_err(cg_err("reading cgroup stats"))
     }
 
@@ -432,12 +350,10 @@ pub fn place_early(st: &CgroupState, pid: i32) {
 /// Every directory of the cgroup that exists (one per v1 hierarchy, or the
 /// v2 one).
 fn existing_dirs(st: &CgroupState) -> Vec<PathBuf> {
-    let rel = st.path.strip_prefix("/").unwrap_or(&st.path);
-    let dirs: Vec<PathBuf> = match st.mode {
-        Mode::V1 => v1_mounts().iter().map(|(_, m)| m.join(rel)).collect(),
-        Mode::V2 => vec![Path::new(ROOT).join(rel)],
-    };
-    dirs.into_iter().filter(|d| d.is_dir()).collect()
+    (hierarchy::dirs(st).into_iter())
+        .map(|(_, d)| d)
+        .filter(|d| d.is_dir())
+        .collect()
 }
 
 /// Kills what is left in the cgroup and removes its directories (done
@@ -519,15 +435,6 @@ fn collect_pids(dir: &Path, out: &mut Vec<i32>) -> Result<()> {
     Ok(())
 }
 
-/// Directory of `controller` (v1) or the unified directory (v2).
-pub fn dir(st: &CgroupState, controller: &str) -> Option<PathBuf> {
-    let rel = st.path.strip_prefix("/").unwrap_or(&st.path);
-    match st.mode {
-        Mode::V1 => v1_mount(controller).map(|m| m.join(rel)),
-        Mode::V2 => Some(Path::new(ROOT).join(rel)),
-    }
-}
-
 /// Whether the cgroup's freezer reports it frozen (cheap: one file read).
 pub fn is_frozen(st: &CgroupState) -> bool {
     match st.mode {
@@ -566,11 +473,26 @@ pub fn parse_flat_keyed(s: &str, key: &str) -> u64 {
 pub fn plan(spec: &Spec, id: &str) -> Result<(CgroupState, LinuxResources)> {
     let mode = host_mode()?;
     let linux = spec.linux().as_ref();
-    let path = resolve(linux.and_then(|l| l.cgroups_path().as_deref()), id, mode)?;
+    let spec_path = linux.and_then(|l| l.cgroups_path().as_deref());
+    let (path, nested) = match mode {
+        Mode::V2 => (resolve(spec_path, id, mode)?, BTreeMap::new()),
+        Mode::V1 => {
+            let own = own_cgroups();
+            let own: Vec<(PathBuf, PathBuf)> = (hierarchy::host().iter())
+                .filter_map(|h| Some((h.mount.clone(), hierarchy::own_path(&own, h)?.into())))
+                .collect();
+            let (path, mut nested) = paths::resolve_v1(spec_path, id, &own)?;
+            // Where the rest cannot follow runc, libcgroups' one path.
+            nested.retain(|mount, _| {
+                (hierarchy::host().iter()).any(|h| &h.mount == mount && v1_write::nestable(h))
+            });
+            (path, nested)
+        }
+    };
     let resources = linux
         .and_then(|l| l.resources().clone())
         .unwrap_or_default();
-    Ok((CgroupState { path, mode }, resources))
+    Ok((CgroupState { path, mode, nested }, resources))
 }
 
 /// The runtime's own cgroups: (controllers, path) per line of
@@ -593,12 +515,16 @@ pub fn return_to(cgroups: &[(String, PathBuf)]) -> Result<()> {
     for (ctrls, path) in cgroups {
         let rel = path.strip_prefix("/").unwrap_or(path);
         let dir = if ctrls.is_empty() {
-            // The v2 line: only on a pure v2 host is the unified tree ours
-            // to move in (on hybrid hosts we never left it).
-            if host_mode()? != Mode::V2 {
-                continue;
+            // The v2 line: the whole tree on a pure v2 host, the unified
+            // hierarchy of a hybrid one.
+            if host_mode()? == Mode::V2 {
+                Path::new(ROOT).join(rel)
+            } else {
+                match hierarchy::host().iter().find(|h| h.is_unified()) {
+                    Some(h) => h.mount.join(rel),
+                    None => continue,
+                }
             }
-            Path::new(ROOT).join(rel)
         } else {
             let Some(first) = ctrls.split(',').next() else {
                 continue;
@@ -619,70 +545,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn absolute_paths_are_kept() {
-        for mode in [Mode::V1, Mode::V2] {
-            assert_eq!(
-                resolve(Some(Path::new("/a/b")), "id", mode).unwrap(),
-                Path::new("/a/b")
-            );
-        }
-    }
-
-    #[test]
-    fn default_and_relative_paths() {
-        // v1: relative to each hierarchy's root.
-        assert_eq!(resolve(None, "c1", Mode::V1).unwrap(), Path::new("/c1"));
-        assert_eq!(
-            resolve(Some(Path::new("")), "c1", Mode::V1).unwrap(),
-            Path::new("/c1")
-        );
-        assert_eq!(
-            resolve(Some(Path::new("x/y")), "c1", Mode::V1).unwrap(),
-            Path::new("/x/y")
-        );
-        // v2: under the parent of our own cgroup, as runc.
-        let own = own_v2_cgroup();
-        let parent = own.parent().unwrap_or(Path::new("/")).to_path_buf();
-        assert_eq!(resolve(None, "c1", Mode::V2).unwrap(), parent.join("c1"));
-        assert_eq!(
-            resolve(Some(Path::new("x/y")), "c1", Mode::V2).unwrap(),
-            parent.join("x/y")
-        );
-    }
-
-    #[test]
-    fn escaping_paths_are_refused() {
-        for bad in ["/a/../b", "../x", "/"] {
-            assert!(
-                resolve(Some(Path::new(bad)), "id", Mode::V1).is_err(),
-                "{bad}"
-            );
-        }
-    }
-
-    #[test]
-    fn systemd_paths_map_to_their_scope() {
-        let p = |s: &str| resolve(Some(Path::new(s)), "id", Mode::V2).unwrap();
-        assert_eq!(
-            p("system.slice:docker:abc"),
-            Path::new("/system.slice/docker-abc.scope")
-        );
-        assert_eq!(
-            p(":cri-containerd:abc"),
-            Path::new("/system.slice/cri-containerd-abc.scope")
-        );
-        assert_eq!(
-            p("kubepods-besteffort-pod1.slice:cri:abc"),
-            Path::new(
-                "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod1.slice/cri-abc.scope"
-            )
-        );
-        assert_eq!(p("-.slice:p:n"), Path::new("/p-n.scope"));
-        assert_eq!(systemd_to_fs("a:b"), None);
-        assert_eq!(systemd_to_fs("noslice:b:c"), None);
-    }
-
-    #[test]
     fn flat_keyed_files() {
         let oom_control = "oom_kill_disable 0\nunder_oom 0\noom_kill 3\n";
         assert_eq!(parse_flat_keyed(oom_control, "oom_kill"), 3);
@@ -697,6 +559,7 @@ mod tests {
         let st = CgroupState {
             path: PathBuf::from("/a/b"),
             mode: Mode::V2,
+            nested: BTreeMap::new(),
         };
         assert_eq!(dir(&st, "memory").unwrap(), Path::new("/sys/fs/cgroup/a/b"));
         assert_eq!(dir(&st, "").unwrap(), Path::new("/sys/fs/cgroup/a/b"));
@@ -704,6 +567,7 @@ mod tests {
         let missing = CgroupState {
             path: PathBuf::from("/pier-no-such-cgroup/x"),
             mode: Mode::V2,
+            nested: BTreeMap::new(),
         };
         assert!(!is_frozen(&missing));
         assert_eq!(oom_kills(&missing), 0);
@@ -712,12 +576,21 @@ mod tests {
 
     #[test]
     fn state_round_trips() {
-        let st = CgroupState {
+        let mut st = CgroupState {
             path: PathBuf::from("/x"),
             mode: Mode::V1,
+            nested: BTreeMap::new(),
         };
         let s = serde_json::to_string(&st).unwrap();
         assert_eq!(s, r#"{"path":"/x","mode":"v1"}"#);
+        assert_eq!(serde_json::from_str::<CgroupState>(&s).unwrap(), st);
+        st.nested
+            .insert("/sys/fs/cgroup/memory".into(), "/api/x".into());
+        let s = serde_json::to_string(&st).unwrap();
+        assert_eq!(
+            s,
+            r#"{"path":"/x","mode":"v1","nested":{"/sys/fs/cgroup/memory":"/api/x"}}"#
+        );
         assert_eq!(serde_json::from_str::<CgroupState>(&s).unwrap(), st);
     }
 }

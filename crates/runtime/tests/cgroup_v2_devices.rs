@@ -142,6 +142,7 @@ fn v2_device_rules_are_enforced_by_the_ebpf_program() {
     let st = CgroupState {
         path: PathBuf::from(format!("/pier-test-v2dev-{}", std::process::id())),
         mode: Mode::V2,
+        nested: Default::default(),
     };
     let dir = v2_root.join(st.path.strip_prefix("/").expect("absolute"));
     let mut guard = Guard {

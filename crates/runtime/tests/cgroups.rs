@@ -599,6 +599,8 @@ fn delete_removes_the_cgroup() {
 
 #[test]
 fn default_and_relative_cgroups_paths() {
+    // Before the bundle: dropped after it deleted the containers.
+    let _parents = under_own_cgroups(&format!("pier-cgtest-rel-{}", std::process::id()));
     let mut b = Bundle::new(&["sleep", "100"]);
     let id = format!("cgt-default-{}", std::process::id());
     b.start(&id);
@@ -619,7 +621,6 @@ fn default_and_relative_cgroups_paths() {
     assert!(path.ends_with(&rel), "{path}");
     assert!(cg_dir("pids", &path).is_dir(), "{path}");
     b.ok(&["delete", "--force", "cgt-rel"]);
-    rmdir_all(Path::new(&path).parent().unwrap().to_str().unwrap());
 }
 
 #[test]
@@ -750,5 +751,187 @@ fn cgroup_mount_shows_the_containers_own_cgroup_read_only() {
         for d in all_dirs(&path) {
             assert!(!d.exists(), "{} survived run", d.display());
         }
+    }
+}
+
+/// Directories (parents of containers' cgroups) removed on drop, with
+/// their child `c` first.
+struct Parents(Vec<PathBuf>);
+
+impl Drop for Parents {
+    fn drop(&mut self) {
+        for d in &self.0 {
+            let _ = fs::remove_dir(d.join("c"));
+            let _ = fs::remove_dir(d);
+        }
+    }
+}
+
+/// `name` under this process's own cgroup in every hierarchy (and under
+/// its parent, where v2 puts relative paths).
+fn under_own_cgroups(name: &str) -> Parents {
+    let own = fs::read_to_string("/proc/self/cgroup").unwrap();
+    let mut v = Vec::new();
+    for (_, d) in dirs_of(&own) {
+        v.extend(d.parent().map(|p| p.join(name)));
+        v.push(d.join(name));
+    }
+    Parents(v)
+}
+
+/// The hierarchy a /proc/PID/cgroup line's controllers live in ("" is the
+/// cgroup2 one), from this process's mountinfo.
+fn hierarchy_mount(ctrls: &str) -> Option<PathBuf> {
+    let info = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    info.lines().find_map(|l| {
+        let (left, right) = l.split_once(" - ")?;
+        let mut r = right.split_whitespace();
+        let fstype = r.next()?;
+        let opts: Vec<&str> = r.nth(1)?.split(',').collect();
+        let found = if ctrls.is_empty() {
+            fstype == "cgroup2"
+        } else {
+            fstype == "cgroup" && ctrls.split(',').all(|c| opts.contains(&c))
+        };
+        found.then(|| PathBuf::from(left.split_whitespace().nth(4).unwrap()))
+    })
+}
+
+/// Every directory a /proc/PID/cgroup text names: (controllers, dir).
+fn dirs_of(proc_cgroup: &str) -> Vec<(String, PathBuf)> {
+    proc_cgroup
+        .lines()
+        .filter_map(|l| {
+            let mut it = l.splitn(3, ':');
+            let (_, ctrls, path) = (it.next()?, it.next()?, it.next()?);
+            let mount = hierarchy_mount(ctrls)?;
+            Some((ctrls.to_owned(), mount.join(path.trim_start_matches('/'))))
+        })
+        .collect()
+}
+
+/// runc on this host puts a container in every hierarchy (name=systemd
+/// and, on hybrid hosts, the unified cgroup2 too) and a relative
+/// cgroupsPath under the caller's own cgroup of each hierarchy (here the
+/// memory one is nested): pier-runtime must do the same, for relative and
+/// absolute paths.
+#[test]
+fn placement_in_every_hierarchy_matches_runc() {
+    if Command::new("runc").arg("--version").output().is_err() {
+        pier_testutil::skip("runc is not installed");
+        return;
+    }
+    let me = std::process::id();
+    let rel_parent = format!("pier-cgtest-place-{me}");
+    // What both runtimes leave: the parents of their cgroups.
+    let _rel = under_own_cgroups(&rel_parent);
+    let own = fs::read_to_string("/proc/self/cgroup").unwrap();
+    let _abs = Parents(
+        dirs_of(&own)
+            .iter()
+            .filter_map(|(ctrls, _)| hierarchy_mount(ctrls))
+            .map(|m| m.join(&parent_cgroup()[1..]))
+            .collect(),
+    );
+    let mut b = Bundle::new(&["cat", "/proc/self/cgroup"]);
+    let runc_root = tempfile::tempdir().unwrap();
+    for (n, path) in [
+        (0, format!("{rel_parent}/c")),
+        (1, format!("{}/c", parent_cgroup())),
+    ] {
+        b.config["linux"]["cgroupsPath"] = json!(path);
+        b.config["linux"]["resources"] = json!({"devices": [{"allow": false, "access": "rwm"}]});
+        b.write_config();
+        let runc_id = format!("cgt-place-runc-{n}");
+        struct Runc<'a>(&'a Path, String);
+        impl Drop for Runc<'_> {
+            fn drop(&mut self) {
+                let _ = Command::new("runc")
+                    .arg("--root")
+                    .arg(self.0)
+                    .args(["delete", "--force", &self.1])
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        }
+        let _runc = Runc(runc_root.path(), runc_id.clone());
+        let theirs = Command::new("runc")
+            .arg("--root")
+            .arg(runc_root.path())
+            .args(["run", "--bundle"])
+            .arg(b.dir.path())
+            .arg(&runc_id)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(theirs.status.success(), "runc run: {theirs:?}");
+        let ours = b.run(&format!("cgt-place-pier-{n}"));
+        assert!(ours.status.success(), "pier-runtime run: {ours:?}");
+        let (theirs, ours) = (
+            String::from_utf8_lossy(&theirs.stdout),
+            String::from_utf8_lossy(&ours.stdout),
+        );
+        assert_eq!(ours, theirs, "{path}: /proc/self/cgroup of the container");
+        assert!(ours.lines().all(|l| l.ends_with(&path)), "{ours}");
+        // `run` removed every one of them, nested and unified included.
+        for (ctrls, d) in dirs_of(&ours) {
+            assert!(!d.exists(), "{ctrls}: {} survived run", d.display());
+        }
+    }
+}
+
+/// A relative path with a nested memory cgroup: the limits land in each
+/// hierarchy's own directory, stats are read from there, and delete
+/// removes them all.
+#[test]
+fn relative_path_limits_and_stats_follow_each_hierarchy() {
+    let rel_parent = format!("pier-cgtest-relstats-{}", std::process::id());
+    // Before the bundle: dropped after it deleted the container.
+    let _parents = under_own_cgroups(&rel_parent);
+    let mut b = Bundle::new(&["sleep", "100"]);
+    b.config["linux"]["cgroupsPath"] = json!(format!("{rel_parent}/c"));
+    b.config["linux"]["resources"]["memory"] = json!({"limit": 67108864});
+    b.config["linux"]["resources"]["pids"] = json!({"limit": 9});
+    let id = "cgt-relstats";
+    b.start(id);
+    let pid = b.state(id)["pid"].as_i64().unwrap();
+    let proc_cgroup = read(Path::new(&format!("/proc/{pid}/cgroup")));
+    let dirs = dirs_of(&proc_cgroup);
+    // Under the test's own cgroup of each hierarchy.
+    let own = read(Path::new("/proc/self/cgroup"));
+    for ((ctrls, theirs), (_, mine)) in dirs.iter().zip(dirs_of(&own)) {
+        assert_eq!(
+            theirs,
+            &mine.join(&rel_parent).join("c"),
+            "{ctrls}: {proc_cgroup}"
+        );
+    }
+    let dir_of = |c: &str| {
+        dirs.iter()
+            .find(|(ctrls, _)| ctrls.split(',').any(|x| x == c))
+            .map(|(_, d)| d.clone())
+    };
+    if is_v2() {
+        assert_eq!(read(&dir_of("").unwrap().join("memory.max")), "67108864");
+    } else {
+        let mem = dir_of("memory").unwrap();
+        assert_eq!(read(&mem.join("memory.limit_in_bytes")), "67108864");
+        assert_eq!(read(&dir_of("pids").unwrap().join("pids.max")), "9");
+    }
+    let ev: Value = serde_json::from_str(b.ok(&["events", "--stats", id]).trim()).unwrap();
+    let d = &ev["data"];
+    assert_eq!(d["memory"]["usage"]["limit"], 67108864, "{d}");
+    assert!(d["memory"]["usage"]["usage"].as_u64().unwrap() > 0, "{d}");
+    assert_eq!(d["pids"]["current"], 1, "{d}");
+    assert_eq!(d["pids"]["limit"], 9, "{d}");
+    assert!(d["cpu"]["usage"]["total"].as_u64().unwrap() > 0, "{d}");
+    // pause/resume reach the freezer wherever it is.
+    b.ok(&["pause", id]);
+    assert_eq!(b.state(id)["status"], "paused");
+    b.ok(&["resume", id]);
+    assert_eq!(b.state(id)["status"], "running");
+    b.ok(&["delete", "--force", id]);
+    for (ctrls, d) in &dirs {
+        assert!(!d.exists(), "{ctrls}: {} survived delete", d.display());
     }
 }
