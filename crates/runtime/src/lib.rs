@@ -36,6 +36,7 @@ mod mounts;
 mod process;
 mod rootfs;
 mod seccomp;
+mod seccomp_enosys;
 pub mod seccomp_profile;
 mod state;
 mod sync;

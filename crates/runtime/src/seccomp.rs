@@ -162,12 +162,44 @@ pub fn compile(s: &LinuxSeccomp) -> Result<SeccompPlan> {
     } else {
         None
     };
-    let program = export(&ctx)?;
+    let mut program = export(&ctx)?;
+    if let Some(mut stub) = enosys_stub(s)? {
+        stub.append(&mut program);
+        program = stub;
+    }
     Ok(SeccompPlan {
         program,
         flags,
         listener,
     })
+}
+
+/// The ENOSYS stub (seccomp_enosys.rs) for a profile that denies by
+/// default; an allowing default needs none.
+fn enosys_stub(s: &LinuxSeccomp) -> Result<Option<Vec<libc::sock_filter>>> {
+    use LinuxSeccompAction as A;
+    let denies = matches!(
+        s.default_action(),
+        A::ScmpActErrno
+            | A::ScmpActKill
+            | A::ScmpActKillThread
+            | A::ScmpActKillProcess
+            | A::ScmpActTrap
+    );
+    if !denies {
+        return Ok(None);
+    }
+    let mut arches = vec![ScmpArch::native()];
+    for a in s.architectures().iter().flatten() {
+        arches.push(arch(*a)?);
+    }
+    let rules = s.syscalls().as_deref().unwrap_or_default();
+    let names = rules
+        .iter()
+        .flat_map(|r| r.names().iter().map(String::as_str));
+    Ok(crate::seccomp_enosys::stub(
+        &crate::seccomp_enosys::newest_per_arch(names, &arches),
+    ))
 }
 
 fn export(ctx: &ScmpFilterContext) -> Result<Vec<libc::sock_filter>> {

@@ -264,3 +264,59 @@ fn lsm_labels_are_refused_with_a_clear_error() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("does not support AppArmor"));
 }
+
+/// The docker default profile as OCI seccomp, without the names `drop`
+/// says to drop.
+fn docker_profile_without(drop: impl Fn(&str) -> bool) -> serde_json::Value {
+    let profile: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/docker-default-seccomp.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let mut oci = pier_runtime::seccomp_profile::docker_to_oci(&profile, &[]);
+    for rule in oci["syscalls"].as_array_mut().unwrap() {
+        if let Some(names) = rule["names"].as_array_mut() {
+            names.retain(|n| !drop(n.as_str().unwrap_or_default()));
+        }
+    }
+    oci
+}
+
+#[test]
+fn syscalls_newer_than_the_profile_get_enosys_not_the_default_errno() {
+    let native = |name: &str| {
+        libseccomp::ScmpSyscall::from_name(name)
+            .map(|s| s.as_raw_syscall())
+            .unwrap_or(-1)
+    };
+    let setns = native("setns");
+    assert!(setns > 0);
+    // busybox's nsenter calls setns(2) and prints its errno. Without
+    // CAP_SYS_ADMIN docker's profile does not allow setns.
+    let probe = "nsenter --net=/proc/self/ns/net true 2>&1; echo sh-runs";
+
+    // A profile that names no syscall from setns on: setns is newer than
+    // anything it knows, so it must be ENOSYS (as if the kernel lacked it).
+    let mut b = Bundle::new(&[]);
+    b.config["linux"]["seccomp"] = docker_profile_without(|n| native(n) >= setns);
+    b.sh(probe);
+    let out = b.run_ok("enosys-newer");
+    assert_eq!(
+        out,
+        "nsenter: setns(): can't reassociate to namespace 'net': Function not implemented\nsh-runs\n"
+    );
+
+    // Left out of a profile that names newer syscalls, setns is denied on
+    // purpose: the default errno (EPERM) stays.
+    let mut b = Bundle::new(&[]);
+    b.config["linux"]["seccomp"] = docker_profile_without(|_| false);
+    b.sh(probe);
+    let out = b.run_ok("enosys-older");
+    assert_eq!(
+        out,
+        "nsenter: setns(): can't reassociate to namespace 'net': Operation not permitted\nsh-runs\n"
+    );
+}
