@@ -64,11 +64,17 @@ impl Credentials {
         if bytes.iter().all(u8::is_ascii_whitespace) || bytes == b"null" {
             return Ok(Credentials::default());
         }
-        serde_json::from_slice(&bytes).map_err(|e| {
+        let bad = |why: String| {
             Error::BadRequest(format!(
-                "X-Registry-Auth does not hold valid JSON credentials: {e}"
+                "X-Registry-Auth does not hold valid JSON credentials: {why}"
             ))
-        })
+        };
+        let v: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
+        if !v.is_object() {
+            return Err(bad("expected a JSON object".into()));
+        }
+        serde_json::from_value(v).map_err(|e| bad(e.to_string()))
     }
 
     /// `Authorization: Basic ...` value, when there is a username.
@@ -234,7 +240,6 @@ pub fn repository_scope(repo: &str, actions: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use base64::Engine as _;
     use proptest::prelude::*;
 
     #[test]

@@ -170,13 +170,15 @@ impl Registry {
     /// GET /v2/ without credentials, remembering the challenge.
     async fn ping(&self, st: &mut AuthState) -> Result<()> {
         let url = self.url("/v2/");
+        // Fewer retries than for data: an unreachable registry is said so quickly.
+        let retries = self.options.retries.min(2);
         let mut attempt = 0;
         let resp = loop {
             match self.http.get(&url).send().await {
-                Ok(r) if r.status().is_server_error() && attempt < self.options.retries.min(2) => {}
+                Ok(r) if r.status().is_server_error() && attempt < retries => {}
                 Ok(r) => break r,
                 Err(e)
-                    if attempt >= self.options.retries
+                    if attempt >= retries
                         || !(e.is_connect() || e.is_timeout() || e.is_request()) =>
                 {
                     return Err(transport(&format!("reaching {url}"), &e))

@@ -130,6 +130,9 @@ pub async fn small_blob(reg: &Registry, repo: &str, d: &Descriptor) -> Result<Ve
     Ok(bytes)
 }
 
+/// Bytes one attempt must bring for its failure not to count.
+const RESUME_CREDIT: u64 = 8 << 20;
+
 /// Why a blob download stopped.
 pub enum DownloadError {
     /// The consumer of the bytes stopped (it has its own error).
@@ -170,6 +173,12 @@ pub async fn blob_stream(
         let mut skip = match status {
             StatusCode::PARTIAL_CONTENT => 0,
             StatusCode::OK => offset,
+            StatusCode::RANGE_NOT_SATISFIABLE => {
+                return Err(DownloadError::Failed(Error::Invalid(format!(
+                    "{what}: the registry has only {offset} of the {} bytes the manifest                      gives (truncated blob); the image in the registry is damaged, push it again",
+                    d.size
+                ))))
+            }
             s => {
                 let body = resp.bytes().await.unwrap_or_default();
                 return Err(DownloadError::Failed(from_status(s.as_u16(), &body, &what)));
@@ -191,6 +200,7 @@ pub async fn blob_stream(
         }
         let mut s = resp.bytes_stream();
         let mut broke: Option<String> = None;
+        let started_at = offset;
         while let Some(c) = s.next().await {
             let mut c = match c {
                 Ok(c) => c,
@@ -228,8 +238,12 @@ pub async fn blob_stream(
             if tx.send(Ok(c)).await.is_err() {
                 return Err(DownloadError::ConsumerGone);
             }
-            failures = 0;
             progress(offset);
+        }
+        // An attempt that moved the download on a good deal is not held
+        // against the retries; one that sends a trickle and stops is.
+        if offset - started_at >= RESUME_CREDIT {
+            failures = 0;
         }
         if broke.is_none() && offset == d.size {
             return Ok(());
