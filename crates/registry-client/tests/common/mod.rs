@@ -166,7 +166,7 @@ async fn handle(
 ) -> Response {
     let path = uri.path().to_owned();
     let mut s = st.lock().unwrap();
-    if let Some(_) = &s.bearer {
+    if s.bearer.is_some() {
         let auth = headers
             .get("authorization")
             .and_then(|v| v.to_str().ok())
