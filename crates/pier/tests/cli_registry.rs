@@ -164,9 +164,10 @@ impl Setup {
         img
     }
 
-    /// Runs pier under `script`, so that its stdout is a terminal;
-    /// returns what it printed.
-    fn on_terminal(&self, args: &[&str]) -> String {
+    /// Runs pier under `script`, so that its stdin and stdout are a
+    /// terminal; for each `(prompt, reply)` waits for the prompt, then
+    /// types the reply. Returns what pier printed.
+    fn on_terminal(&self, args: &[&str], dialogue: &[(&str, &str)]) -> String {
         let pier = self.pier();
         let mut line = shell_quote(&pier.get_program().to_string_lossy());
         for a in pier.get_args().map(|a| a.to_string_lossy()) {
@@ -183,12 +184,48 @@ impl Setup {
                 None => script.env_remove(k),
             };
         }
-        let out = script
-            .stdin(Stdio::null())
-            .output()
+        let mut child = script
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
             .expect("running script");
-        assert!(out.status.success(), "{line}: {out:?}");
-        text(&out.stdout)
+        let mut stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+        let reader = std::thread::spawn(move || {
+            use std::io::Read;
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut seen = String::new();
+        // Where to look for the next prompt.
+        let mut from = 0;
+        let mut stdin = child.stdin.take().unwrap();
+        for (prompt, reply) in dialogue {
+            while !seen[from..].contains(prompt) {
+                match rx.recv_timeout(std::time::Duration::from_secs(60)) {
+                    Ok(chunk) => seen.push_str(&text(&chunk)),
+                    Err(_) => {
+                        let _ = child.kill();
+                        panic!("{line}: no {prompt:?} prompt; printed {seen:?}");
+                    }
+                }
+            }
+            from += seen[from..].find(prompt).unwrap_or(0) + prompt.len();
+            stdin.write_all(reply.as_bytes()).unwrap();
+        }
+        drop(stdin);
+        let status = child.wait().expect("waiting for script");
+        let _ = reader.join();
+        while let Ok(chunk) = rx.try_recv() {
+            seen.push_str(&text(&chunk));
+        }
+        assert!(status.success(), "{line}: {status}; printed {seen:?}");
+        seen
     }
 
     fn image_exists(&self, name: &str) -> bool {
@@ -234,6 +271,9 @@ against_both_daemons!(
     push_prints_the_digest_the_registry_has,
     pull_all_tags_fetches_every_tag
         ignore = "pierd does not serve all-tags pulls yet (docs/registry-client.md)",
+    push_all_tags_sends_every_tag
+        ignore = "pierd pushes one tag per request yet (no tag means latest)",
+    login_prompts_on_a_terminal,
     credential_helpers_hold_the_secret,
 );
 
@@ -309,6 +349,85 @@ fn login_and_logout_keep_config_json_as_docker_does(s: &Setup) {
     let out = s.run(&["login", addr], "");
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("non-TTY"), "{out:?}");
+
+    // A config.json that is not JSON: login refuses to overwrite it, pull
+    // warns and goes on without credentials, as docker does.
+    let cfg_path = s.config_dir().join("config.json");
+    std::fs::write(&cfg_path, "{\"auths\": oops").unwrap();
+    let out = s.run(&["login", "-u", USER, "--password-stdin", addr], PASS);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("not valid JSON") && err.contains(&*cfg_path.to_string_lossy()),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&cfg_path).unwrap(),
+        "{\"auths\": oops"
+    );
+    let out = s.run(&["pull", &format!("{addr}/test/none:v1")], "");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("WARNING: Error loading config file"),
+        "{out:?}"
+    );
+}
+
+fn login_prompts_on_a_terminal(s: &Setup) {
+    let addr = s.registry.addr.as_str();
+    let out = s.on_terminal(
+        &["login", addr],
+        &[
+            ("Username: ", &format!("{USER}\n")),
+            ("Password: ", &format!("{PASS}\n")),
+        ],
+    );
+    assert!(out.contains("Username: "), "{out:?}");
+    assert!(out.contains("Password: "), "{out:?}");
+    // Typed after the prompt, the password is not echoed.
+    assert!(!out.contains(PASS), "{out:?}");
+    assert!(out.contains("Login Succeeded"), "{out:?}");
+    let cfg = s.config();
+    assert_eq!(
+        cfg["auths"][addr],
+        serde_json::json!({ "auth": "cGllci11c2VyOnMzY3JldC1wYXNz" })
+    );
+}
+
+fn push_all_tags_sends_every_tag(s: &Setup) {
+    let addr = s.registry.addr.as_str();
+    s.seed("test/src", "v1", "all tags\n");
+    s.login();
+    let src = format!("{addr}/test/src:v1");
+    s.ok(&["pull", "-q", &src], "");
+    let repo = format!("{addr}/test/alltags");
+    for tag in ["one", "two"] {
+        s.ok(&["tag", &src, &format!("{repo}:{tag}")], "");
+    }
+    let out = s.run(&["push", "-a", &format!("{repo}:one")], "");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("tag can't be used with --all-tags/-a"),
+        "{out:?}"
+    );
+    let out = s.ok(&["push", "--all-tags", &repo], "");
+    assert!(out.contains("one: digest: sha256:"), "{out}");
+    assert!(out.contains("two: digest: sha256:"), "{out}");
+    let tags = Command::new("skopeo")
+        .args(["list-tags", "--tls-verify=false", "--creds"])
+        .arg(format!("{USER}:{PASS}"))
+        .arg(format!("docker://{repo}"))
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&tags.stdout).unwrap();
+    let mut got: Vec<&str> = v["Tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t.as_str())
+        .collect();
+    got.sort_unstable();
+    assert_eq!(got, ["one", "two"]);
 }
 
 fn pull_uses_stored_credentials_and_prints_progress(s: &Setup) {
@@ -362,7 +481,7 @@ fn pull_uses_stored_credentials_and_prints_progress(s: &Setup) {
 
     // On a terminal: docker's in-place display, one line per layer.
     s.seed("test/tty", "v1", "tty\n");
-    let tty = s.on_terminal(&["pull", &format!("{addr}/test/tty:v1")]);
+    let tty = s.on_terminal(&["pull", &format!("{addr}/test/tty:v1")], &[]);
     assert!(tty.contains("\x1b[2K\r"), "{tty:?}");
     assert!(tty.contains("\x1b[1A"), "{tty:?}");
     assert!(tty.contains(": Pull complete \r"), "{tty:?}");
