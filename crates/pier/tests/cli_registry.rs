@@ -474,6 +474,11 @@ fn pull_uses_stored_credentials_and_prints_progress(s: &Setup) {
         s.ok(&["image", "pull", "-q", &format!("{addr}/test/app")], ""),
         format!("{addr}/test/app:latest\n")
     );
+    // --platform goes to the daemon, which checks it against the image.
+    assert_eq!(
+        s.ok(&["pull", "-q", "--platform", "linux/amd64", &reference], ""),
+        format!("{reference}\n")
+    );
     // By digest.
     let by_digest = format!("{addr}/test/app@{}", img.manifest_digest);
     let out = s.ok(&["pull", &by_digest], "");
@@ -541,6 +546,12 @@ fn push_prints_the_digest_the_registry_has(s: &Setup) {
         text(&out.stderr).contains("cannot push a digest reference"),
         "{out:?}"
     );
+
+    // A tag that does not exist locally: the daemon's message (in the
+    // stream from dockerd, as an HTTP error from pierd), exit 1.
+    let out = s.run(&["push", &format!("{addr}/test/pushed:nope")], "");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(text(&out.stderr).contains("test/pushed"), "{out:?}");
 
     // Logged out: the registry refuses, exit 1.
     s.ok(&["logout", addr], "");
