@@ -50,6 +50,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 pub use exec::ExecOptions;
+pub use features::default_spec;
 use state::StateFile;
 
 /// Errors of the runtime. `exit_code()` maps exec failures to docker's codes.
