@@ -484,6 +484,22 @@ fn pull_uses_stored_credentials_and_prints_progress(s: &Setup) {
     let out = s.ok(&["pull", &by_digest], "");
     assert!(out.ends_with(&format!("{by_digest}\n")), "{out}");
 
+    // An up-to-date pull prints exactly what docker's CLI prints, which
+    // reads the credentials pier wrote.
+    if let Some(d) = &s.dockerd {
+        let bare = format!("{addr}/test/app");
+        let ours = s.ok(&["pull", &bare], "");
+        assert!(ours.starts_with("Using default tag: latest\n"), "{ours}");
+        let theirs = Command::new("docker")
+            .env("DOCKER_HOST", format!("unix://{}", d.sock.display()))
+            .env("DOCKER_CONFIG", s.config_dir())
+            .args(["pull", &bare])
+            .output()
+            .unwrap();
+        assert!(theirs.status.success(), "{theirs:?}");
+        assert_eq!(ours, text(&theirs.stdout));
+    }
+
     // On a terminal: docker's in-place display, one line per layer.
     s.seed("test/tty", "v1", "tty\n");
     let tty = s.on_terminal(&["pull", &format!("{addr}/test/tty:v1")], &[]);
