@@ -97,6 +97,17 @@ fn without_a_mount_namespace_the_init_chroots_and_delete_unmounts() {
     // Its / is the rootfs directory (a chroot, the same inode).
     let root_ino: u64 = ns.split_whitespace().next().unwrap().parse().unwrap();
     assert_eq!(root_ino, fs::metadata(&rootfs).unwrap().ino());
+    // exec lands in the same root.
+    let out = b
+        .cmd(&["exec", "no-mntns", "ls", "-di", "/"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let exec_root = common::check(&out);
+    assert_eq!(
+        exec_root.split_whitespace().next(),
+        Some(root_ino.to_string().as_str())
+    );
     // Its mounts live in our namespace while it runs...
     let mounts = host_mounts_under(&rootfs);
     for m in ["", "/proc", "/dev", "/dev/shm", "/sys"] {
