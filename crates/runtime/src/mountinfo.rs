@@ -77,17 +77,24 @@ fn is_at_or_below(path: &str, dir: &str) -> bool {
     path == dir || dir.is_empty() || path.strip_prefix(dir).is_some_and(|r| r.starts_with('/'))
 }
 
-/// The mount that holds `path` strictly (the last-mounted one with the
-/// longest mount point above it). `path` must be absolute and canonical.
-pub fn parent_of<'a>(entries: &'a [MountEntry], path: &str) -> Option<&'a MountEntry> {
+/// The mount that `path` lives on: the longest mount point at or above
+/// it, and of several mounts on that point the last (topmost) one. A bind
+/// of `path` onto itself gets this mount as its parent. `path` must be
+/// absolute and canonical.
+pub fn holding<'a>(entries: &'a [MountEntry], path: &str) -> Option<&'a MountEntry> {
     let path = path.trim_end_matches('/');
-    entries
-        .iter()
-        .filter(|e| {
-            let mp = e.mount_point.trim_end_matches('/');
-            mp != path && is_at_or_below(path, mp)
-        })
-        .max_by_key(|e| e.mount_point.trim_end_matches('/').len())
+    let mut best: Option<&MountEntry> = None;
+    for e in entries {
+        let mp = e.mount_point.trim_end_matches('/');
+        if !is_at_or_below(path, mp) {
+            continue;
+        }
+        // >= : a later mount on the same point covers the earlier one.
+        if best.is_none_or(|b| mp.len() >= b.mount_point.trim_end_matches('/').len()) {
+            best = Some(e);
+        }
+    }
+    best
 }
 
 /// Lazily unmounts every mount below `dir`, then the topmost mount on `dir`
@@ -143,25 +150,24 @@ mod tests {
     }
 
     #[test]
-    fn parent_is_the_longest_mount_point_above() {
+    fn holding_is_the_topmost_mount_at_or_above() {
         let e = parse(SAMPLE);
-        assert_eq!(
-            parent_of(&e, "/tmp/b/rootfs").map(|m| m.mount_point.as_str()),
-            Some("/tmp")
+        let at = |p: &str| holding(&e, p).map(|m| m.mount_point.clone());
+        assert_eq!(at("/tmp/b/rootfs").as_deref(), Some("/tmp/b/rootfs"));
+        assert_eq!(at("/tmp/b/rootfs/etc").as_deref(), Some("/tmp/b/rootfs"));
+        assert_eq!(at("/tmp/b").as_deref(), Some("/tmp"));
+        assert_eq!(at("/tmp/bb").as_deref(), Some("/tmp"));
+        assert_eq!(at("/tmpx").as_deref(), Some("/"));
+        assert_eq!(at("/tmp/my dir/x").as_deref(), Some("/tmp/my dir"));
+        assert_eq!(at("/").as_deref(), Some("/"));
+        // Two mounts on one point: the later one is on top.
+        let stacked = parse(
+            "1 0 0:1 / / rw shared:1 - ext4 a rw\n\
+             2 1 0:2 / /r rw shared:2 - tmpfs t rw\n\
+             3 2 0:3 / /r rw - tmpfs t rw\n",
         );
-        assert_eq!(
-            parent_of(&e, "/tmp/bb").map(|m| m.mount_point.as_str()),
-            Some("/tmp")
-        );
-        assert_eq!(
-            parent_of(&e, "/tmpx").map(|m| m.mount_point.as_str()),
-            Some("/")
-        );
-        assert_eq!(
-            parent_of(&e, "/tmp/my dir/x").map(|m| m.mount_point.as_str()),
-            Some("/tmp/my dir")
-        );
-        assert!(parent_of(&e, "/").is_none());
+        let top = holding(&stacked, "/r/x").unwrap();
+        assert!(!top.shared, "{top:?}");
     }
 
     #[test]
@@ -210,7 +216,7 @@ mod tests {
         fn never_panics_on_arbitrary_text(text in "\\PC*") {
             let entries = parse(&text);
             let _ = below(&entries, "/x");
-            let _ = parent_of(&entries, "/x/y");
+            let _ = holding(&entries, "/x/y");
         }
 
         #[test]

@@ -321,13 +321,14 @@ pub fn dev_symlinks(root: RawFd) -> InitResult<()> {
     Ok(())
 }
 
-/// Makes the mount that holds `rootfs` private when it is shared, as
-/// pivot_root requires. Only ever called inside a new mount namespace.
+/// Makes the mount that holds `rootfs` (the parent-to-be of its bind
+/// mount) private when it is shared, as pivot_root requires. Only ever
+/// called inside the container's mount namespace.
 pub fn make_parent_mount_private(rootfs: &CStr) -> InitResult<()> {
     let path = rootfs.to_string_lossy();
     let entries =
         crate::mountinfo::read_own().map_err(|e| InitError::io("reading mountinfo", e))?;
-    let Some(parent) = crate::mountinfo::parent_of(&entries, &path) else {
+    let Some(parent) = crate::mountinfo::holding(&entries, &path) else {
         return Ok(());
     };
     if !parent.shared {

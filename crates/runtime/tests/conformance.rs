@@ -38,6 +38,41 @@ fn shared_rootfs_propagation_reaches_binds_of_the_root() {
     assert_eq!(out.trim(), "exposed");
 }
 
+/// Lazily unmounts a host-side mount the test made, even when it fails.
+struct MountGuard(std::ffi::CString);
+
+impl Drop for MountGuard {
+    fn drop(&mut self) {
+        // SAFETY: umount2 with a valid C string.
+        unsafe { libc::umount2(self.0.as_ptr(), libc::MNT_DETACH) };
+    }
+}
+
+#[test]
+fn shared_propagation_with_the_rootfs_on_its_own_mount() {
+    // pier's overlay rootfs is a mount point itself: the bind of the rootfs
+    // then sits on that mount, which rshared makes shared and which must be
+    // made private for pivot_root, not the mount above it.
+    let mut b = propagation_bundle("rshared", PROPAGATION_PROBE);
+    let rootfs = b.rootfs();
+    let c = std::ffi::CString::new(rootfs.to_str().unwrap()).unwrap();
+    // SAFETY: mount(2) with valid C strings.
+    let r = unsafe {
+        libc::mount(
+            c"tmpfs".as_ptr(),
+            c.as_ptr(),
+            c"tmpfs".as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(r, 0, "mount tmpfs: {}", std::io::Error::last_os_error());
+    let _guard = MountGuard(c);
+    pier_testutil::write_busybox_rootfs(&rootfs).unwrap();
+    let out = b.run_ok("prop-shared-mnt");
+    assert_eq!(out.trim(), "exposed");
+}
+
 #[test]
 fn private_and_slave_rootfs_propagation_do_not() {
     for p in ["private", "slave", "rprivate"] {
