@@ -118,7 +118,11 @@ impl Store {
             }
             (Ok(u), Ok(_)) => u,
         };
-        ingest.commit(Some(&t.digest))?;
+        // One syncfs makes both the blob and the unpacked layer durable.
+        let blob = ingest.finish(Some(&t.digest))?;
+        crate::snapshots::sync_fs(tmp.path())?;
+        blob.place()?;
+        crate::meta::sync_dir(self.content.blobs_dir())?;
         if diff_id != t.diff_id {
             return Err(Error::InvalidImage(format!(
                 "layer {} unpacks to {diff_id} but the image config says diff ID {}; \
@@ -126,7 +130,7 @@ impl Store {
                 t.digest, t.diff_id
             )));
         }
-        tmp.commit(&self.snapshots, &t.chain_id)?;
+        tmp.commit_synced(&self.snapshots, &t.chain_id)?;
         Ok(size)
     }
 
@@ -168,11 +172,14 @@ impl Store {
     /// Records a pulled image whose blobs and snapshots are all stored, and
     /// points `tag` (if any) at it. `index` is the index or manifest list
     /// the manifest was picked from.
+    /// `sizes` holds the uncompressed sizes the pull knows (by layer digest);
+    /// the others are counted from the stored blobs.
     pub fn register_pulled(
         &self,
         manifest_digest: &str,
         index: Option<&str>,
         tag: Option<&Reference>,
+        sizes: &std::collections::HashMap<String, u64>,
     ) -> Result<String> {
         let _gc = self.gc_guard();
         let m = self.manifest(manifest_digest)?;
@@ -199,7 +206,10 @@ impl Store {
                     l.digest
                 )));
             }
-            size += self.layer_size(&l.digest, &config.rootfs.diff_ids[i])?;
+            size += match sizes.get(&l.digest) {
+                Some(n) => *n,
+                None => self.layer_size(&l.digest, &config.rootfs.diff_ids[i])?,
+            };
         }
         let (created, nanos) = crate::archive::created_of(&config);
         let tags: Vec<Reference> = tag.into_iter().cloned().collect();

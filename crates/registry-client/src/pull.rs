@@ -259,31 +259,36 @@ impl Resolved {
             async move {
                 let id = short_id(&t.digest);
                 match p {
-                    Plan::Present => Ok(()),
+                    Plan::Present => Ok::<_, Error>(None),
                     Plan::UnpackStored => {
                         let t2 = t.clone();
                         progress(Message::bytes(&id, "Extracting", d.size, d.size));
-                        tokio::task::spawn_blocking(move || store.unpack_stored_layer(&t2))
+                        let n = tokio::task::spawn_blocking(move || store.unpack_stored_layer(&t2))
                             .await
                             .map_err(|e| {
                                 Error::Transport(format!("unpacking {}: {e}", t.digest))
                             })??;
                         progress(Message::layer(&id, "Pull complete"));
-                        Ok(())
+                        Ok(Some((t.digest.clone(), n)))
                     }
                     Plan::Download { unpack } => {
                         let _permit = sem
                             .acquire()
                             .await
                             .map_err(|e| Error::Transport(e.to_string()))?;
-                        download_layer(reg, &repo, d, t, *unpack, store, &progress).await
+                        let n = download_layer(reg, &repo, d, t, *unpack, store, &progress).await?;
+                        Ok(unpack.then(|| (t.digest.clone(), n)))
                     }
                 }
             }
         });
-        let results = futures_util::future::join_all(jobs).await;
-        if let Some(e) = results.into_iter().find_map(|r| r.err()) {
-            return Err(e);
+        // Every job runs to its end (what verifies is kept), then the
+        // first error, if any, is the pull's.
+        let mut sizes = std::collections::HashMap::new();
+        for r in futures_util::future::join_all(jobs).await {
+            if let Some((d, n)) = r? {
+                sizes.insert(d, n);
+            }
         }
         // Everything is verified: the manifests, then the image record.
         let st = store.clone();
@@ -301,7 +306,12 @@ impl Resolved {
             if let Some((d, b)) = &index {
                 st.put_verified(b, d)?;
             }
-            let id = st.register_pulled(&md, index.as_ref().map(|i| i.0.as_str()), tag.as_ref())?;
+            let id = st.register_pulled(
+                &md,
+                index.as_ref().map(|i| i.0.as_str()),
+                tag.as_ref(),
+                &sizes,
+            )?;
             st.add_blob_sources(&blobs, &host_repo)?;
             Ok(id)
         })
@@ -332,7 +342,7 @@ async fn download_layer(
     unpack: bool,
     store: Arc<Store>,
     progress: &Progress,
-) -> Result<()> {
+) -> Result<u64> {
     let id = short_id(&t.digest);
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, String>>(64);
     let target = t.clone();
@@ -374,12 +384,12 @@ async fn download_layer(
             "layer {}: the store stopped reading before the end of the blob",
             t.digest
         ))),
-        (Ok(()), Ok(_)) => {
+        (Ok(()), Ok(n)) => {
             progress(Message::layer(&id, "Verifying Checksum"));
             progress(Message::layer(&id, "Download complete"));
             progress(Message::bytes(&id, "Extracting", total, total));
             progress(Message::layer(&id, "Pull complete"));
-            Ok(())
+            Ok(n)
         }
     }
 }
