@@ -467,3 +467,54 @@ fn pier_pushes_to_and_pulls_from_pier_registry() {
         "pulled"
     );
 }
+
+#[test]
+fn a_config_file_sets_read_only_and_bad_configs_are_refused() {
+    if !have_skopeo() {
+        return;
+    }
+    let work = tempfile::Builder::new()
+        .prefix("pier-test-")
+        .tempdir()
+        .unwrap();
+    let cfg = work.path().join("registry.toml");
+    std::fs::write(&cfg, "read_only = true\nmax_manifest_bytes = 65536\n").unwrap();
+    let reg = Served::start(&["--config", cfg.to_str().unwrap()]);
+    layout(&work.path().join("layout"), "v1");
+    let src = format!("oci:{}:v1", work.path().join("layout").display());
+    let out = skopeo(&[
+        "copy",
+        "--dest-tls-verify=false",
+        &src,
+        &format!("docker://{}/ro/app:v1", reg.addr),
+    ]);
+    assert!(
+        !out.status.success(),
+        "a push to a read-only registry worked"
+    );
+    assert!(reg.log().contains("\"status\":405"), "{}", reg.log());
+
+    let bad = work.path().join("bad.toml");
+    std::fs::write(&bad, "adress = \"127.0.0.1:1\"\n").unwrap();
+    let out = Command::new(pier_bin())
+        .args(["registry", "serve", "--config", bad.to_str().unwrap()])
+        .args(["--addr", "127.0.0.1:0", "--root"])
+        .arg(work.path().join("never-made"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("adress"), "{stderr}");
+    let root = work.path().join("never-made");
+    let out = Command::new(pier_bin())
+        .args(["registry", "serve", "--addr", "127.0.0.1:0", "--root"])
+        .arg(&root)
+        .arg("--htpasswd")
+        .arg(work.path().join("missing"))
+        .output()
+        .unwrap();
+    assert!(!root.exists(), "a refused config still made the root");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("htpasswd"), "{stderr}");
+}

@@ -130,11 +130,12 @@ fn method_not_allowed(m: &Method) -> ApiError {
 impl Registry {
     pub fn open(cfg: Config) -> Result<Registry, String> {
         cfg.check()?;
+        // Credentials first: a bad htpasswd file creates nothing.
+        let auth = Auth::from_config(&cfg)?;
         let storage = Storage::open(&cfg.root)
             .map_err(|e| format!("opening the registry root {}: {e}", cfg.root.display()))?;
         let uploads = Uploads::open(&storage)
             .map_err(|e| format!("opening {}: {e}", storage.uploads_dir().display()))?;
-        let auth = Auth::from_config(&cfg)?;
         Ok(Registry {
             cfg,
             storage,

@@ -689,3 +689,39 @@ async fn read_only_mode_refuses_writes() {
         .unwrap();
     assert_eq!(r.status(), 404);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn abandoned_uploads_expire() {
+    let reg = TestRegistry::with(|c| c.upload_expiry_secs = 1);
+    let loc = new_session(&reg, "expire").await;
+    let r = client()
+        .patch(&loc)
+        .header("content-range", "0-2")
+        .body(b"abc".to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    assert_eq!(reg.upload_files(), 1);
+    assert!(
+        eventually(|| reg.upload_files() == 0),
+        "the abandoned upload was never swept"
+    );
+    let r = client().get(&loc).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(error_code(r).await, "BLOB_UPLOAD_UNKNOWN");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_that_never_sends_headers_is_disconnected() {
+    let reg = TestRegistry::with(|c| c.header_timeout_secs = 1);
+    let mut s = TcpStream::connect(reg.addr).unwrap();
+    s.write_all(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n").unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let mut buf = Vec::new();
+    // The server closes the connection (EOF) rather than wait forever.
+    let n = std::io::Read::read_to_end(&mut s, &mut buf);
+    assert!(n.is_ok(), "the connection stayed open: {n:?}");
+    assert!(!String::from_utf8_lossy(&buf).contains("200 OK"));
+}
