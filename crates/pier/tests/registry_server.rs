@@ -447,6 +447,41 @@ fn docker_pushes_to_and_pulls_from_pier_registry() {
         "skopeo inspect",
     );
     assert!(raw.contains("\"Layers\""), "{raw}");
+
+    // With htpasswd and docker's token flow: docker login, push, pull.
+    let Some(htpasswd) = htpasswd(work.path()) else {
+        return;
+    };
+    let secure = Served::start(&["--htpasswd", htpasswd.to_str().unwrap(), "--token-auth"]);
+    let remote = format!("{}/secure/app:v1", secure.addr);
+    dockerd.ok(&["tag", &format!("{}/dock/app:v1", reg.addr), &remote]);
+    let out = dockerd.docker(&["push", &remote]);
+    assert!(!out.status.success(), "docker pushed without logging in");
+    let login = Command::new("docker")
+        .env("DOCKER_HOST", format!("unix://{}", dockerd.sock.display()))
+        .env("DOCKER_CONFIG", dockerd.dir.join("docker-config"))
+        .args(["login", "-u", "ci", "--password-stdin", &secure.addr])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().expect("stdin").write_all(b"pa55word\n")?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    ok(login, "docker login");
+    dockerd.ok(&["push", &remote]);
+    dockerd.ok(&["rmi", &remote]);
+    dockerd.ok(&["pull", &remote]);
+    assert_eq!(
+        dockerd
+            .ok(&["image", "inspect", "-f", "{{.Id}}", &remote])
+            .trim(),
+        id.trim()
+    );
+    assert!(secure.log().contains("\"user\":\"ci\""), "{}", secure.log());
 }
 
 #[test]
