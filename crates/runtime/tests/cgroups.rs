@@ -11,12 +11,11 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-const BIN: &str = env!("CARGO_BIN_EXE_pier-runtime");
 const ROOT: &str = "/sys/fs/cgroup";
 
 fn is_v2() -> bool {
@@ -68,26 +67,30 @@ fn rmdir_all(path: &str) {
     }
 }
 
-/// A bundle, a state root and the containers made from them; on drop:
-/// `delete --force` each container, rmdir their cgroups and the parent.
-struct Bundle {
-    dir: tempfile::TempDir,
-    root: tempfile::TempDir,
-    config: Value,
-    ids: Vec<String>,
+mod common;
+
+/// The shared test bundle (tests/common) with the device rules of a runc
+/// spec; on drop it also removes its containers' cgroups and the parent.
+struct Bundle(common::Bundle);
+
+impl std::ops::Deref for Bundle {
+    type Target = common::Bundle;
+    fn deref(&self) -> &common::Bundle {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Bundle {
+    fn deref_mut(&mut self) -> &mut common::Bundle {
+        &mut self.0
+    }
 }
 
 impl Bundle {
     fn new(args: &[&str]) -> Bundle {
-        let dir = tempfile::tempdir().unwrap();
-        let root = tempfile::tempdir().unwrap();
-        pier_testutil::write_busybox_rootfs(&dir.path().join("rootfs")).unwrap();
-        Bundle {
-            dir,
-            root,
-            config: default_config(args),
-            ids: Vec::new(),
-        }
+        let mut b = common::Bundle::new(args);
+        b.config["linux"]["resources"] = json!({"devices": [{"allow": false, "access": "rwm"}]});
+        Bundle(b)
     }
 
     /// Gives the next container the cgroup `parent_cgroup()/id`.
@@ -97,86 +100,25 @@ impl Bundle {
         p
     }
 
-    fn write_config(&self) {
-        fs::write(
-            self.dir.path().join("config.json"),
-            serde_json::to_vec_pretty(&self.config).unwrap(),
-        )
-        .unwrap();
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(BIN);
-        c.arg("--root").arg(self.root.path()).args(args);
-        c.stdin(Stdio::null());
-        c
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.cmd(args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "pier-runtime {args:?}: {:?}\nstdout: {}\nstderr: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// create (output to /dev/null) + start.
-    fn start(&mut self, id: &str) {
-        self.create(id).expect("create");
-        self.ok(&["start", id]);
-    }
-
+    /// `create`; on failure the runtime's stderr.
     fn create(&mut self, id: &str) -> Result<(), String> {
-        self.write_config();
-        self.ids.push(id.to_owned());
-        // The init inherits create's stdio: a pipe would stay open as long
-        // as the container lives, so errors go through a file.
-        let err_path = self.dir.path().join("create.err");
-        let err = fs::File::create(&err_path).unwrap();
-        let status = self
-            .cmd(&["create", "--bundle"])
-            .arg(self.dir.path())
-            .arg(id)
-            .stdout(Stdio::null())
-            .stderr(err)
-            .status()
-            .unwrap();
-        if status.success() {
+        let out = self.0.create(id, &[]);
+        if out.status.success() {
             Ok(())
         } else {
-            Err(fs::read_to_string(&err_path).unwrap_or_default())
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
         }
-    }
-
-    fn run(&mut self, id: &str) -> Output {
-        self.write_config();
-        self.ids.push(id.to_owned());
-        self.cmd(&["run", "--bundle"])
-            .arg(self.dir.path())
-            .arg(id)
-            .output()
-            .unwrap()
-    }
-
-    fn state(&self, id: &str) -> Value {
-        serde_json::from_str(&self.ok(&["state", id])).unwrap()
-    }
-
-    fn pids(&self, id: &str) -> Vec<i32> {
-        serde_json::from_str(&self.ok(&["ps", "-f", "json", id])).unwrap()
     }
 }
 
 impl Drop for Bundle {
     fn drop(&mut self) {
-        for id in std::mem::take(&mut self.ids) {
-            let _ = Command::new(BIN)
+        // Before the shared bundle's own drop: the cgroups can only go
+        // once their containers are deleted.
+        for id in self.0.ids.clone() {
+            let _ = Command::new(common::BIN)
                 .arg("--root")
-                .arg(self.root.path())
+                .arg(self.0.root.path())
                 .args(["delete", "--force", &id])
                 .stderr(Stdio::null())
                 .status();
@@ -184,40 +126,6 @@ impl Drop for Bundle {
         }
         rmdir_all(&parent_cgroup());
     }
-}
-
-fn default_config(args: &[&str]) -> Value {
-    let caps = json!(["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
-    json!({
-        "ociVersion": "1.0.2-dev",
-        "process": {
-            "terminal": false,
-            "user": {"uid": 0, "gid": 0},
-            "args": args,
-            "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
-            "cwd": "/",
-            "capabilities": {
-                "bounding": caps, "effective": caps, "permitted": caps, "ambient": caps
-            },
-            "noNewPrivileges": true
-        },
-        "root": {"path": "rootfs", "readonly": true},
-        "hostname": "cgtest",
-        "mounts": [
-            {"destination": "/proc", "type": "proc", "source": "proc"},
-            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
-             "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
-            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
-             "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}
-        ],
-        "linux": {
-            "namespaces": [
-                {"type": "pid"}, {"type": "network"}, {"type": "ipc"},
-                {"type": "uts"}, {"type": "mount"}
-            ],
-            "resources": {"devices": [{"allow": false, "access": "rwm"}]}
-        }
-    })
 }
 
 fn sh(b: &mut Bundle, script: &str) {

@@ -175,3 +175,41 @@ pub fn default_config(args: &[&str]) -> Value {
     }
     spec
 }
+
+/// Commands on a bundle's containers that assert success.
+impl Bundle {
+    /// `pier-runtime ARGS...` with stdin from /dev/null; asserts success
+    /// and returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.cmd(args).stdin(Stdio::null()).output().unwrap();
+        assert!(
+            out.status.success(),
+            "pier-runtime {args:?}: {:?}\nstdout: {}\nstderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `create` then `start`, asserting both succeed.
+    pub fn start(&mut self, id: &str) {
+        let out = self.create(id, &[]);
+        assert!(
+            out.status.success(),
+            "create {id}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self.ok(&["start", id]);
+    }
+
+    /// `state ID` as JSON.
+    pub fn state(&self, id: &str) -> Value {
+        serde_json::from_str(&self.ok(&["state", id])).unwrap()
+    }
+
+    /// `ps -f json ID`: the container's pids.
+    pub fn pids(&self, id: &str) -> Vec<i32> {
+        serde_json::from_str(&self.ok(&["ps", "-f", "json", id])).unwrap()
+    }
+}
