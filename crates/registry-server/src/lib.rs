@@ -17,6 +17,7 @@ pub mod gc;
 mod http;
 mod manifests;
 pub mod names;
+mod routes;
 mod server;
 mod storage;
 mod tls;
