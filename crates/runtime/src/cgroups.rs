@@ -167,8 +167,11 @@ pub fn expand_mounts(
 pub struct Cgroup {
     st: CgroupState,
     /// The manager of `st.path` (every v1 controller not in `st.nested`,
-    /// whose few controllers `v1_write` handles).
-    manager: AnyCgroupManager,
+    /// whose few controllers `v1_write` handles), built on first use:
+    /// libcgroups' v1 manager parses /proc for each controller (~2 ms),
+    /// and joining the cgroup, all `exec` needs, does without it.
+    manager: OnceLock<AnyCgroupManager>,
+    v2_root: PathBuf,
     /// v2: the cgroup's directory.
     v2_dir: Option<PathBuf>,
 }
@@ -211,26 +214,33 @@ impl Cgroup {
     /// instead of /sys/fs/cgroup (the v2 code path on a cgroup2 mounted
     /// elsewhere, as the empty one of a hybrid host; v1 ignores it).
     pub fn open_in(v2_root: &Path, st: &CgroupState) -> Result<Cgroup> {
-        let v1 = |path: &Path| {
-            libcgroups::v1::manager::Manager::new(path)
-                .map(|m| m.any())
-                .map_err(|e| Error::Cgroup(format!("cgroup {}: {e}", path.display())))
-        };
-        let manager = match st.mode {
-            Mode::V1 => v1(&st.path)?,
-            Mode::V2 => {
-                libcgroups::v2::manager::Manager::new(v2_root.to_path_buf(), st.path.clone())
-                    .map_err(|e| Error::Cgroup(format!("cgroup {}: {e}", st.path.display())))?
-                    .any()
-            }
-        };
         let v2_dir = (st.mode == Mode::V2)
             .then(|| v2_root.join(st.path.strip_prefix("/").unwrap_or(&st.path)));
         Ok(Cgroup {
             st: st.clone(),
-            manager,
+            manager: OnceLock::new(),
+            v2_root: v2_root.to_path_buf(),
             v2_dir,
         })
+    }
+
+    /// libcgroups' manager for `st.path`.
+    fn manager(&self) -> Result<&AnyCgroupManager> {
+        if let Some(m) = self.manager.get() {
+            return Ok(m);
+        }
+        let path = &self.st.path;
+        let err =
+            |e: &dyn std::fmt::Display| Error::Cgroup(format!("cgroup {}: {e}", path.display()));
+        let m = match self.st.mode {
+            Mode::V1 => libcgroups::v1::manager::Manager::new(path)
+                .map_err(|e| err(&e))?
+                .any(),
+            Mode::V2 => libcgroups::v2::manager::Manager::new(self.v2_root.clone(), path.clone())
+                .map_err(|e| err(&e))?
+                .any(),
+        };
+        Ok(self.manager.get_or_init(|| m))
     }
 
     pub fn state(&self) -> &CgroupState {
@@ -242,7 +252,7 @@ impl Cgroup {
         match self.st.mode {
             Mode::V1 => hierarchy::join(&self.st, pid),
             Mode::V2 => self
-                .manager
+                .manager()?
                 .add_task(Pid::from_raw(pid))
                 .map_err(cg_err("adding the init to its cgroup")),
         }
@@ -259,7 +269,7 @@ impl Cgroup {
                 .filter(|o| split::KNOWN.contains(&o.as_str()))
                 .cloned()
                 .collect();
-            apply_with(&self.manager, &split::without(resources, &moved))
+            apply_with(self.manager()?, &split::without(resources, &moved))
                 .map_err(cg_err("applying linux.resources"))?;
             for h in apart {
                 let path = &self.st.nested[&h.mount];
@@ -268,7 +278,7 @@ impl Cgroup {
             }
             return Ok(());
         }
-        match apply_with(&self.manager, resources) {
+        match apply_with(self.manager()?, resources) {
             Err(e) if v2_devices::is_memlock_error(&e) => {
                 // Everything but the devices and the unified keys is
                 // written; those two are done here (see v2_devices).
@@ -287,13 +297,13 @@ impl Cgroup {
     }
 
     pub fn freeze(&self) -> Result<()> {
-        self.manager
+        self.manager()?
             .freeze(FreezerState::Frozen)
             .map_err(cg_err("freezing the cgroup"))
     }
 
     pub fn thaw(&self) -> Result<()> {
-        self.manager
+        self.manager()?
             .freeze(FreezerState::Thawed)
             .map_err(cg_err("thawing the cgroup"))
     }
@@ -318,7 +328,9 @@ impl Cgroup {
             // libcgroups reads every controller under one path.
             return Ok(v1_stats::read_stats(&self.st));
         }
-        self.manager.stats().map_err(cg_err("reading cgroup stats"))
+        self.manager()?
+            .stats()
+            .map_err(cg_err("reading cgroup stats"))
     }
 
     /// Whether the freezer says frozen.

@@ -231,8 +231,12 @@ fn resources_are_written_to_the_cgroup_files() {
 /// writes some values in other units).
 #[test]
 fn cgroup_files_match_runc() {
-    if Command::new("runc").arg("--version").output().is_err() || is_v2() {
-        eprintln!("skipped: needs runc and a v1 host");
+    if Command::new("runc").arg("--version").output().is_err() {
+        pier_testutil::skip("runc is not installed");
+        return;
+    }
+    if is_v2() {
+        eprintln!("skipped: runc writes some v2 values in other units");
         return;
     }
     let mut b = Bundle::new(&["sleep", "100"]);
