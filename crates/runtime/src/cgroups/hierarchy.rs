@@ -337,4 +337,15 @@ mod tests {
         create(mount, &mount.join("c/d"), false).unwrap();
         assert!(mount.join("c/d").is_dir());
     }
+
+    proptest::proptest! {
+        /// Any mountinfo text parses without panicking, into mounts whose
+        /// paths come from the text.
+        #[test]
+        fn any_mountinfo_parses(text in "([0-9a-z/ ,=-]{0,40}( - )?[a-z0-9 ,=/]{0,30}\n){0,6}") {
+            for h in parse_mountinfo(&text, Path::new("/sys/fs/cgroup")) {
+                proptest::prop_assert!(text.contains(h.mount.to_str().unwrap_or("")));
+            }
+        }
+    }
 }

@@ -234,4 +234,33 @@ mod tests {
         }
         assert!(resolve_v1(Some(Path::new("a/../..")), "id", &own).is_err());
     }
+
+    proptest::proptest! {
+        /// Whatever a config.json says, the cgroup is a plain absolute
+        /// path below the root of every hierarchy, or a clear error.
+        #[test]
+        fn any_cgroups_path_stays_inside(spec in "[a-z/.:-]{0,24}", own in "(/[a-z.]{1,4}){0,3}") {
+            use std::path::Component;
+            let hierarchies = vec![
+                (PathBuf::from("/cg/pids"), PathBuf::from("/")),
+                (PathBuf::from("/cg/memory"), PathBuf::from(if own.is_empty() { "/" } else { &own })),
+            ];
+            let inside = |p: &Path| {
+                p.is_absolute()
+                    && p != Path::new("/")
+                    && p.components().all(|c| matches!(c, Component::RootDir | Component::Normal(_)))
+            };
+            if let Ok((p, nested)) = resolve_v1(Some(Path::new(&spec)), "id", &hierarchies) {
+                proptest::prop_assert!(inside(&p), "{spec:?} gave {p:?}");
+                for q in nested.values() {
+                    proptest::prop_assert!(inside(q), "{spec:?} gave {q:?}");
+                }
+            }
+            for mode in [Mode::V1, Mode::V2] {
+                if let Ok(p) = resolve(Some(Path::new(&spec)), "id", mode) {
+                    proptest::prop_assert!(inside(&p), "{spec:?} gave {p:?}");
+                }
+            }
+        }
+    }
 }

@@ -138,4 +138,13 @@ mod tests {
         let kv: Vec<_> = keyed("cache 5\nrss 7\nbad\n").collect();
         assert_eq!(kv, [("cache", 5), ("rss", 7)]);
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_blkio_text_parses(text in "[0-9a-zA-Z: \n]{0,120}") {
+            for stat in blkio_lines(&text) {
+                proptest::prop_assert!(stat.op_type.is_some());
+            }
+        }
+    }
 }
