@@ -233,6 +233,11 @@ impl Auth {
         match who {
             Identity::Anonymous => self.anonymous_pull && action == Action::Pull,
             Identity::User(u) => self.user_allowed(u, repo, action),
+            // A token issued to an anonymous client: what anonymous
+            // clients may do.
+            Identity::Token { user, .. } if user.is_empty() => {
+                self.anonymous_pull && action == Action::Pull
+            }
             Identity::Token { user, grants } => {
                 grants.iter().any(|(r, a)| r == repo && *a == action)
                     && self.user_allowed(user, repo, action)
@@ -401,6 +406,27 @@ mod tests {
         let mut forged = tok.clone();
         forged.replace_range(0..1, if tok.starts_with('e') { "f" } else { "e" });
         assert!(a.identify(Some(&format!("Bearer {forged}"))).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn anonymous_clients_pull_only_when_allowed() {
+        let mut a = auth_with(vec![]);
+        let anon_token = a
+            .issue_token(&Identity::Anonymous, "repository:x:pull,push")
+            .0;
+        let id = a
+            .identify(Some(&format!("Bearer {anon_token}")))
+            .await
+            .unwrap();
+        for who in [&Identity::Anonymous, &id] {
+            assert!(!a.allowed(who, "x", Action::Pull));
+            assert!(!a.allowed(who, "x", Action::Push));
+        }
+        a.anonymous_pull = true;
+        for who in [&Identity::Anonymous, &id] {
+            assert!(a.allowed(who, "x", Action::Pull));
+            assert!(!a.allowed(who, "x", Action::Push));
+        }
     }
 
     #[test]
