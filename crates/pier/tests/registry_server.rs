@@ -553,3 +553,132 @@ fn a_config_file_sets_read_only_and_bad_configs_are_refused() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("htpasswd"), "{stderr}");
 }
+
+/// A containerd of the test's own (root, state and socket in `dir`),
+/// killed, unmounted and removed on drop.
+struct Containerd {
+    child: Child,
+    dir: PathBuf,
+    sock: PathBuf,
+}
+
+impl Containerd {
+    fn start(dir: &Path) -> Result<Containerd, String> {
+        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+        let sock = dir.join("containerd.sock");
+        let config = dir.join("containerd.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "version = 2\nroot = \"{0}/root\"\nstate = \"{0}/state\"\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n[grpc]\n  address = \"{1}\"\n[ttrpc]\n  address = \"{1}.ttrpc\"\n",
+                dir.display(),
+                sock.display()
+            ),
+        )
+        .map_err(|e| e.to_string())?;
+        let log = std::fs::File::create(dir.join("containerd.log")).map_err(|e| e.to_string())?;
+        let child = Command::new("containerd")
+            .arg("--config")
+            .arg(&config)
+            .stdout(log.try_clone().map_err(|e| e.to_string())?)
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("starting containerd: {e}"))?;
+        let c = Containerd {
+            child,
+            dir: dir.to_path_buf(),
+            sock,
+        };
+        for _ in 0..200 {
+            if c.ctr(&["version"]).status.success() {
+                return Ok(c);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Err(std::fs::read_to_string(dir.join("containerd.log")).unwrap_or_default())
+    }
+
+    fn ctr(&self, args: &[&str]) -> Output {
+        Command::new("ctr")
+            .arg("-a")
+            .arg(&self.sock)
+            .args(["-n", "pier-registry-test"])
+            .args(args)
+            .output()
+            .expect("running ctr")
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        pier_testutil::env::unmount_under(&self.dir);
+    }
+}
+
+#[test]
+fn containerd_pulls_from_and_pushes_to_pier_registry() {
+    if !have_skopeo() {
+        return;
+    }
+    if !ensure(&["containerd", "ctr"], "containerd") {
+        pier_testutil::skip("containerd is not installed (apt-get install containerd)");
+        return;
+    }
+    let work = tempfile::Builder::new()
+        .prefix("pier-test-")
+        .tempdir()
+        .unwrap();
+    let ctrd = match Containerd::start(&work.path().join("containerd")) {
+        Ok(c) => c,
+        Err(why) => {
+            pier_testutil::skip(&format!("containerd cannot run here: {why}"));
+            return;
+        }
+    };
+    let reg = Served::start(&[]);
+    let img = layout(&work.path().join("layout"), "v1");
+    let src = format!("oci:{}:v1", work.path().join("layout").display());
+    let remote = format!("{}/ctr/app:v1", reg.addr);
+    ok(
+        skopeo(&[
+            "copy",
+            "--dest-tls-verify=false",
+            &src,
+            &format!("docker://{remote}"),
+        ]),
+        "skopeo copy (push)",
+    );
+    ok(
+        ctrd.ctr(&["images", "pull", "--plain-http", &remote]),
+        "ctr images pull",
+    );
+    let list = ok(ctrd.ctr(&["images", "ls"]), "ctr images ls");
+    assert!(
+        list.contains(&remote) && list.contains(&img.manifest_digest),
+        "{list}"
+    );
+    let copy = format!("{}/ctr/copy:v1", reg.addr);
+    ok(
+        ctrd.ctr(&["images", "tag", &remote, &copy]),
+        "ctr images tag",
+    );
+    ok(
+        ctrd.ctr(&["images", "push", "--plain-http", &copy]),
+        "ctr images push",
+    );
+    let raw = ok(
+        skopeo(&[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{copy}"),
+        ]),
+        "skopeo inspect",
+    );
+    assert_eq!(
+        raw.as_bytes(),
+        blob_in(&work.path().join("layout"), &img.manifest_digest)
+    );
+}
