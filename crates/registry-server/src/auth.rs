@@ -430,6 +430,36 @@ mod tests {
     }
 
     #[test]
+    fn scopes_parse() {
+        assert_eq!(
+            parse_scopes("repository:a/b:pull,push repository:c:* registry:catalog:*"),
+            vec![
+                ("a/b".to_owned(), Action::Pull),
+                ("a/b".to_owned(), Action::Push),
+                ("c".to_owned(), Action::Pull),
+                ("c".to_owned(), Action::Push),
+            ]
+        );
+        assert!(parse_scopes("repository:x").is_empty());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn scopes_never_grant_unknown_actions(s in "\\PC{0,80}") {
+            for (name, _) in parse_scopes(&s) {
+                proptest::prop_assert!(s.contains(&name));
+            }
+        }
+
+        #[test]
+        fn htpasswd_parsing_never_panics(s in "\\PC{0,200}") {
+            if let Ok(users) = parse_htpasswd(&s, "f") {
+                proptest::prop_assert!(users.values().all(|h| h.starts_with("$2")));
+            }
+        }
+    }
+
+    #[test]
     fn htpasswd_needs_bcrypt() {
         assert!(parse_htpasswd("a:$2y$05$abc\n# c\n\n", "f").is_ok());
         let e = parse_htpasswd("a:{SHA}xyz", "f").unwrap_err();

@@ -118,4 +118,17 @@ mod tests {
         assert_eq!(percent_decode("a%2Fb+c"), "a/b c");
         assert_eq!(percent_encode("a b/c"), "a%20b/c");
     }
+
+    proptest::proptest! {
+        #[test]
+        fn percent_encoding_round_trips(s in "\\PC{0,40}") {
+            proptest::prop_assert_eq!(percent_decode(&percent_encode(&s)), s);
+        }
+
+        #[test]
+        fn any_query_string_parses(q in "\\PC{0,80}") {
+            let parsed = parse_query(Some(&q));
+            proptest::prop_assert!(parsed.values().all(|v| !v.is_empty()));
+        }
+    }
 }
