@@ -33,25 +33,35 @@ fn mark_descriptor(v: &Value, marked: &mut HashSet<Digest>) {
     }
 }
 
-/// Marks what manifest `d` (already marked) references.
+/// Marks manifest `d` and everything it references; index children are
+/// followed even when no repository links them any more, so an index
+/// never loses the layers of a child it lists.
 fn mark_manifest(
     storage: &Storage,
     d: &Digest,
     marked: &mut HashSet<Digest>,
 ) -> Result<(), String> {
-    let bytes = storage
-        .read_blob(d)
-        .map_err(|e| format!("reading manifest {d}: {e}"))?;
-    let Some(bytes) = bytes else {
-        return Ok(());
-    };
-    let Ok(m) = serde_json::from_slice::<Value>(&bytes) else {
-        return Ok(());
-    };
-    mark_descriptor(&m["config"], marked);
-    for key in ["layers", "blobs", "manifests"] {
-        for desc in m[key].as_array().into_iter().flatten() {
-            mark_descriptor(desc, marked);
+    let mut todo = vec![d.clone()];
+    while let Some(d) = todo.pop() {
+        if !marked.insert(d.clone()) {
+            continue;
+        }
+        let bytes = storage
+            .read_blob(&d)
+            .map_err(|e| format!("reading manifest {d}: {e}"))?;
+        let Some(m) = bytes.and_then(|b| serde_json::from_slice::<Value>(&b).ok()) else {
+            continue;
+        };
+        mark_descriptor(&m["config"], marked);
+        for key in ["layers", "blobs"] {
+            for desc in m[key].as_array().into_iter().flatten() {
+                mark_descriptor(desc, marked);
+            }
+        }
+        for child in m["manifests"].as_array().into_iter().flatten() {
+            if let Some(c) = child["digest"].as_str().and_then(Digest::parse) {
+                todo.push(c);
+            }
         }
     }
     Ok(())
@@ -77,7 +87,6 @@ pub fn collect(root: &Path, dry_run: bool, grace: Duration) -> Result<GcReport, 
             .map_err(|e| format!("listing manifests of {repo}: {e}"))?;
         for d in manifests {
             mark_manifest(&storage, &d, &mut marked)?;
-            marked.insert(d);
         }
     }
     let mut report = GcReport::default();

@@ -768,3 +768,37 @@ async fn gc_removes_only_unreferenced_blobs() {
             .unwrap();
     assert_eq!((graced.removed.len(), graced.too_young), (0, 1));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn gc_keeps_what_an_index_lists() {
+    let reg = TestRegistry::start();
+    let c = client();
+    let child = push_image(&reg, "multi", "child", "child").await;
+    let child_len = c
+        .get(format!("{}/v2/multi/manifests/{child}", reg.url))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap()
+        .len();
+    let index = serde_json::to_vec(&json!({
+        "schemaVersion": 2, "mediaType": OCI_INDEX,
+        "manifests": [{"mediaType": OCI_MANIFEST, "digest": child, "size": child_len}],
+    }))
+    .unwrap();
+    put_manifest(&reg, "multi", "v1", &index, OCI_INDEX).await;
+    // The child loses its own link; the index still lists it.
+    let r = c
+        .delete(format!("{}/v2/multi/manifests/{child}", reg.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let report =
+        pier_registry_server::gc::collect(&reg.storage(), false, std::time::Duration::ZERO)
+            .unwrap();
+    assert!(report.removed.is_empty(), "{:?}", report.removed);
+    assert_eq!(report.kept, 4); // index, child, its config and layer
+}
