@@ -438,25 +438,18 @@ pub fn own_cgroups() -> Vec<(String, PathBuf)> {
 /// Moves the calling process back into the cgroups `own_cgroups` listed.
 pub fn return_to(cgroups: &[(String, PathBuf)]) -> Result<()> {
     let pid = std::process::id().to_string();
+    let v2 = host_mode()? == Mode::V2;
     for (ctrls, path) in cgroups {
         let rel = path.strip_prefix("/").unwrap_or(path);
-        let dir = if ctrls.is_empty() {
-            // The v2 line: the whole tree on a pure v2 host, the unified
-            // hierarchy of a hybrid one.
-            if host_mode()? == Mode::V2 {
-                Path::new(ROOT).join(rel)
-            } else {
-                match hierarchy::host().iter().find(|h| h.is_unified()) {
-                    Some(h) => h.mount.join(rel),
-                    None => continue,
-                }
-            }
+        let dir = if v2 {
+            Path::new(ROOT).join(rel)
         } else {
-            let Some(first) = ctrls.split(',').next() else {
-                continue;
-            };
-            match v1_mount(first) {
-                Some(m) => m.join(rel),
+            // The hierarchy of this line, if `join` moved us out of it.
+            let line = [(ctrls.clone(), path.clone())];
+            let found = (hierarchy::host().iter())
+                .find(|h| hierarchy::own_path(&line, h).is_some() && hierarchy::joined(h));
+            match found {
+                Some(h) => h.mount.join(rel),
                 None => continue,
             }
         };

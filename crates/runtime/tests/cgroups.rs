@@ -847,3 +847,58 @@ fn relative_path_limits_and_stats_follow_each_hierarchy() {
         assert!(!d.exists(), "{ctrls}: {} survived delete", d.display());
     }
 }
+
+/// On a hybrid host whose unified cgroup2 is read-only (as in a container
+/// given the host's cgroups read-only), the container still runs: joining
+/// that controller-less hierarchy is skipped, with or without a cgroup
+/// namespace (whose setup moves the runtime in and back out). The
+/// read-only remount happens in a private mount namespace of its own.
+#[test]
+fn read_only_unified_hierarchy_is_skipped() {
+    let unified = Path::new(ROOT).join("unified");
+    if is_v2() || hierarchy_mount("").as_deref() != Some(unified.as_path()) {
+        eprintln!("skipped: not a hybrid host");
+        return;
+    }
+    for (n, cgroupns) in [(0, false), (1, true)] {
+        let mut b = Bundle::new(&["cat", "/proc/self/cgroup"]);
+        let id = format!("cgt-ro-unified-{n}");
+        let path = b.cgroup_for(&id);
+        if cgroupns {
+            b.config["linux"]["namespaces"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"type": "cgroup"}));
+        }
+        b.write_config();
+        b.ids.push(id.clone());
+        let script = format!(
+            "mount -o remount,bind,ro {u} && exec {bin} --root {root} run --bundle {bundle} {id}",
+            u = unified.display(),
+            bin = common::BIN,
+            root = b.root.path().display(),
+            bundle = b.dir.path().display(),
+        );
+        let out = Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+            .stdin(Stdio::null())
+            .output()
+            .expect("running unshare");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "cgroupns {cgroupns}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // In every v1 hierarchy, not in the read-only unified one.
+        let v2_line = stdout.lines().find(|l| l.starts_with("0::"));
+        let pids_line = stdout.lines().find(|l| l.contains(":pids:"));
+        if cgroupns {
+            assert!(pids_line.is_some_and(|l| l.ends_with(":/")), "{stdout}");
+        } else {
+            assert!(pids_line.is_some_and(|l| l.ends_with(&path)), "{stdout}");
+            assert!(v2_line.is_some_and(|l| !l.ends_with(&path)), "{stdout}");
+        }
+        assert!(!unified.join(&path[1..]).exists(), "{stdout}");
+    }
+}

@@ -14,6 +14,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use super::split::KNOWN;
 use super::{CgroupState, Mode, ROOT};
 use crate::{Error, Result};
 
@@ -35,6 +36,36 @@ impl Hierarchy {
     pub fn has(&self, controller: &str) -> bool {
         self.options.iter().any(|o| o == controller)
     }
+
+    /// Whether no controller here enforces anything (the unified one of
+    /// a hybrid host, `name=systemd`): joining it is bookkeeping, done as
+    /// runc does, but skipped where it is read-only (a container's view
+    /// of the host's cgroups), not worth failing a container for.
+    pub fn is_bookkeeping(&self) -> bool {
+        self.is_unified() || !self.options.iter().any(|o| KNOWN.contains(&o.as_str()))
+    }
+}
+
+/// Whether we may create cgroups under `dir` (not a read-only mount).
+fn writable(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: access(2) on a NUL-terminated path.
+    unsafe { libc::access(c.as_ptr(), libc::W_OK) == 0 }
+}
+
+/// Whether processes are moved in `h` (see [`Hierarchy::is_bookkeeping`]).
+pub fn joined(h: &Hierarchy) -> bool {
+    !h.is_bookkeeping() || writable(&h.mount)
+}
+
+/// [`dirs`] without the bookkeeping hierarchies we cannot write to.
+fn to_join(st: &CgroupState) -> Vec<(Option<&'static Hierarchy>, PathBuf)> {
+    let mut v = dirs(st);
+    v.retain(|(h, _)| h.is_none_or(joined));
+    v
 }
 
 /// The cgroup hierarchies in a mountinfo text: every `cgroup` mount, then
@@ -151,7 +182,7 @@ pub fn dir(st: &CgroupState, controller: &str) -> Option<PathBuf> {
 /// Creates the container's directory in every hierarchy. A new cpuset
 /// cgroup gets its parent's cpus and mems, or no task could join it.
 pub fn create_all(st: &CgroupState) -> Result<()> {
-    for (h, dir) in dirs(st) {
+    for (h, dir) in to_join(st) {
         let cpuset = h.is_some_and(|h| h.has("cpuset"));
         let mount = h.map_or(Path::new(ROOT), |h| h.mount.as_path());
         create(mount, &dir, cpuset)?;
@@ -163,7 +194,7 @@ pub fn create_all(st: &CgroupState) -> Result<()> {
 /// hierarchy and moves `pid` into it.
 pub fn join(st: &CgroupState, pid: i32) -> Result<()> {
     create_all(st)?;
-    for (_, dir) in dirs(st) {
+    for (_, dir) in to_join(st) {
         fs::write(dir.join("cgroup.procs"), pid.to_string()).map_err(Error::io(format!(
             "moving process {pid} into cgroup {}",
             dir.display()
@@ -242,6 +273,8 @@ mod tests {
             ]
         );
         assert!(h[0].has("name=systemd") && h[1].has("cpuacct") && h[3].is_unified());
+        let bookkeeping: Vec<bool> = h.iter().map(Hierarchy::is_bookkeeping).collect();
+        assert_eq!(bookkeeping, [true, false, false, true]);
         // A legacy host: no cgroup2 under the root, no unified hierarchy.
         let legacy = parse_mountinfo(HYBRID, Path::new("/elsewhere"));
         assert!(legacy.iter().all(|h| !h.is_unified()));
