@@ -71,6 +71,11 @@ fn api(env: &PierEnv, method: &str, path: &str, auth: Option<&str>, body: Option
     if !sock.exists() {
         env.ok(&["images"]);
     }
+    api_at(&sock, method, path, auth, body)
+}
+
+/// `curl --unix-socket SOCK` (pierd's or a dockerd's).
+fn api_at(sock: &Path, method: &str, path: &str, auth: Option<&str>, body: Option<&str>) -> Api {
     let mut cmd = Command::new("curl");
     cmd.args(["-sS", "-X", method, "--unix-socket"])
         .arg(&sock)
@@ -81,7 +86,7 @@ fn api(env: &PierEnv, method: &str, path: &str, auth: Option<&str>, body: Option
     if let Some(b) = body {
         cmd.args(["-H", "Content-Type: application/json", "-d", b]);
     }
-    cmd.arg(format!("http://pier/v1.45{path}"));
+    cmd.arg(format!("http://pier/v1.41{path}"));
     let out = cmd.output().expect("running curl");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
@@ -678,4 +683,145 @@ fn the_docker_cli_pulls_through_pierd() {
         "cat /etc/msg",
     ]);
     assert_eq!(out, "via docker\n");
+}
+
+/// Per layer, the statuses in order with repeats collapsed ("Downloading"
+/// comes many times); "Waiting" depends on timing and is left out.
+fn layer_shape(r: &Api) -> std::collections::BTreeMap<String, Vec<String>> {
+    let mut out: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for l in r.lines() {
+        let (Some(id), Some(st)) = (l["id"].as_str(), l["status"].as_str()) else {
+            continue;
+        };
+        if st == "Waiting"
+            || l["status"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("Pulling from"))
+        {
+            continue;
+        }
+        let v = out.entry(id.to_owned()).or_default();
+        if v.last().map(String::as_str) != Some(st) {
+            v.push(st.to_owned());
+        }
+    }
+    out
+}
+
+#[test]
+fn the_progress_stream_has_dockerds_shape() {
+    let Some(()) = peers() else { return };
+    if !pier_testutil::dockerd::ensure(&["dockerd", "docker"], "docker.io") {
+        skip("dockerd is not installed (apt-get install docker.io)");
+        return;
+    }
+    let reg = DockerRegistry::start().unwrap();
+    push_test_image(&reg, "shape/bb", "v1", "shape\n");
+    let name = format!("{}/shape/bb", reg.addr);
+    let dir = layout_dir();
+    let dockerd = pier_testutil::dockerd::Dockerd::start(dir.path()).unwrap();
+    let theirs = api_at(
+        &dockerd.sock,
+        "POST",
+        &format!("/images/create?fromImage={name}&tag=v1"),
+        None,
+        None,
+    );
+    theirs.assert_ok("dockerd pull");
+    let env = new_env();
+    let ours = pull(&env, &name, "v1", None);
+    ours.assert_ok("pier pull");
+    // The same lines outside the layers, in the same order.
+    let top = |r: &Api| -> Vec<(String, String)> {
+        r.lines()
+            .iter()
+            .filter(|l| {
+                l["status"]
+                    .as_str()
+                    .is_some_and(|s| s.starts_with("Pulling from") || l.get("id").is_none())
+            })
+            .map(|l| {
+                (
+                    l["status"].as_str().unwrap_or("").to_owned(),
+                    l["id"].as_str().unwrap_or("").to_owned(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        top(&ours),
+        top(&theirs),
+        "pier:\n{}\ndockerd:\n{}",
+        ours.body,
+        theirs.body
+    );
+    let shape = layer_shape(&theirs);
+    assert_eq!(shape.len(), 2, "{}", theirs.body);
+    assert!(shape
+        .values()
+        .all(|v| v.last().map(String::as_str) == Some("Pull complete")));
+    assert_eq!(
+        layer_shape(&ours),
+        shape,
+        "pier:\n{}\ndockerd:\n{}",
+        ours.body,
+        theirs.body
+    );
+    // Where both report the same byte counts, the bars read the same.
+    let bars = |r: &Api| -> Vec<(u64, u64, String)> {
+        r.lines()
+            .iter()
+            .filter_map(|l| {
+                Some((
+                    l["progressDetail"]["current"].as_u64()?,
+                    l["progressDetail"]["total"].as_u64()?,
+                    l["progress"].as_str()?.to_owned(),
+                ))
+            })
+            .collect()
+    };
+    let ours_bars = bars(&ours);
+    let mut compared = 0;
+    for (c, t, bar) in bars(&theirs) {
+        if let Some((_, _, mine)) = ours_bars.iter().find(|(a, b, _)| (*a, *b) == (c, t)) {
+            assert_eq!(mine, &bar);
+            compared += 1;
+        }
+    }
+    assert!(
+        compared > 0,
+        "no common progress line:\n{}\n{}",
+        ours.body,
+        theirs.body
+    );
+    // Up to date, both.
+    let theirs = api_at(
+        &dockerd.sock,
+        "POST",
+        &format!("/images/create?fromImage={name}&tag=v1"),
+        None,
+        None,
+    );
+    let ours = pull(&env, &name, "v1", None);
+    assert_eq!(
+        top(&ours),
+        top(&theirs),
+        "pier:\n{}\ndockerd:\n{}",
+        ours.body,
+        theirs.body
+    );
+    // And an unknown tag: the same status code.
+    let theirs = api_at(
+        &dockerd.sock,
+        "POST",
+        &format!("/images/create?fromImage={name}&tag=nope"),
+        None,
+        None,
+    );
+    let ours = pull(&env, &name, "nope", None);
+    assert_eq!(
+        ours.status, theirs.status,
+        "pier: {}\ndockerd: {}",
+        ours.body, theirs.body
+    );
 }

@@ -93,7 +93,7 @@ pub fn short_id(digest: &str) -> String {
     hex.chars().take(12).collect()
 }
 
-/// A size as docker prints it: three significant digits, decimal units.
+/// A size as docker prints it: four significant digits, decimal units.
 pub fn human_size(n: u64) -> String {
     let units = ["B", "kB", "MB", "GB", "TB", "PB"];
     let mut v = n as f64;
@@ -102,12 +102,14 @@ pub fn human_size(n: u64) -> String {
         v /= 1000.0;
         u += 1;
     }
-    let s = if v >= 100.0 {
+    let s = if u == 0 {
         format!("{v:.0}")
-    } else if v >= 10.0 {
+    } else if v >= 100.0 {
         format!("{v:.1}")
-    } else {
+    } else if v >= 10.0 {
         format!("{v:.2}")
+    } else {
+        format!("{v:.3}")
     };
     let s = if s.contains('.') {
         s.trim_end_matches('0').trim_end_matches('.').to_owned()
@@ -117,20 +119,18 @@ pub fn human_size(n: u64) -> String {
     format!("{s}{}", units[u])
 }
 
-/// Docker's progress bar: `[=====>     ]  1.2MB/3.4MB` (50 columns).
+/// Docker's progress bar: `[=====>     ]  1.2MB/3.4MB` (50 columns and
+/// the head, which stays at 100%).
 pub fn bar(current: u64, total: u64) -> String {
     const WIDTH: u64 = 50;
     if total == 0 {
         return format!("{:>8}", human_size(current));
     }
     let filled = (current.min(total) * WIDTH / total) as usize;
-    let head = if filled < WIDTH as usize { ">" } else { "" };
-    let spaces = (WIDTH as usize).saturating_sub(filled + head.len());
     format!(
-        "[{}{}{}] {:>8}/{}",
+        "[{}>{}] {:>8}/{}",
         "=".repeat(filled),
-        head,
-        " ".repeat(spaces),
+        " ".repeat(WIDTH as usize - filled),
         human_size(current),
         human_size(total)
     )
@@ -144,13 +144,21 @@ mod tests {
     fn sizes_and_bars_look_like_docker() {
         assert_eq!(human_size(0), "0B");
         assert_eq!(human_size(999), "999B");
-        assert_eq!(human_size(2_110_000), "2.11MB");
-        assert_eq!(human_size(772_800), "773kB");
+        assert_eq!(human_size(2_578_634), "2.579MB");
+        assert_eq!(human_size(819_200), "819.2kB");
+        assert_eq!(human_size(36_450), "36.45kB");
         assert_eq!(human_size(10_000_000), "10MB");
         let b = bar(50, 100);
         assert!(b.starts_with("[=========================>"), "{b}");
-        assert!(b.ends_with("     50B/100B"), "{b}");
-        assert_eq!(bar(100, 100).matches('=').count(), 50);
+        assert!(b.ends_with("]      50B/100B"), "{b}");
+        assert_eq!(
+            bar(139, 139),
+            "[==================================================>]     139B/139B"
+        );
+        assert_eq!(
+            bar(32_768, 2_578_634),
+            "[>                                                  ]  32.77kB/2.579MB"
+        );
         assert_eq!(
             short_id(&format!("sha256:{}", "ab".repeat(32))),
             "abababababab"
