@@ -339,8 +339,13 @@ fn setup(plan: &InitPlan, sock: RawFd) -> InitResult<std::convert::Infallible> {
     if plan.mount_ns {
         sys::mount(None, c"/", None, plan.root_propagation, None)
             .map_err(io_err("setting the propagation of /"))?;
-        // pivot_root refuses a new root whose parent mount is shared.
-        rootfs::make_parent_mount_private(&plan.rootfs)?;
+        // pivot_root refuses a new root whose parent mount is shared; a
+        // recursive private or slave propagation (the default) left none.
+        let p = plan.root_propagation;
+        let none_shared = p & libc::MS_REC != 0 && p & (libc::MS_PRIVATE | libc::MS_SLAVE) != 0;
+        if !none_shared {
+            rootfs::make_parent_mount_private(&plan.rootfs)?;
+        }
     }
     sys::mount(
         Some(&plan.rootfs),

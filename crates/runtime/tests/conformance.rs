@@ -175,3 +175,38 @@ fn unknown_capability_or_rlimit_fails_create_naming_it() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("RLIMIT_TEST"), "{err}");
 }
+
+#[test]
+fn non_recursive_private_propagation_with_a_shared_mount_above_the_rootfs() {
+    // Only / turns private; the rootfs's own mount, shared on the host,
+    // stays shared in the container's namespace, which pivot_root refuses
+    // unless the runtime makes it private.
+    let mut b = propagation_bundle("private", "echo ok");
+    let rootfs = b.rootfs();
+    let c = std::ffi::CString::new(rootfs.to_str().unwrap()).unwrap();
+    // SAFETY: mount(2) with valid C strings.
+    let r = unsafe {
+        libc::mount(
+            c"tmpfs".as_ptr(),
+            c.as_ptr(),
+            c"tmpfs".as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(r, 0, "mount tmpfs: {}", std::io::Error::last_os_error());
+    let _guard = MountGuard(c.clone());
+    // SAFETY: mount(2) changing propagation of our own tmpfs.
+    let r = unsafe {
+        libc::mount(
+            std::ptr::null(),
+            c.as_ptr(),
+            std::ptr::null(),
+            libc::MS_SHARED,
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(r, 0, "make-shared: {}", std::io::Error::last_os_error());
+    pier_testutil::write_busybox_rootfs(&rootfs).unwrap();
+    assert_eq!(b.run_ok("prop-private-shared-mnt").trim(), "ok");
+}
