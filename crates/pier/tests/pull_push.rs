@@ -656,16 +656,19 @@ fn the_docker_cli_pulls_through_pierd() {
     let env = new_env();
     env.ok(&["images"]);
     let cfg = layout_dir();
-    let out = Command::new("docker")
-        .env("DOCKER_CONFIG", cfg.path())
-        .arg("-H")
-        .arg(format!(
-            "unix://{}",
-            env.exec_root.join("pier.sock").display()
-        ))
-        .args(["pull", &format!("{}/cli/bb:v1", reg.addr)])
-        .output()
-        .unwrap();
+    let docker = |args: &[&str]| {
+        Command::new("docker")
+            .env("DOCKER_CONFIG", cfg.path())
+            .arg("-H")
+            .arg(format!(
+                "unix://{}",
+                env.exec_root.join("pier.sock").display()
+            ))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = docker(&["pull", &format!("{}/cli/bb:v1", reg.addr)]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -683,6 +686,30 @@ fn the_docker_cli_pulls_through_pierd() {
         "cat /etc/msg",
     ]);
     assert_eq!(out, "via docker\n");
+    // docker push through pierd, to another repository.
+    env.ok(&[
+        "tag",
+        &format!("{}/cli/bb:v1", reg.addr),
+        &format!("{}/cli/pushed:v1", reg.addr),
+    ]);
+    let out = docker(&["push", &format!("{}/cli/pushed:v1", reg.addr)]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("v1: digest: sha256:"), "{text}");
+    let out = Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false"])
+        .arg(format!("docker://{}/cli/pushed:v1", reg.addr))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Per layer, the statuses in order with repeats collapsed ("Downloading"
