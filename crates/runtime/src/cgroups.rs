@@ -44,6 +44,7 @@ use cleanup::collect_pids;
 pub use cleanup::remove;
 pub use hierarchy::dir;
 pub use paths::resolve;
+pub use v1_stats::read_stats as read_v1_stats;
 
 /// Which cgroup layout the host has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -902,3 +902,48 @@ fn read_only_unified_hierarchy_is_skipped() {
         assert!(!unified.join(&path[1..]).exists(), "{stdout}");
     }
 }
+
+/// pier-runtime's own v1 stats reader (used when the container's cgroup
+/// is nested differently per hierarchy) reads the same values as
+/// libcgroups' on a cgroup both can read.
+#[test]
+fn own_v1_stats_match_libcgroups() {
+    if is_v2() {
+        eprintln!("skipped: v1 stats on a v1 host only");
+        return;
+    }
+    let mut b = Bundle::new(&["sleep", "100"]);
+    let id = "cgt-v1stats";
+    b.cgroup_for(id);
+    b.config["linux"]["resources"]["memory"] = json!({"limit": 50331648});
+    b.config["linux"]["resources"]["pids"] = json!({"limit": 11});
+    b.start(id);
+    let c = pier_runtime::Runtime::new(b.root.path()).load(id).unwrap();
+    let st = c.cgroup_state().unwrap().clone();
+    assert!(st.nested.is_empty(), "an absolute path: {st:?}");
+    let theirs = c.stats().unwrap();
+    let ours = pier_runtime::cgroups::read_v1_stats(&st);
+    let (m, n) = (&ours.memory, &theirs.memory);
+    assert_eq!(m.memory.limit, 50331648);
+    assert_eq!(m.memory.limit, n.memory.limit);
+    assert_eq!(m.memswap.limit, n.memswap.limit);
+    assert_eq!(m.kernel.limit, n.kernel.limit);
+    assert_eq!(m.hierarchy, n.hierarchy);
+    let keys = |s: &std::collections::HashMap<String, u64>| {
+        let mut k: Vec<String> = s.keys().cloned().collect();
+        k.sort();
+        k
+    };
+    assert_eq!(keys(&m.stats), keys(&n.stats));
+    assert_eq!((ours.pids.current, ours.pids.limit), (1, 11));
+    assert_eq!(
+        (ours.pids.current, ours.pids.limit),
+        (theirs.pids.current, theirs.pids.limit)
+    );
+    let (u, v) = (&ours.cpu.usage, &theirs.cpu.usage);
+    assert!(u.usage_total > 0 && u.usage_total >= v.usage_total);
+    assert_eq!(u.per_core_usage_total.len(), v.per_core_usage_total.len());
+    assert_eq!(u.per_core_usage_user.len(), v.per_core_usage_user.len());
+    assert_eq!(u.per_core_usage_kernel.len(), v.per_core_usage_kernel.len());
+    assert_eq!(ours.cpu.throttling.periods, theirs.cpu.throttling.periods);
+}

@@ -39,6 +39,23 @@ fn memory_data(dir: &Path, prefix: &str) -> MemoryData {
     }
 }
 
+/// cpuacct.usage_all ("cpu user system" header, then one line per CPU):
+/// the user and system times per CPU.
+pub fn per_core(text: &str) -> (Vec<u64>, Vec<u64>) {
+    let mut user = Vec::new();
+    let mut system = Vec::new();
+    for line in text.lines().skip(1) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if let [_, u, s] = f[..] {
+            if let (Ok(u), Ok(s)) = (u.parse(), s.parse()) {
+                user.push(u);
+                system.push(s);
+            }
+        }
+    }
+    (user, system)
+}
+
 /// "maj:min Op value" lines of a blkio file ("Total n" lines skipped).
 pub fn blkio_lines(text: &str) -> Vec<BlkioDeviceStat> {
     text.lines()
@@ -57,7 +74,7 @@ pub fn blkio_lines(text: &str) -> Vec<BlkioDeviceStat> {
         .collect()
 }
 
-/// The stats of the container's cgroup, each controller from its own
+/// The stats of a v1 container's cgroup, each controller from its own
 /// directory. Hugetlb is not read here.
 pub fn read_stats(st: &CgroupState) -> Stats {
     let mut s = Stats::default();
@@ -73,20 +90,24 @@ pub fn read_stats(st: &CgroupState) -> Stats {
         m.cache = m.stats.get("cache").copied().unwrap_or(0);
     }
     if let Some(d) = super::dir(st, "cpuacct") {
+        // The same files and units as libcgroups' reader: cpuacct.stat
+        // (user, system), cpuacct.usage, usage_all and usage_percpu.
         let u = &mut s.cpu.usage;
         u.usage_total = number(&d, "cpuacct.usage");
-        u.usage_user = number(&d, "cpuacct.usage_user");
-        u.usage_kernel = number(&d, "cpuacct.usage_sys");
-        let per = |f: &str| -> Vec<u64> {
-            read(&d, f)
-                .unwrap_or_default()
-                .split_whitespace()
-                .filter_map(|v| v.parse().ok())
-                .collect()
-        };
-        u.per_core_usage_total = per("cpuacct.usage_percpu");
-        u.per_core_usage_user = per("cpuacct.usage_percpu_user");
-        u.per_core_usage_kernel = per("cpuacct.usage_percpu_sys");
+        for (k, v) in keyed(&read(&d, "cpuacct.stat").unwrap_or_default()) {
+            match k {
+                "user" => u.usage_user = v,
+                "system" => u.usage_kernel = v,
+                _ => {}
+            }
+        }
+        let all = read(&d, "cpuacct.usage_all").unwrap_or_default();
+        (u.per_core_usage_user, u.per_core_usage_kernel) = per_core(&all);
+        u.per_core_usage_total = read(&d, "cpuacct.usage_percpu")
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|v| v.parse().ok())
+            .collect();
     }
     if let Some(d) = super::dir(st, "cpu") {
         let stat = read(&d, "cpu.stat").unwrap_or_default();
@@ -123,6 +144,13 @@ mod tests {
         assert_eq!(v.len(), 2);
         assert_eq!((v[0].major, v[0].minor, v[0].value), (254, 0, 4096));
         assert_eq!(v[0].op_type.as_deref(), Some("Read"));
+    }
+
+    #[test]
+    fn per_core_times() {
+        let all = "cpu user system\n0 10 20\n1 30 40\nbad line\n";
+        assert_eq!(per_core(all), (vec![10, 30], vec![20, 40]));
+        assert_eq!(per_core(""), (vec![], vec![]));
     }
 
     #[test]
