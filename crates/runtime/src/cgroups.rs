@@ -8,15 +8,18 @@
 //! libcgroups' v1 manager writes the resources; on pure v2 hosts its v2
 //! manager does everything. The state records the path *inside* the
 //! hierarchy ("/a/b"), plus, on v1, the hierarchies where it differs (a
-//! relative path under a caller whose cgroups differ per hierarchy).
-//! Where a path comes from: `paths`.
+//! relative path under a caller whose memory, pids or cpuacct cgroup is
+//! elsewhere): those few controllers are written (`v1_write`) and read
+//! (`v1_stats`) here. Where a path comes from: `paths`; removal:
+//! `cleanup`.
 //!
 //! Devices: on v1 the devices controller's allow/deny lists; on pure v2
 //! an eBPF program (BPF_CGROUP_DEVICE) attached to the container's cgroup
 //! by libcgroups' `cgroupsv2_devices` feature when `linux.resources` is
-//! applied. Both start from "deny all", then the spec's rules, then the
-//! default devices every container gets (as runc appends them). Hybrid
-//! hosts use the v1 controller only, as runc does.
+//! applied, or by `v2_devices` where libcgroups cannot raise
+//! RLIMIT_MEMLOCK. Both start from "deny all", then the spec's rules, then
+//! the default devices every container gets (as runc appends them).
+//! Hybrid hosts use the v1 controller only, as runc does.
 
 use std::collections::BTreeMap;
 use std::fs;
