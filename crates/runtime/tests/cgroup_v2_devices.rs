@@ -12,7 +12,11 @@
 //!
 //! The cgroup is /pier-test-v2dev-<pid> in that hierarchy; a Drop guard
 //! kills the process and removes the cgroup (which detaches the program)
-//! even when the test fails.
+//! even when the test fails. A second test runs whole containers through
+//! `pier-runtime run` in a private mount namespace where that cgroup2 is
+//! mounted at /sys/fs/cgroup, i.e. the runtime's pure v2 path.
+
+mod common;
 
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
@@ -211,4 +215,81 @@ fn v2_device_rules_are_enforced_by_the_ebpf_program() {
 fn nix_is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
+}
+
+/// The whole pure-v2 path, end to end: `pier-runtime run` in a private
+/// mount namespace where /sys/fs/cgroup is the cgroup2 hierarchy (so the
+/// runtime sees a pure v2 host), with a container that has /dev/probe
+/// (c 1:200, a number no driver has) as a `linux.devices` node. Deny-all
+/// plus the default devices refuse it with EPERM from inside while
+/// /dev/null works; with a spec rule allowing c 1:200 for reading the
+/// open gets past the cgroup to the kernel's ENXIO (no such device).
+#[test]
+fn pure_v2_run_enforces_device_rules_from_inside() {
+    if !nix_is_root() {
+        pier_testutil::skip("cgroup v2 device test needs root");
+        return;
+    }
+    let Some(v2_root) = cgroup2_mount() else {
+        pier_testutil::skip("no cgroup2 hierarchy is mounted on this host");
+        return;
+    };
+    for (n, rules, want) in [
+        (
+            0,
+            serde_json::json!([{"allow": false, "access": "rwm"}]),
+            "Operation not permitted",
+        ),
+        (
+            1,
+            serde_json::json!([
+                {"allow": false, "access": "rwm"},
+                {"allow": true, "type": "c", "major": 1, "minor": 200, "access": "r"}
+            ]),
+            "No such device or address",
+        ),
+    ] {
+        let id = format!("pier-test-v2run-{}-{n}", std::process::id());
+        // The container's cgroup, should the run fail half-way.
+        struct Rmdir(PathBuf);
+        impl Drop for Rmdir {
+            fn drop(&mut self) {
+                let _ = fs::remove_dir(&self.0);
+            }
+        }
+        let _cg = Rmdir(v2_root.join(&id));
+        let mut b = common::Bundle::new(&[]);
+        b.sh("echo x > /dev/null && echo null-ok; (exec 3</dev/probe) 2>&1; true");
+        b.config["linux"]["devices"] = serde_json::json!([
+            {"path": "/dev/probe", "type": "c", "major": 1, "minor": 200,
+             "fileMode": 420, "uid": 0, "gid": 0}
+        ]);
+        b.config["linux"]["resources"] = serde_json::json!({ "devices": rules });
+        b.write_config();
+        b.ids.push(id.clone());
+        let script = format!(
+            "mount -t cgroup2 none /sys/fs/cgroup && exec {bin} --root {root} run --bundle {bundle} {id}",
+            bin = common::BIN,
+            root = b.state_root().display(),
+            bundle = b.path().display(),
+        );
+        let out = Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+            .stdin(Stdio::null())
+            .output()
+            .expect("running unshare");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "rules {n}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains("null-ok"), "rules {n}: {stdout}");
+        assert!(stdout.contains(want), "rules {n}: {stdout}");
+        if n == 1 {
+            assert!(!stdout.contains("not permitted"), "rules {n}: {stdout}");
+        }
+        // `run` deleted the container's cgroup in the unified hierarchy.
+        assert!(!v2_root.join(&id).exists(), "rules {n}: cgroup left");
+    }
 }
