@@ -293,3 +293,84 @@ fn pure_v2_run_enforces_device_rules_from_inside() {
         assert!(!v2_root.join(&id).exists(), "rules {n}: cgroup left");
     }
 }
+
+/// The rest of the pure v2 path on the same simulated host: a relative
+/// cgroupsPath under the parent of the caller's cgroup, `pause`/`resume`
+/// through cgroup.freeze, `ps`, and `delete` removing the cgroup.
+#[test]
+fn pure_v2_lifecycle_through_the_unified_tree() {
+    if !nix_is_root() {
+        pier_testutil::skip("cgroup v2 test needs root");
+        return;
+    }
+    let Some(v2_root) = cgroup2_mount() else {
+        pier_testutil::skip("no cgroup2 hierarchy is mounted on this host");
+        return;
+    };
+    let own = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let own = own
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .unwrap_or("/");
+    let parent = Path::new(own)
+        .parent()
+        .unwrap_or(Path::new("/"))
+        .to_path_buf();
+    let rel = format!("pier-test-v2life-{}", std::process::id());
+    let cg = parent.join(&rel).join("c");
+    struct Rmdir(Vec<PathBuf>);
+    impl Drop for Rmdir {
+        fn drop(&mut self) {
+            for d in &self.0 {
+                let _ = fs::remove_dir(d);
+            }
+        }
+    }
+    let on_host = v2_root.join(cg.strip_prefix("/").unwrap());
+    let _cg = Rmdir(vec![
+        on_host.clone(),
+        on_host.parent().unwrap().to_path_buf(),
+    ]);
+    let mut b = common::Bundle::new(&["sleep", "100"]);
+    b.config["linux"]["cgroupsPath"] = serde_json::json!(format!("{rel}/c"));
+    b.write_config();
+    let id = format!("pier-test-v2life-{}", std::process::id());
+    b.ids.push(id.clone());
+    let dir = format!("/sys/fs/cgroup{}", cg.display());
+    let script = format!(
+        "set -e; mount -t cgroup2 none /sys/fs/cgroup
+         R='{bin} --root {root}'
+         $R create --bundle {bundle} {id} </dev/null >/dev/null 2>{bundle}/create.err
+         $R start {id}
+         echo procs $(cat {dir}/cgroup.procs)
+         $R pause {id}; echo freeze $(cat {dir}/cgroup.freeze)
+         $R state {id} | grep -o '\"status\": *\"[a-z]*\"' | tr -d ' '
+         $R resume {id}; echo freeze $(cat {dir}/cgroup.freeze)
+         echo ps $($R ps -f json {id})
+         $R delete --force {id}
+         test ! -e {dir} && echo removed",
+        bin = common::BIN,
+        root = b.state_root().display(),
+        bundle = b.path().display(),
+    );
+    let out = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .stdin(Stdio::null())
+        .output()
+        .expect("running unshare");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}{}",
+        String::from_utf8_lossy(&out.stderr),
+        fs::read_to_string(b.path().join("create.err")).unwrap_or_default()
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    let pid = lines[0].strip_prefix("procs ").expect("procs line");
+    assert!(pid.parse::<u32>().is_ok(), "{stdout}");
+    assert_eq!(lines[1], "freeze 1", "{stdout}");
+    assert_eq!(lines[2], "\"status\":\"paused\"", "{stdout}");
+    assert_eq!(lines[3], "freeze 0", "{stdout}");
+    assert_eq!(lines[4], format!("ps [{pid}]"), "{stdout}");
+    assert_eq!(lines[5], "removed", "{stdout}");
+}
