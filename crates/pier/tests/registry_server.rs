@@ -682,3 +682,69 @@ fn containerd_pulls_from_and_pushes_to_pier_registry() {
         blob_in(&work.path().join("layout"), &img.manifest_digest)
     );
 }
+
+#[test]
+fn a_server_killed_mid_upload_restarts_with_nothing_half_made() {
+    use std::io::Write;
+    let mut reg = Served::start(&[]);
+    let storage = reg.storage();
+    let data = vec![5u8; 3 << 20];
+    let digest = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+    let mut s = std::net::TcpStream::connect(&reg.addr).unwrap();
+    write!(
+        s,
+        "POST /v2/crash/blobs/uploads/?digest={digest} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+        data.len()
+    )
+    .unwrap();
+    s.write_all(&data[..2 << 20]).unwrap();
+    let upload_bytes = || -> u64 {
+        std::fs::read_dir(storage.join("uploads"))
+            .map(|d| {
+                d.flatten()
+                    .filter_map(|f| f.metadata().ok())
+                    .map(|m| m.len())
+                    .sum()
+            })
+            .unwrap_or(0)
+    };
+    let t = std::time::Instant::now();
+    while upload_bytes() < 1 << 20 {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "the upload never reached the disk"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // SIGKILL: no chance to clean up.
+    reg.child.kill().unwrap();
+    reg.child.wait().unwrap();
+    drop(s);
+    assert!(upload_bytes() > 0);
+    // A new server on the same root.
+    let addr = format!("127.0.0.1:{}", free_port());
+    let log = std::fs::File::create(reg.dir.path().join("registry.log")).unwrap();
+    reg.child = Command::new(pier_bin())
+        .args(["registry", "serve", "--addr", &addr, "--root"])
+        .arg(&storage)
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    reg.addr = addr;
+    let t = std::time::Instant::now();
+    while !reg.log().contains("listening on") {
+        assert!(t.elapsed() < Duration::from_secs(20), "{}", reg.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(upload_bytes(), 0, "the dead upload was not cleaned up");
+    let stored = std::fs::read_dir(storage.join("blobs/sha256"))
+        .unwrap()
+        .count();
+    assert_eq!(stored, 0, "a blob appeared from a dead upload");
+    // And it serves.
+    assert!(pier_testutil::registry::wait_for_http(
+        &reg.addr,
+        Duration::from_secs(20)
+    ));
+}
