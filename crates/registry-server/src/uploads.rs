@@ -59,7 +59,7 @@ impl Uploads {
 
     /// Starts a session for `repo`; returns its id.
     pub fn start(&self, repo: &str) -> ApiResult<String> {
-        let id = format!("{:032x}", rand::random::<u128>());
+        let id = new_uuid();
         let path = self.dir.join(&id);
         let file = File::create(&path)
             .map_err(|e| ApiError::internal(format!("creating {}: {e}", path.display())))?;
@@ -121,6 +121,21 @@ impl Uploads {
         }
         expired.len()
     }
+}
+
+/// A random (version 4) UUID, the form clients expect in
+/// `Docker-Upload-UUID`.
+fn new_uuid() -> String {
+    let b = (rand::random::<u128>() & !(0xf << 76) & !(0x3 << 62)) | (0x4 << 76) | (0x2 << 62);
+    let h = format!("{b:032x}");
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
 }
 
 /// Writes `buf` to the session's file and hash off the async threads.
@@ -261,4 +276,21 @@ pub async fn finish(storage: &Storage, s: &mut Session, digest: &Digest) -> ApiR
     .map_err(ApiError::internal)?
     .map_err(ApiError::internal)?;
     Ok(s.offset)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn upload_ids_are_version_4_uuids() {
+        for _ in 0..100 {
+            let id = super::new_uuid();
+            let parts: Vec<&str> = id.split('-').collect();
+            assert_eq!(
+                parts.iter().map(|p| p.len()).collect::<Vec<_>>(),
+                [8, 4, 4, 4, 12]
+            );
+            assert!(parts[2].starts_with('4'), "{id}");
+            assert!("89ab".contains(&parts[3][..1]), "{id}");
+        }
+    }
 }
