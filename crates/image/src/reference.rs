@@ -83,7 +83,7 @@ impl Reference {
             ));
         }
         let (domain, path) = split_domain(name);
-        if let Some(d) = &domain {
+        if let Some(d) = domain {
             if !valid_domain(d) {
                 return Err(invalid("registry host is not a valid host[:port]"));
             }
@@ -93,21 +93,13 @@ impl Reference {
                 "repository name ({path}) must be lowercase"
             )));
         }
-        if path.is_empty() || !path.split('/').all(valid_path_component) {
+        if !valid_repository_path(path) {
             return Err(invalid(
                 "repository name components are lower-case letters and digits, \
                  separated by '.', '_', '__' or '-'",
             ));
         }
-        let mut domain = domain.unwrap_or_else(|| DEFAULT_DOMAIN.to_owned());
-        if domain == "index.docker.io" {
-            domain = DEFAULT_DOMAIN.to_owned();
-        }
-        let path = if domain == DEFAULT_DOMAIN && !path.contains('/') {
-            format!("{OFFICIAL_PREFIX}{path}")
-        } else {
-            path.to_owned()
-        };
+        let (domain, path) = normalize_domain_path(domain, path);
         let tag = match (tag, &digest) {
             (Some(t), _) => Some(t.to_owned()),
             (None, None) => Some(DEFAULT_TAG.to_owned()),
@@ -187,8 +179,9 @@ impl std::str::FromStr for Reference {
     }
 }
 
-/// True for 64 lower-case hex characters (an image ID without "sha256:").
-pub(crate) fn is_full_hex_id(s: &str) -> bool {
+/// True for 64 lower-case hex characters (an image ID without "sha256:"),
+/// which Docker refuses as a repository name.
+pub fn is_full_hex_id(s: &str) -> bool {
     s.len() == 64 && is_lower_hex(s)
 }
 
@@ -196,17 +189,43 @@ pub(crate) fn is_lower_hex(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
-fn split_domain(name: &str) -> (Option<String>, &str) {
+/// Splits a name (no tag, no digest) into its registry host, if it names
+/// one, and the repository path, as Docker does: the first component is a
+/// host when it contains `.` or `:`, is `localhost`, or has upper case
+/// letters. Nothing is validated.
+pub fn split_domain(name: &str) -> (Option<&str>, &str) {
     match name.split_once('/') {
         Some((first, rest))
             if first.contains(['.', ':'])
                 || first == "localhost"
                 || first.to_lowercase() != first =>
         {
-            (Some(first.to_owned()), rest)
+            (Some(first), rest)
         }
         _ => (None, name),
     }
+}
+
+/// Docker's normalisation of a split name: no host (or `index.docker.io`)
+/// means `docker.io`, and a one-component path there gets `library/`.
+/// Nothing is validated.
+pub fn normalize_domain_path(domain: Option<&str>, path: &str) -> (String, String) {
+    let domain = match domain {
+        None | Some("index.docker.io") => DEFAULT_DOMAIN,
+        Some(d) => d,
+    };
+    let path = if domain == DEFAULT_DOMAIN && !path.contains('/') {
+        format!("{OFFICIAL_PREFIX}{path}")
+    } else {
+        path.to_owned()
+    };
+    (domain.to_owned(), path)
+}
+
+/// A repository path (`a/b/c`, no host): one or more components joined by
+/// `/`, each valid for [`valid_path_component`]. No length limit is applied.
+pub fn valid_repository_path(path: &str) -> bool {
+    !path.is_empty() && path.split('/').all(valid_path_component)
 }
 
 fn check_digest(d: &str) -> std::result::Result<(), String> {
@@ -225,7 +244,9 @@ fn is_word(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_'
 }
 
-fn valid_tag(t: &str) -> bool {
+/// A tag: `[\w][\w.-]{0,127}` (ASCII letters, digits and `_`, then also
+/// `.` and `-`; at most 128 characters).
+pub fn valid_tag(t: &str) -> bool {
     let b = t.as_bytes();
     !b.is_empty()
         && b.len() <= 128
@@ -233,7 +254,10 @@ fn valid_tag(t: &str) -> bool {
         && b[1..].iter().all(|&c| is_word(c) || c == b'.' || c == b'-')
 }
 
-fn valid_path_component(c: &str) -> bool {
+/// One component of a repository path: `[a-z0-9]+` runs joined by `.`, `_`,
+/// `__` or one or more `-`. Such a component is never empty, `.` or `..`,
+/// and never starts with `_`.
+pub fn valid_path_component(c: &str) -> bool {
     let b = c.as_bytes();
     let alnum = |x: u8| x.is_ascii_lowercase() || x.is_ascii_digit();
     if b.is_empty() || !alnum(b[0]) || !alnum(b[b.len() - 1]) {
@@ -259,7 +283,9 @@ fn valid_path_component(c: &str) -> bool {
     true
 }
 
-fn valid_domain(d: &str) -> bool {
+/// A registry host: DNS labels or a bracketed IPv6 address, with an
+/// optional numeric port (`localhost:5000`, `[::1]:5000`, `quay.io`).
+pub fn valid_domain(d: &str) -> bool {
     let (host, port) = if let Some(rest) = d.strip_prefix('[') {
         // [ipv6]:port
         let Some((h, after)) = rest.split_once(']') else {
@@ -389,6 +415,72 @@ mod tests {
         let msg = Reference::parse("Busybox").unwrap_err().to_string();
         assert!(msg.starts_with("invalid reference format"), "{msg}");
         assert!(msg.contains("must be lowercase"), "{msg}");
+    }
+
+    #[test]
+    fn shared_validators_follow_the_grammar() {
+        for ok in ["a", "a.b", "a_b", "a__b", "a---b", "0x1"] {
+            assert!(valid_path_component(ok), "{ok}");
+        }
+        for bad in ["", ".", "..", "_a", "a_", "a___b", "a.-b", "A", "a b", "é"] {
+            assert!(!valid_path_component(bad), "{bad:?}");
+        }
+        assert!(valid_repository_path("library/busybox"));
+        for bad in ["", "a//b", "/a", "a/", "a/../b", "a/_blobs"] {
+            assert!(!valid_repository_path(bad), "{bad:?}");
+        }
+        for ok in ["latest", "_x", "A-b_c.d", &"a".repeat(128)] {
+            assert!(valid_tag(ok), "{ok}");
+        }
+        for bad in ["", ".x", "-x", "a/b", "a:b", &"a".repeat(129), "é"] {
+            assert!(!valid_tag(bad), "{bad:?}");
+        }
+        for ok in [
+            "localhost",
+            "localhost:5000",
+            "quay.io",
+            "[::1]",
+            "[::1]:5000",
+            "a-b.c",
+        ] {
+            assert!(valid_domain(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            ":5000",
+            "host:",
+            "host:port",
+            "-a.b",
+            "a..b",
+            "[::1",
+            "[::1]x",
+            "a_b",
+        ] {
+            assert!(!valid_domain(bad), "{bad:?}");
+        }
+        assert!(is_full_hex_id(&"a".repeat(64)));
+        assert!(!is_full_hex_id(&"A".repeat(64)));
+        assert!(!is_full_hex_id(&"a".repeat(63)));
+    }
+
+    #[test]
+    fn names_split_and_normalise_like_docker() {
+        assert_eq!(split_domain("busybox"), (None, "busybox"));
+        assert_eq!(split_domain("user/x"), (None, "user/x"));
+        assert_eq!(split_domain("localhost/x"), (Some("localhost"), "x"));
+        assert_eq!(split_domain("a.b/c/d"), (Some("a.b"), "c/d"));
+        assert_eq!(split_domain("h:5000/x"), (Some("h:5000"), "x"));
+        assert_eq!(split_domain("Reg/x"), (Some("Reg"), "x"));
+        let norm = |d, p| normalize_domain_path(d, p);
+        let pair = |d: &str, p: &str| (d.to_owned(), p.to_owned());
+        assert_eq!(norm(None, "busybox"), pair("docker.io", "library/busybox"));
+        assert_eq!(norm(None, "user/x"), pair("docker.io", "user/x"));
+        assert_eq!(
+            norm(Some("index.docker.io"), "busybox"),
+            pair("docker.io", "library/busybox")
+        );
+        assert_eq!(norm(Some("docker.io"), "a/b"), pair("docker.io", "a/b"));
+        assert_eq!(norm(Some("localhost"), "x"), pair("localhost", "x"));
     }
 
     #[test]

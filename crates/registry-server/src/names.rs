@@ -4,6 +4,8 @@
 
 use std::fmt;
 
+use pier_image::reference;
+
 /// Longest repository name accepted (the spec advises clients to stay
 /// under 255 characters including the host name).
 pub const MAX_NAME_LEN: usize = 255;
@@ -15,53 +17,12 @@ pub const MAX_TAG_LEN: usize = 128;
 /// Every component starts with `[a-z0-9]`, so no component is `.` or `..`
 /// and none collides with the storage's `_blobs`/`_manifests`/`_tags`.
 pub fn valid_name(name: &str) -> bool {
-    !name.is_empty() && name.len() <= MAX_NAME_LEN && name.split('/').all(valid_name_component)
+    name.len() <= MAX_NAME_LEN && reference::valid_repository_path(name)
 }
 
-fn valid_name_component(c: &str) -> bool {
-    let b = c.as_bytes();
-    let alnum = |x: u8| x.is_ascii_lowercase() || x.is_ascii_digit();
-    if b.is_empty() || !alnum(b[0]) || !alnum(b[b.len() - 1]) {
-        return false;
-    }
-    let mut i = 0;
-    while i < b.len() {
-        if alnum(b[i]) {
-            i += 1;
-            continue;
-        }
-        // A separator run: ".", "_", "__" or "-+", always followed by alnum.
-        let start = i;
-        match b[i] {
-            b'.' => i += 1,
-            b'_' => {
-                i += 1;
-                if i < b.len() && b[i] == b'_' {
-                    i += 1;
-                }
-            }
-            b'-' => {
-                while i < b.len() && b[i] == b'-' {
-                    i += 1;
-                }
-            }
-            _ => return false,
-        }
-        if i == start || i >= b.len() || !alnum(b[i]) {
-            return false;
-        }
-    }
-    true
-}
-
-/// A tag: `[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`.
+/// A tag: `[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}` (at most [`MAX_TAG_LEN`]).
 pub fn valid_tag(tag: &str) -> bool {
-    let b = tag.as_bytes();
-    let first = |x: u8| x.is_ascii_alphanumeric() || x == b'_';
-    !b.is_empty()
-        && b.len() <= MAX_TAG_LEN
-        && first(b[0])
-        && b[1..].iter().all(|&x| first(x) || x == b'.' || x == b'-')
+    reference::valid_tag(tag)
 }
 
 /// A sha256 digest (the only algorithm this registry stores).

@@ -8,8 +8,7 @@ use crate::credentials::{self, AuthConfig, ConfigFile};
 use crate::error::CliError;
 use crate::progress::{display_response, Output};
 use hyper::Method;
-
-const DEFAULT_DOMAIN: &str = "docker.io";
+use pier_image::reference;
 
 /// A parsed image reference: `domain/path[:tag][@digest]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,7 +23,7 @@ impl ImageRef {
     /// Parses `s` with docker's normalisation: no domain means docker.io,
     /// and a one-component docker.io path gets `library/`.
     pub fn parse(s: &str) -> Result<ImageRef, String> {
-        if s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        if reference::is_full_hex_id(s) {
             return Err(format!(
                 "invalid repository name ({s}), cannot specify 64-byte hexadecimal strings"
             ));
@@ -39,30 +38,14 @@ impl ImageRef {
             Some(i) => (&rest[..last_slash + i], Some(&rest[last_slash + i + 1..])),
             None => (rest, None),
         };
-        let (domain, mut path) = match name.split_once('/') {
-            Some((first, remainder))
-                if first.contains(['.', ':'])
-                    || first == "localhost"
-                    || first.bytes().any(|b| b.is_ascii_uppercase()) =>
-            {
-                (first.to_string(), remainder.to_string())
-            }
-            _ => (DEFAULT_DOMAIN.to_string(), name.to_string()),
-        };
-        let domain = if domain == "index.docker.io" {
-            DEFAULT_DOMAIN.to_string()
-        } else {
-            domain
-        };
-        if domain == DEFAULT_DOMAIN && !path.contains('/') {
-            path = format!("library/{path}");
-        }
+        let (domain, path) = reference::split_domain(name);
+        let (domain, path) = reference::normalize_domain_path(domain, path);
         if path.bytes().any(|b| b.is_ascii_uppercase()) {
             return Err(format!(
                 "invalid reference format: repository name ({path}) must be lowercase"
             ));
         }
-        if !valid_domain(&domain) || !path.split('/').all(valid_path_component) {
+        if !reference::valid_domain(&domain) || !reference::valid_repository_path(&path) {
             return Err(invalid());
         }
         if domain.len() + 1 + path.len() > 255 {
@@ -72,7 +55,7 @@ impl ImageRef {
             );
         }
         if let Some(t) = tag {
-            if !valid_tag(t) {
+            if !reference::valid_tag(t) {
                 return Err(invalid());
             }
         }
@@ -131,67 +114,6 @@ impl std::fmt::Display for ImageRef {
         }
         Ok(())
     }
-}
-
-fn valid_domain(domain: &str) -> bool {
-    let digits = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
-    // An IPv6 address in brackets, with an optional port.
-    if let Some(v6) = domain.strip_prefix('[') {
-        let Some((addr, rest)) = v6.split_once(']') else {
-            return false;
-        };
-        let addr_ok = addr.contains(':')
-            && addr
-                .bytes()
-                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
-        return addr_ok && (rest.is_empty() || rest.strip_prefix(':').is_some_and(digits));
-    }
-    let (host, port) = match domain.split_once(':') {
-        Some((h, p)) => (h, Some(p)),
-        None => (domain, None),
-    };
-    let host_ok = host.split('.').all(|c| {
-        !c.is_empty()
-            && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            && !c.starts_with('-')
-            && !c.ends_with('-')
-    });
-    host_ok && port.is_none_or(digits)
-}
-
-/// `[a-z0-9]+` joined by `.`, `_`, `__` or runs of `-`.
-fn valid_path_component(c: &str) -> bool {
-    let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
-    let b = c.as_bytes();
-    if b.is_empty() || !alnum(b[0]) || !alnum(b[b.len() - 1]) {
-        return false;
-    }
-    let mut i = 0;
-    while i < b.len() {
-        if alnum(b[i]) {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        while i < b.len() && !alnum(b[i]) {
-            i += 1;
-        }
-        let sep = &c[start..i];
-        if !(sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|b| b == b'-')) {
-            return false;
-        }
-    }
-    true
-}
-
-/// `[\w][\w.-]{0,127}`.
-fn valid_tag(t: &str) -> bool {
-    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
-    let b = t.as_bytes();
-    !b.is_empty()
-        && b.len() <= 128
-        && word(b[0])
-        && b.iter().all(|&c| word(c) || c == b'.' || c == b'-')
 }
 
 /// `algorithm:hex`, the hex part at least 32 digits.
