@@ -8,26 +8,6 @@ use serde_json::json;
 use std::io::Write;
 use std::net::TcpStream;
 
-async fn new_session(reg: &TestRegistry, name: &str) -> String {
-    let r = client()
-        .post(format!("{}/v2/{name}/blobs/uploads/", reg.url))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202);
-    absolute(reg, &header(&r, "location"))
-}
-
-async fn blob_status(reg: &TestRegistry, name: &str, d: &str) -> u16 {
-    client()
-        .head(format!("{}/v2/{name}/blobs/{d}", reg.url))
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn digest_mismatch_is_refused_and_nothing_is_stored() {
     let reg = TestRegistry::start();
@@ -40,49 +20,39 @@ async fn digest_mismatch_is_refused_and_nothing_is_stored() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 400);
-    assert_eq!(error_code(r).await, "DIGEST_INVALID");
+    assert_error(r, 400, "DIGEST_INVALID").await;
     // POST then PUT.
-    let loc = new_session(&reg, "mm").await;
+    let loc = reg.new_upload("mm").await;
     let r = c
         .put(format!("{loc}?digest={claimed}"))
         .body(b"what I send".to_vec())
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 400);
-    assert_eq!(error_code(r).await, "DIGEST_INVALID");
+    assert_error(r, 400, "DIGEST_INVALID").await;
     for d in [claimed, digest(b"what I send")] {
-        assert_eq!(blob_status(&reg, "mm", &d).await, 404);
+        assert_eq!(reg.blob_status("mm", &d).await, 404);
     }
     assert_eq!(reg.upload_files(), 0);
     // A malformed digest.
-    let loc = new_session(&reg, "mm").await;
+    let loc = reg.new_upload("mm").await;
     let r = c
         .put(format!("{loc}?digest=md5:abc"))
         .body(b"x".to_vec())
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 400);
-    assert_eq!(error_code(r).await, "DIGEST_INVALID");
+    assert_error(r, 400, "DIGEST_INVALID").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn content_length_that_does_not_match_is_refused() {
     let reg = TestRegistry::start();
     let c = client();
-    let loc = new_session(&reg, "cl").await;
+    let loc = reg.new_upload("cl").await;
     // Content-Range says 10 bytes, Content-Length says 4.
-    let r = c
-        .patch(&loc)
-        .header("content-range", "0-9")
-        .body(b"abcd".to_vec())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 400);
-    assert_eq!(error_code(r).await, "SIZE_INVALID");
+    let r = patch_chunk(&loc, "0-9", b"abcd").await;
+    assert_error(r, 400, "SIZE_INVALID").await;
     let r = c.get(&loc).send().await.unwrap();
     assert_eq!(header(&r, "range"), "0-0");
 
@@ -117,13 +87,7 @@ async fn content_length_that_does_not_match_is_refused() {
     assert_eq!(r.status(), 204);
     assert_eq!(header(&r, "range"), "0-0");
     // The session goes on with a correct chunk.
-    let r = c
-        .put(format!("{loc}?digest={}", digest(b"fine")))
-        .header("content-range", "0-3")
-        .body(b"fine".to_vec())
-        .send()
-        .await
-        .unwrap();
+    let r = put_last_chunk(&loc, &digest(b"fine"), "0-3", b"fine").await;
     assert_eq!(r.status(), 201);
 }
 
@@ -131,74 +95,36 @@ async fn content_length_that_does_not_match_is_refused() {
 async fn out_of_order_and_overlapping_chunks_get_416() {
     let reg = TestRegistry::start();
     let c = client();
-    let loc = new_session(&reg, "order").await;
-    let r = c
-        .patch(&loc)
-        .header("content-range", "0-9")
-        .body(vec![1u8; 10])
-        .send()
-        .await
-        .unwrap();
+    let loc = reg.new_upload("order").await;
+    let r = patch_chunk(&loc, "0-9", &[1u8; 10]).await;
     assert_eq!(r.status(), 202);
     for range in ["20-29", "5-14", "0-9"] {
-        let r = c
-            .patch(&loc)
-            .header("content-range", range)
-            .body(vec![2u8; 10])
-            .send()
-            .await
-            .unwrap();
+        let r = patch_chunk(&loc, range, &[2u8; 10]).await;
         assert_eq!(r.status(), 416, "{range}");
         assert_eq!(header(&r, "range"), "0-9", "{range}");
         assert_eq!(error_code(r).await, "BLOB_UPLOAD_INVALID");
     }
     // A final chunk out of order in the PUT too.
-    let r = c
-        .put(format!("{loc}?digest={}", digest(&[1u8; 20])))
-        .header("content-range", "11-20")
-        .body(vec![1u8; 10])
-        .send()
-        .await
-        .unwrap();
+    let r = put_last_chunk(&loc, &digest(&[1u8; 20]), "11-20", &[1u8; 10]).await;
     assert_eq!(r.status(), 416);
     let r = c.get(&loc).send().await.unwrap();
     assert_eq!(header(&r, "range"), "0-9");
-    let r = c
-        .put(format!("{loc}?digest={}", digest(&[1u8; 20])))
-        .header("content-range", "10-19")
-        .body(vec![1u8; 10])
-        .send()
-        .await
-        .unwrap();
+    let r = put_last_chunk(&loc, &digest(&[1u8; 20]), "10-19", &[1u8; 10]).await;
     assert_eq!(r.status(), 201);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn manifests_referencing_missing_blobs_are_refused() {
     let reg = TestRegistry::start();
-    let c = client();
     let config = b"{}".to_vec();
     push_blob(&reg, "refs", &config).await;
     let m = image_manifest(&config, &[b"never pushed"], OCI_MANIFEST);
-    let r = c
-        .put(format!("{}/v2/refs/manifests/v1", reg.url))
-        .header("content-type", OCI_MANIFEST)
-        .body(m)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 400);
-    assert_eq!(error_code(r).await, "MANIFEST_BLOB_UNKNOWN");
+    let r = send_manifest(&reg, "refs", "v1", m, OCI_MANIFEST).await;
+    assert_error(r, 400, "MANIFEST_BLOB_UNKNOWN").await;
     // A blob of another repository does not count.
     push_blob(&reg, "elsewhere", b"layer").await;
     let m = image_manifest(&config, &[b"layer"], OCI_MANIFEST);
-    let r = c
-        .put(format!("{}/v2/refs/manifests/v1", reg.url))
-        .header("content-type", OCI_MANIFEST)
-        .body(m)
-        .send()
-        .await
-        .unwrap();
+    let r = send_manifest(&reg, "refs", "v1", m, OCI_MANIFEST).await;
     assert_eq!(error_code(r).await, "MANIFEST_BLOB_UNKNOWN");
     // An index over a manifest the repository lacks.
     let index = serde_json::to_vec(&json!({
@@ -206,48 +132,21 @@ async fn manifests_referencing_missing_blobs_are_refused() {
         "manifests": [{"mediaType": OCI_MANIFEST, "digest": digest(b"no manifest"), "size": 11}],
     }))
     .unwrap();
-    let r = c
-        .put(format!("{}/v2/refs/manifests/idx", reg.url))
-        .header("content-type", OCI_INDEX)
-        .body(index)
-        .send()
-        .await
-        .unwrap();
+    let r = send_manifest(&reg, "refs", "idx", index, OCI_INDEX).await;
     assert_eq!(error_code(r).await, "MANIFEST_BLOB_UNKNOWN");
     // Not JSON, wrong schema, wrong digest in the URL.
     for (reference, body) in [
         ("v1".to_owned(), b"not json".to_vec()),
         ("v1".to_owned(), br#"{"schemaVersion":1}"#.to_vec()),
     ] {
-        let r = c
-            .put(format!("{}/v2/refs/manifests/{reference}", reg.url))
-            .header("content-type", OCI_MANIFEST)
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 400);
-        assert_eq!(error_code(r).await, "MANIFEST_INVALID");
+        let r = send_manifest(&reg, "refs", &reference, body, OCI_MANIFEST).await;
+        assert_error(r, 400, "MANIFEST_INVALID").await;
     }
     let m = image_manifest(&config, &[], OCI_MANIFEST);
-    let r = c
-        .put(format!(
-            "{}/v2/refs/manifests/{}",
-            reg.url,
-            digest(b"other")
-        ))
-        .header("content-type", OCI_MANIFEST)
-        .body(m)
-        .send()
-        .await
-        .unwrap();
+    let r = send_manifest(&reg, "refs", &digest(b"other"), m, OCI_MANIFEST).await;
     assert_eq!(error_code(r).await, "DIGEST_INVALID");
     // Nothing was tagged.
-    let r = c
-        .get(format!("{}/v2/refs/manifests/v1", reg.url))
-        .send()
-        .await
-        .unwrap();
+    let r = reg.get("/v2/refs/manifests/v1").await;
     assert_eq!(r.status(), 404);
 }
 
@@ -256,11 +155,7 @@ async fn invalid_names_and_tags_are_refused() {
     let reg = TestRegistry::start();
     let c = client();
     for name in ["UPPER", "a__-b", "-lead", "trail-", "a/_blobs", "a..b"] {
-        let r = c
-            .get(format!("{}/v2/{name}/tags/list", reg.url))
-            .send()
-            .await
-            .unwrap();
+        let r = reg.get(&format!("/v2/{name}/tags/list")).await;
         assert_eq!(r.status(), 400, "{name}");
         assert_eq!(error_code(r).await, "NAME_INVALID", "{name}");
     }
@@ -275,21 +170,13 @@ async fn invalid_names_and_tags_are_refused() {
     push_blob(&reg, "tags", &config).await;
     let m = image_manifest(&config, &[], OCI_MANIFEST);
     for tag in [".hidden", "-dash", &"t".repeat(129)] {
-        let r = c
-            .put(format!("{}/v2/tags/manifests/{tag}", reg.url))
-            .header("content-type", OCI_MANIFEST)
-            .body(m.clone())
-            .send()
-            .await
-            .unwrap();
+        let r = send_manifest(&reg, "tags", &tag, m.clone(), OCI_MANIFEST).await;
         assert_eq!(r.status(), 400, "{tag}");
         assert_eq!(error_code(r).await, "MANIFEST_INVALID", "{tag}");
     }
-    assert!(c
-        .get(format!("{}/v2/tags/tags/list", reg.url))
-        .send()
+    assert!(reg
+        .get("/v2/tags/tags/list")
         .await
-        .unwrap()
         .json::<serde_json::Value>()
         .await
         .unwrap()["tags"]
@@ -333,19 +220,13 @@ async fn path_traversal_in_names_never_leaves_the_root() {
         0
     );
     // A digest with a path in it is not a digest.
-    let r = client()
-        .get(format!("{}/v2/ok/blobs/sha256:..%2f..%2fetc", reg.url))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 400);
-    assert_eq!(error_code(r).await, "DIGEST_INVALID");
+    let r = reg.get("/v2/ok/blobs/sha256:..%2f..%2fetc").await;
+    assert_error(r, 400, "DIGEST_INVALID").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn oversized_manifests_get_413() {
     let reg = TestRegistry::with(|c| c.max_manifest_bytes = 1024);
-    let c = client();
     let config = b"{}".to_vec();
     push_blob(&reg, "big", &config).await;
     let big = serde_json::to_vec(&json!({
@@ -355,34 +236,24 @@ async fn oversized_manifests_get_413() {
         "annotations": {"pad": "x".repeat(2000)},
     }))
     .unwrap();
-    let r = c
-        .put(format!("{}/v2/big/manifests/v1", reg.url))
-        .header("content-type", OCI_MANIFEST)
-        .body(big.clone())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 413);
-    assert_eq!(error_code(r).await, "SIZE_INVALID");
+    let r = send_manifest(&reg, "big", "v1", big.clone(), OCI_MANIFEST).await;
+    assert_error(r, 413, "SIZE_INVALID").await;
     // Without a Content-Length (chunked), the limit still holds.
     let stream = futures_util::stream::iter(
         big.chunks(100)
             .map(|c| Ok::<_, std::io::Error>(bytes::Bytes::copy_from_slice(c)))
             .collect::<Vec<_>>(),
     );
-    let r = c
-        .put(format!("{}/v2/big/manifests/v1", reg.url))
-        .header("content-type", OCI_MANIFEST)
-        .body(reqwest::Body::wrap_stream(stream))
-        .send()
-        .await
-        .unwrap();
+    let r = send_manifest(
+        &reg,
+        "big",
+        "v1",
+        reqwest::Body::wrap_stream(stream),
+        OCI_MANIFEST,
+    )
+    .await;
     assert_eq!(r.status(), 413);
-    let r = c
-        .get(format!("{}/v2/big/manifests/v1", reg.url))
-        .send()
-        .await
-        .unwrap();
+    let r = reg.get("/v2/big/manifests/v1").await;
     assert_eq!(r.status(), 404);
 }
 
@@ -429,7 +300,7 @@ async fn bad_credentials_get_401_and_rights_are_per_repository() {
         ];
     });
     let c = client();
-    let r = c.get(format!("{}/v2/", reg.url)).send().await.unwrap();
+    let r = reg.get("/v2/").await;
     assert_eq!(r.status(), 401);
     assert_eq!(
         header(&r, "www-authenticate"),
@@ -478,8 +349,7 @@ async fn bad_credentials_get_401_and_rights_are_per_repository() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 403);
-    assert_eq!(error_code(r).await, "DENIED");
+    assert_error(r, 403, "DENIED").await;
     let r = c
         .get(format!("{}/v2/team/app/blobs/{}", reg.url, digest(b"x")))
         .basic_auth("bob", Some("hunter2"))
@@ -487,11 +357,9 @@ async fn bad_credentials_get_401_and_rights_are_per_repository() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let r = c
-        .get(format!("{}/v2/team/app/blobs/{}", reg.url, digest(b"x")))
-        .send()
-        .await
-        .unwrap();
+    let r = reg
+        .get(&format!("/v2/team/app/blobs/{}", digest(b"x")))
+        .await;
     assert_eq!(r.status(), 401);
 }
 
@@ -586,7 +454,7 @@ fn start_upload_raw(reg: &TestRegistry, d: &str, len: usize, first: &[u8]) -> Tc
 }
 
 async fn assert_nothing_visible(reg: &TestRegistry, d: &str) {
-    assert_eq!(blob_status(reg, "cut", d).await, 404);
+    assert_eq!(reg.blob_status("cut", d).await, 404);
     let blobs = std::fs::read_dir(reg.storage().join("blobs/sha256"))
         .unwrap()
         .count();
@@ -652,14 +520,7 @@ async fn concurrent_uploads_of_one_blob_are_safe() {
         assert_eq!(t.await.unwrap(), 201);
     }
     for repo in ["same0", "same1"] {
-        let got = client()
-            .get(format!("{}/v2/{repo}/blobs/{d}", reg.url))
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
+        let got = reg.get_bytes(&format!("/v2/{repo}/blobs/{d}")).await;
         assert!(got == data, "{repo}: blob differs");
     }
     assert_eq!(reg.upload_files(), 0);
@@ -674,33 +535,18 @@ async fn read_only_mode_refuses_writes() {
         .send()
         .await
         .unwrap();
+    assert_error(r, 405, "UNSUPPORTED").await;
+    let r = reg.delete("/v2/ro/manifests/v1").await;
     assert_eq!(r.status(), 405);
-    assert_eq!(error_code(r).await, "UNSUPPORTED");
-    let r = c
-        .delete(format!("{}/v2/ro/manifests/v1", reg.url))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 405);
-    let r = c
-        .get(format!("{}/v2/ro/tags/list", reg.url))
-        .send()
-        .await
-        .unwrap();
+    let r = reg.get("/v2/ro/tags/list").await;
     assert_eq!(r.status(), 404);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn abandoned_uploads_expire() {
     let reg = TestRegistry::with(|c| c.upload_expiry_secs = 1);
-    let loc = new_session(&reg, "expire").await;
-    let r = client()
-        .patch(&loc)
-        .header("content-range", "0-2")
-        .body(b"abc".to_vec())
-        .send()
-        .await
-        .unwrap();
+    let loc = reg.new_upload("expire").await;
+    let r = patch_chunk(&loc, "0-2", b"abc").await;
     assert_eq!(r.status(), 202);
     assert_eq!(reg.upload_files(), 1);
     assert!(
@@ -708,8 +554,7 @@ async fn abandoned_uploads_expire() {
         "the abandoned upload was never swept"
     );
     let r = client().get(&loc).send().await.unwrap();
-    assert_eq!(r.status(), 404);
-    assert_eq!(error_code(r).await, "BLOB_UPLOAD_UNKNOWN");
+    assert_error(r, 404, "BLOB_UPLOAD_UNKNOWN").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -13,11 +13,7 @@ use serde_json::{json, Value};
 #[tokio::test(flavor = "multi_thread")]
 async fn ping_answers_200_with_the_api_version() {
     let reg = TestRegistry::start();
-    let r = client()
-        .get(format!("{}/v2/", reg.url))
-        .send()
-        .await
-        .unwrap();
+    let r = reg.get("/v2/").await;
     assert_eq!(r.status(), 200);
     assert_eq!(
         header(&r, "docker-distribution-api-version"),
@@ -51,19 +47,11 @@ async fn post_then_put_pushes_a_blob_that_get_and_head_serve() {
     assert_eq!(header(&r, "location"), format!("/v2/a/b/blobs/{d}"));
     assert_eq!(header(&r, "docker-content-digest"), d);
 
-    let r = c
-        .get(format!("{}/v2/a/b/blobs/{d}", reg.url))
-        .send()
-        .await
-        .unwrap();
+    let r = reg.get(&format!("/v2/a/b/blobs/{d}")).await;
     assert_eq!(r.status(), 200);
     assert_eq!(header(&r, "docker-content-digest"), d);
     assert_eq!(r.bytes().await.unwrap(), data);
-    let r = c
-        .head(format!("{}/v2/a/b/blobs/{d}", reg.url))
-        .send()
-        .await
-        .unwrap();
+    let r = reg.head(&format!("/v2/a/b/blobs/{d}")).await;
     assert_eq!(r.status(), 200);
     assert_eq!(header(&r, "content-length"), data.len().to_string());
     assert!(r.bytes().await.unwrap().is_empty());
@@ -85,14 +73,7 @@ async fn a_single_post_with_digest_pushes_a_blob() {
         .unwrap();
     assert_eq!(r.status(), 201);
     assert_eq!(header(&r, "location"), format!("/v2/mono/blobs/{d}"));
-    let got = client()
-        .get(format!("{}/v2/mono/blobs/{d}", reg.url))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let got = reg.get_bytes(&format!("/v2/mono/blobs/{d}")).await;
     assert_eq!(got, data);
 }
 
@@ -128,22 +109,9 @@ async fn chunked_upload_reports_ranges_and_status() {
     assert_eq!(header(&r, "range"), "0-19");
     assert_eq!(absolute(&reg, &header(&r, "location")), loc);
     // The last chunk goes with the closing PUT.
-    let r = c
-        .put(format!("{loc}?digest={d}"))
-        .header("content-range", "20-29")
-        .body(data[20..].to_vec())
-        .send()
-        .await
-        .unwrap();
+    let r = put_last_chunk(&loc, &d, "20-29", &data[20..]).await;
     assert_eq!(r.status(), 201);
-    let got = c
-        .get(format!("{}/v2/chunky/blobs/{d}", reg.url))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let got = reg.get_bytes(&format!("/v2/chunky/blobs/{d}")).await;
     assert_eq!(got, data);
 }
 
@@ -154,12 +122,7 @@ async fn streamed_upload_without_content_range() {
     let parts: Vec<Vec<u8>> = (0..20).map(|i| vec![i as u8; 300_000]).collect();
     let all: Vec<u8> = parts.concat();
     let d = digest(&all);
-    let r = c
-        .post(format!("{}/v2/stream/blobs/uploads/", reg.url))
-        .send()
-        .await
-        .unwrap();
-    let loc = absolute(&reg, &header(&r, "location"));
+    let loc = reg.new_upload("stream").await;
     // Chunked transfer encoding: no Content-Length, no Content-Range.
     let stream = futures_util::stream::iter(
         parts
@@ -183,14 +146,7 @@ async fn streamed_upload_without_content_range() {
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
-    let got = c
-        .get(format!("{}/v2/stream/blobs/{d}", reg.url))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let got = reg.get_bytes(&format!("/v2/stream/blobs/{d}")).await;
     assert_eq!(got.len(), all.len());
     assert!(got == all);
 }
@@ -199,26 +155,14 @@ async fn streamed_upload_without_content_range() {
 async fn cancelled_upload_is_gone() {
     let reg = TestRegistry::start();
     let c = client();
-    let r = c
-        .post(format!("{}/v2/cancel/blobs/uploads/", reg.url))
-        .send()
-        .await
-        .unwrap();
-    let loc = absolute(&reg, &header(&r, "location"));
-    let r = c
-        .patch(&loc)
-        .header("content-range", "0-3")
-        .body(b"abcd".to_vec())
-        .send()
-        .await
-        .unwrap();
+    let loc = reg.new_upload("cancel").await;
+    let r = patch_chunk(&loc, "0-3", b"abcd").await;
     assert_eq!(r.status(), 202);
     assert_eq!(reg.upload_files(), 1);
     let r = c.delete(&loc).send().await.unwrap();
     assert_eq!(r.status(), 204);
     let r = c.get(&loc).send().await.unwrap();
-    assert_eq!(r.status(), 404);
-    assert_eq!(error_code(r).await, "BLOB_UPLOAD_UNKNOWN");
+    assert_error(r, 404, "BLOB_UPLOAD_UNKNOWN").await;
     assert_eq!(reg.upload_files(), 0);
     let r = c.delete(&loc).send().await.unwrap();
     assert_eq!(r.status(), 404);
@@ -239,11 +183,7 @@ async fn mount_links_a_blob_from_another_repository() {
         .unwrap();
     assert_eq!(r.status(), 201);
     assert_eq!(header(&r, "location"), format!("/v2/target/blobs/{d}"));
-    let r = c
-        .get(format!("{}/v2/target/blobs/{d}", reg.url))
-        .send()
-        .await
-        .unwrap();
+    let r = reg.get(&format!("/v2/target/blobs/{d}")).await;
     assert_eq!(r.bytes().await.unwrap().as_ref(), b"shared layer");
     // A blob the source does not have: an upload session instead.
     let other = digest(b"nope");
@@ -332,11 +272,7 @@ async fn manifests_by_tag_and_digest_in_oci_and_docker_types() {
             assert_eq!(header(&r, "docker-content-digest"), d);
             // Byte for byte what was pushed.
             assert_eq!(r.bytes().await.unwrap().as_ref(), m.as_slice());
-            let r = c
-                .head(format!("{}/v2/img/manifests/{reference}", reg.url))
-                .send()
-                .await
-                .unwrap();
+            let r = reg.head(&format!("/v2/img/manifests/{reference}")).await;
             assert_eq!(r.status(), 200);
             assert_eq!(header(&r, "content-length"), m.len().to_string());
         }
@@ -363,127 +299,66 @@ async fn manifests_by_tag_and_digest_in_oci_and_docker_types() {
         .unwrap();
     assert_eq!(r.status(), 201);
     assert_eq!(header(&r, "oci-tag"), "multi, latest");
-    let r = c
-        .get(format!("{}/v2/img/manifests/latest", reg.url))
-        .send()
-        .await
-        .unwrap();
+    let r = reg.get("/v2/img/manifests/latest").await;
     assert_eq!(header(&r, "content-type"), OCI_INDEX);
     assert_eq!(r.bytes().await.unwrap().as_ref(), index.as_slice());
 
-    let r = c
-        .get(format!("{}/v2/img/manifests/missing", reg.url))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 404);
-    assert_eq!(error_code(r).await, "MANIFEST_UNKNOWN");
-    let r = c
-        .get(format!("{}/v2/nobody/manifests/latest", reg.url))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 404);
-    assert_eq!(error_code(r).await, "NAME_UNKNOWN");
-    let r = c
-        .get(format!("{}/v2/img/blobs/{}", reg.url, digest(b"absent")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 404);
-    assert_eq!(error_code(r).await, "BLOB_UNKNOWN");
+    let r = reg.get("/v2/img/manifests/missing").await;
+    assert_error(r, 404, "MANIFEST_UNKNOWN").await;
+    let r = reg.get("/v2/nobody/manifests/latest").await;
+    assert_error(r, 404, "NAME_UNKNOWN").await;
+    let r = reg
+        .get(&format!("/v2/img/blobs/{}", digest(b"absent")))
+        .await;
+    assert_error(r, 404, "BLOB_UNKNOWN").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn tags_list_paginates_with_n_last_and_link() {
     let reg = TestRegistry::start();
-    let c = client();
     let d = push_image(&reg, "paged", "t0", "x").await;
-    let m = c
-        .get(format!("{}/v2/paged/manifests/{d}", reg.url))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let m = reg.get_bytes(&format!("/v2/paged/manifests/{d}")).await;
     for t in ["b", "a", "C", "d"] {
         put_manifest(&reg, "paged", t, &m, OCI_MANIFEST).await;
     }
-    let all: Value = c
-        .get(format!("{}/v2/paged/tags/list", reg.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let all: Value = reg.get_json("/v2/paged/tags/list").await;
     assert_eq!(
         all,
         json!({"name": "paged", "tags": ["C", "a", "b", "d", "t0"]})
     );
-    let r = c
-        .get(format!("{}/v2/paged/tags/list?n=2", reg.url))
-        .send()
-        .await
-        .unwrap();
+    let r = reg.get("/v2/paged/tags/list?n=2").await;
     let link = header(&r, "link");
     assert_eq!(link, "</v2/paged/tags/list?n=2&last=a>; rel=\"next\"");
     let page: Value = r.json().await.unwrap();
     assert_eq!(page["tags"], json!(["C", "a"]));
     let next = link.trim_start_matches('<').split('>').next().unwrap();
-    let r = c.get(format!("{}{next}", reg.url)).send().await.unwrap();
+    let r = reg.get(next).await;
     let page: Value = r.json().await.unwrap();
     assert_eq!(page["tags"], json!(["b", "d"]));
-    let r = c
-        .get(format!("{}/v2/paged/tags/list?n=2&last=d", reg.url))
-        .send()
-        .await
-        .unwrap();
+    let r = reg.get("/v2/paged/tags/list?n=2&last=d").await;
     assert_eq!(header(&r, "link"), "");
     let page: Value = r.json().await.unwrap();
     assert_eq!(page["tags"], json!(["t0"]));
-    let r = c
-        .get(format!("{}/v2/paged/tags/list?n=0", reg.url))
-        .send()
-        .await
-        .unwrap();
+    let r = reg.get("/v2/paged/tags/list?n=0").await;
     assert_eq!(header(&r, "link"), "");
     let page: Value = r.json().await.unwrap();
     assert_eq!(page["tags"], json!([]));
-    let r = c
-        .get(format!("{}/v2/unknown/tags/list", reg.url))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 404);
-    assert_eq!(error_code(r).await, "NAME_UNKNOWN");
+    let r = reg.get("/v2/unknown/tags/list").await;
+    assert_error(r, 404, "NAME_UNKNOWN").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn catalog_lists_repositories_with_pagination() {
     let reg = TestRegistry::start();
-    let c = client();
     for name in ["zeta", "alpha/one", "alpha/two", "mid"] {
         push_image(&reg, name, "v1", name).await;
     }
-    let all: Value = c
-        .get(format!("{}/v2/_catalog", reg.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let all: Value = reg.get_json("/v2/_catalog").await;
     assert_eq!(
         all["repositories"],
         json!(["alpha/one", "alpha/two", "mid", "zeta"])
     );
-    let r = c
-        .get(format!("{}/v2/_catalog?n=3", reg.url))
-        .send()
-        .await
-        .unwrap();
+    let r = reg.get("/v2/_catalog?n=3").await;
     assert_eq!(
         header(&r, "link"),
         "</v2/_catalog?n=3&last=mid>; rel=\"next\""
@@ -493,30 +368,17 @@ async fn catalog_lists_repositories_with_pagination() {
         page["repositories"],
         json!(["alpha/one", "alpha/two", "mid"])
     );
-    let page: Value = c
-        .get(format!("{}/v2/_catalog?n=3&last=mid", reg.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page: Value = reg.get_json("/v2/_catalog?n=3&last=mid").await;
     assert_eq!(page["repositories"], json!(["zeta"]));
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn referrers_api_lists_manifests_with_a_subject() {
     let reg = TestRegistry::start();
-    let c = client();
     let subject = push_image(&reg, "art", "v1", "subject").await;
-    let subject_size = c
-        .get(format!("{}/v2/art/manifests/{subject}", reg.url))
-        .send()
+    let subject_size = reg
+        .get_bytes(&format!("/v2/art/manifests/{subject}"))
         .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap()
         .len();
     let empty = b"{}".to_vec();
     push_blob(&reg, "art", &empty).await;
@@ -540,11 +402,7 @@ async fn referrers_api_lists_manifests_with_a_subject() {
         let r = put_manifest(&reg, "art", &digest(a), a, OCI_MANIFEST).await;
         assert_eq!(header(&r, "oci-subject"), subject);
     }
-    let r = c
-        .get(format!("{}/v2/art/referrers/{subject}", reg.url))
-        .send()
-        .await
-        .unwrap();
+    let r = reg.get(&format!("/v2/art/referrers/{subject}")).await;
     assert_eq!(r.status(), 200);
     assert_eq!(header(&r, "content-type"), OCI_INDEX);
     let index: Value = r.json().await.unwrap();
@@ -559,135 +417,70 @@ async fn referrers_api_lists_manifests_with_a_subject() {
     assert_eq!(one["annotations"]["note"], "one");
     assert_eq!(one["size"], a1.len());
 
-    let r = c
-        .get(format!(
-            "{}/v2/art/referrers/{subject}?artifactType=application/vnd.example.sig",
-            reg.url
+    let r = reg
+        .get(&format!(
+            "/v2/art/referrers/{subject}?artifactType=application/vnd.example.sig"
         ))
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(header(&r, "oci-filters-applied"), "artifactType");
     let index: Value = r.json().await.unwrap();
     assert_eq!(index["manifests"].as_array().unwrap().len(), 1);
     assert_eq!(index["manifests"][0]["digest"], digest(&a2).as_str());
 
     // No referrers: an empty index, not a 404.
-    let r = c
-        .get(format!("{}/v2/art/referrers/{}", reg.url, digest(b"x")))
-        .send()
-        .await
-        .unwrap();
+    let r = reg
+        .get(&format!("/v2/art/referrers/{}", digest(b"x")))
+        .await;
     assert_eq!(r.status(), 200);
     let index: Value = r.json().await.unwrap();
     assert_eq!(index["manifests"], json!([]));
-    let r = c
-        .get(format!("{}/v2/art/referrers/sha256:nothex", reg.url))
-        .send()
-        .await
-        .unwrap();
+    let r = reg.get("/v2/art/referrers/sha256:nothex").await;
     assert_eq!(r.status(), 400);
 
     // Deleting a referrer takes it off the list.
-    let r = c
-        .delete(format!("{}/v2/art/manifests/{}", reg.url, digest(&a1)))
-        .send()
-        .await
-        .unwrap();
+    let r = reg
+        .delete(&format!("/v2/art/manifests/{}", digest(&a1)))
+        .await;
     assert_eq!(r.status(), 202);
-    let index: Value = c
-        .get(format!("{}/v2/art/referrers/{subject}", reg.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let index: Value = reg.get_json(&format!("/v2/art/referrers/{subject}")).await;
     assert_eq!(index["manifests"].as_array().unwrap().len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn deleting_tags_manifests_and_blobs() {
     let reg = TestRegistry::start();
-    let c = client();
     let d = push_image(&reg, "del", "keep", "del").await;
-    let m = c
-        .get(format!("{}/v2/del/manifests/{d}", reg.url))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let m = reg.get_bytes(&format!("/v2/del/manifests/{d}")).await;
     put_manifest(&reg, "del", "drop", &m, OCI_MANIFEST).await;
 
-    let r = c
-        .delete(format!("{}/v2/del/manifests/drop", reg.url))
-        .send()
-        .await
-        .unwrap();
+    let r = reg.delete("/v2/del/manifests/drop").await;
     assert_eq!(r.status(), 202);
-    let r = c
-        .get(format!("{}/v2/del/manifests/drop", reg.url))
-        .send()
-        .await
-        .unwrap();
+    let r = reg.get("/v2/del/manifests/drop").await;
     assert_eq!(r.status(), 404);
-    let r = c
-        .get(format!("{}/v2/del/manifests/keep", reg.url))
-        .send()
-        .await
-        .unwrap();
+    let r = reg.get("/v2/del/manifests/keep").await;
     assert_eq!(r.status(), 200);
 
-    let r = c
-        .delete(format!("{}/v2/del/manifests/{d}", reg.url))
-        .send()
-        .await
-        .unwrap();
+    let r = reg.delete(&format!("/v2/del/manifests/{d}")).await;
     assert_eq!(r.status(), 202);
     for reference in [d.as_str(), "keep"] {
-        let r = c
-            .get(format!("{}/v2/del/manifests/{reference}", reg.url))
-            .send()
-            .await
-            .unwrap();
+        let r = reg.get(&format!("/v2/del/manifests/{reference}")).await;
         assert_eq!(r.status(), 404, "{reference}");
     }
-    let r = c
-        .delete(format!("{}/v2/del/manifests/{d}", reg.url))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 404);
-    assert_eq!(error_code(r).await, "MANIFEST_UNKNOWN");
+    let r = reg.delete(&format!("/v2/del/manifests/{d}")).await;
+    assert_error(r, 404, "MANIFEST_UNKNOWN").await;
 
     let layer = digest(b"layer of del");
-    let r = c
-        .delete(format!("{}/v2/del/blobs/{layer}", reg.url))
-        .send()
-        .await
-        .unwrap();
+    let r = reg.delete(&format!("/v2/del/blobs/{layer}")).await;
     assert_eq!(r.status(), 202);
-    let r = c
-        .get(format!("{}/v2/del/blobs/{layer}", reg.url))
-        .send()
-        .await
-        .unwrap();
+    let r = reg.get(&format!("/v2/del/blobs/{layer}")).await;
     assert_eq!(r.status(), 404);
-    let r = c
-        .delete(format!("{}/v2/del/blobs/{layer}", reg.url))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 404);
-    assert_eq!(error_code(r).await, "BLOB_UNKNOWN");
+    let r = reg.delete(&format!("/v2/del/blobs/{layer}")).await;
+    assert_error(r, 404, "BLOB_UNKNOWN").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn gc_removes_only_unreferenced_blobs() {
     let reg = TestRegistry::start();
-    let c = client();
     let keep = push_image(&reg, "gc/keep", "v1", "keep").await;
     let gone = push_image(&reg, "gc/gone", "v1", "gone").await;
     // A layer both images share stays.
@@ -698,11 +491,7 @@ async fn gc_removes_only_unreferenced_blobs() {
     push_blob(&reg, "gc/keep", &cfg).await;
     let m = image_manifest(&cfg, &[&shared], OCI_MANIFEST);
     put_manifest(&reg, "gc/keep", "shared", &m, OCI_MANIFEST).await;
-    let r = c
-        .delete(format!("{}/v2/gc/gone/manifests/{gone}", reg.url))
-        .send()
-        .await
-        .unwrap();
+    let r = reg.delete(&format!("/v2/gc/gone/manifests/{gone}")).await;
     assert_eq!(r.status(), 202);
 
     let storage = reg.storage();
@@ -717,49 +506,27 @@ async fn gc_removes_only_unreferenced_blobs() {
     expect.sort();
     assert_eq!(removed, expect);
     // A dry run removes nothing.
-    let r = c
-        .get(format!(
-            "{}/v2/gc/gone/blobs/{}",
-            reg.url,
-            digest(b"layer of gone")
-        ))
-        .send()
-        .await
-        .unwrap();
+    let r = reg
+        .get(&format!("/v2/gc/gone/blobs/{}", digest(b"layer of gone")))
+        .await;
     assert_eq!(r.status(), 200);
 
     let real =
         pier_registry_server::gc::collect(&storage, false, std::time::Duration::ZERO).unwrap();
     assert_eq!(real.removed.len(), 3);
-    let r = c
-        .get(format!(
-            "{}/v2/gc/gone/blobs/{}",
-            reg.url,
-            digest(b"layer of gone")
-        ))
-        .send()
-        .await
-        .unwrap();
+    let r = reg
+        .get(&format!("/v2/gc/gone/blobs/{}", digest(b"layer of gone")))
+        .await;
     assert_eq!(r.status(), 404);
-    let r = c
-        .get(format!("{}/v2/gc/keep/manifests/{keep}", reg.url))
-        .send()
-        .await
-        .unwrap();
+    let r = reg.get(&format!("/v2/gc/keep/manifests/{keep}")).await;
     assert_eq!(r.status(), 200);
     for d in [digest(&shared), digest(b"layer of keep")] {
-        let r = c
-            .get(format!("{}/v2/gc/keep/blobs/{d}", reg.url))
-            .send()
-            .await
-            .unwrap();
+        let r = reg.get(&format!("/v2/gc/keep/blobs/{d}")).await;
         assert_eq!(r.status(), 200, "{d}");
     }
-    let r = c
-        .get(format!("{}/v2/gc/gone/blobs/{}", reg.url, digest(&shared)))
-        .send()
-        .await
-        .unwrap();
+    let r = reg
+        .get(&format!("/v2/gc/gone/blobs/{}", digest(&shared)))
+        .await;
     assert_eq!(r.status(), 200);
     // A grace period spares young unreferenced blobs.
     push_blob(&reg, "gc/keep", b"fresh").await;
@@ -772,16 +539,10 @@ async fn gc_removes_only_unreferenced_blobs() {
 #[tokio::test(flavor = "multi_thread")]
 async fn gc_keeps_what_an_index_lists() {
     let reg = TestRegistry::start();
-    let c = client();
     let child = push_image(&reg, "multi", "child", "child").await;
-    let child_len = c
-        .get(format!("{}/v2/multi/manifests/{child}", reg.url))
-        .send()
+    let child_len = reg
+        .get_bytes(&format!("/v2/multi/manifests/{child}"))
         .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap()
         .len();
     let index = serde_json::to_vec(&json!({
         "schemaVersion": 2, "mediaType": OCI_INDEX,
@@ -790,11 +551,7 @@ async fn gc_keeps_what_an_index_lists() {
     .unwrap();
     put_manifest(&reg, "multi", "v1", &index, OCI_INDEX).await;
     // The child loses its own link; the index still lists it.
-    let r = c
-        .delete(format!("{}/v2/multi/manifests/{child}", reg.url))
-        .send()
-        .await
-        .unwrap();
+    let r = reg.delete(&format!("/v2/multi/manifests/{child}")).await;
     assert_eq!(r.status(), 202);
     let report =
         pier_registry_server::gc::collect(&reg.storage(), false, std::time::Duration::ZERO)

@@ -82,6 +82,55 @@ impl TestRegistry {
             .map(|d| d.count())
             .unwrap_or(0)
     }
+
+    /// GET `path` (`/v2/...`) on this registry, without credentials.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.send(client().get(format!("{}{path}", self.url))).await
+    }
+
+    /// HEAD `path` on this registry.
+    pub async fn head(&self, path: &str) -> reqwest::Response {
+        self.send(client().head(format!("{}{path}", self.url)))
+            .await
+    }
+
+    /// DELETE `path` on this registry.
+    pub async fn delete(&self, path: &str) -> reqwest::Response {
+        self.send(client().delete(format!("{}{path}", self.url)))
+            .await
+    }
+
+    /// The body of a GET of `path`, whatever the status.
+    pub async fn get_bytes(&self, path: &str) -> bytes::Bytes {
+        self.get(path).await.bytes().await.expect("response body")
+    }
+
+    /// The JSON body of a GET of `path`.
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        self.get(path).await.json().await.expect("JSON body")
+    }
+
+    /// The status of a HEAD of blob `d` in repository `name`.
+    pub async fn blob_status(&self, name: &str, d: &str) -> u16 {
+        self.head(&format!("/v2/{name}/blobs/{d}"))
+            .await
+            .status()
+            .as_u16()
+    }
+
+    /// Opens an upload session in `name` (POST, 202) and returns its
+    /// absolute URL.
+    pub async fn new_upload(&self, name: &str) -> String {
+        let r = self
+            .send(client().post(format!("{}/v2/{name}/blobs/uploads/", self.url)))
+            .await;
+        assert_eq!(r.status(), 202, "opening an upload in {name}");
+        absolute(self, &header(&r, "location"))
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder) -> reqwest::Response {
+        req.send().await.expect("the registry answers")
+    }
 }
 
 impl Drop for TestRegistry {
@@ -132,19 +181,48 @@ pub async fn error_code(resp: reqwest::Response) -> String {
         .to_owned()
 }
 
-/// Pushes a blob monolithically (POST then PUT); returns its digest.
-pub async fn push_blob(reg: &TestRegistry, name: &str, data: &[u8]) -> String {
-    let c = client();
-    let d = digest(data);
-    let r = c
-        .post(format!("{}/v2/{name}/blobs/uploads/", reg.url))
+/// Asserts that `resp` has `status` and an error body whose first code is
+/// `code`.
+pub async fn assert_error(resp: reqwest::Response, status: u16, code: &str) {
+    assert_eq!(resp.status(), status, "expected {status} {code}");
+    assert_eq!(error_code(resp).await, code);
+}
+
+/// PATCHes one chunk with its `Content-Range` (`START-END`) onto an upload
+/// session, with no Content-Type.
+pub async fn patch_chunk(location: &str, range: &str, body: &[u8]) -> reqwest::Response {
+    client()
+        .patch(location)
+        .header("content-range", range)
+        .body(body.to_vec())
         .send()
         .await
-        .unwrap();
-    assert_eq!(r.status(), 202);
-    let loc = absolute(reg, &header(&r, "location"));
+        .expect("the registry answers")
+}
+
+/// Closes an upload session with a PUT of `?digest=D` that carries the
+/// last chunk and its `Content-Range`.
+pub async fn put_last_chunk(
+    location: &str,
+    d: &str,
+    range: &str,
+    body: &[u8],
+) -> reqwest::Response {
+    client()
+        .put(format!("{location}?digest={d}"))
+        .header("content-range", range)
+        .body(body.to_vec())
+        .send()
+        .await
+        .expect("the registry answers")
+}
+
+/// Pushes a blob monolithically (POST then PUT); returns its digest.
+pub async fn push_blob(reg: &TestRegistry, name: &str, data: &[u8]) -> String {
+    let d = digest(data);
+    let loc = reg.new_upload(name).await;
     let sep = if loc.contains('?') { '&' } else { '?' };
-    let r = c
+    let r = client()
         .put(format!("{loc}{sep}digest={d}"))
         .header("content-type", "application/octet-stream")
         .body(data.to_vec())
@@ -196,6 +274,7 @@ pub async fn push_image(reg: &TestRegistry, name: &str, reference: &str, seed: &
     digest(&m)
 }
 
+/// Pushes a manifest that the registry must accept (201).
 pub async fn put_manifest(
     reg: &TestRegistry,
     name: &str,
@@ -203,15 +282,26 @@ pub async fn put_manifest(
     body: &[u8],
     media_type: &str,
 ) -> reqwest::Response {
-    let r = client()
-        .put(format!("{}/v2/{name}/manifests/{reference}", reg.url))
-        .header("content-type", media_type)
-        .body(body.to_vec())
-        .send()
-        .await
-        .unwrap();
+    let r = send_manifest(reg, name, reference, body.to_vec(), media_type).await;
     assert_eq!(r.status(), 201, "pushing manifest {reference}");
     r
+}
+
+/// PUTs a manifest and returns the answer, whatever it is.
+pub async fn send_manifest(
+    reg: &TestRegistry,
+    name: &str,
+    reference: &str,
+    body: impl Into<reqwest::Body>,
+    media_type: &str,
+) -> reqwest::Response {
+    client()
+        .put(format!("{}/v2/{name}/manifests/{reference}", reg.url))
+        .header("content-type", media_type)
+        .body(body)
+        .send()
+        .await
+        .expect("the registry answers")
 }
 
 /// Sends raw bytes on a fresh connection and returns what comes back
