@@ -408,15 +408,13 @@ pub fn plan(spec: &Spec, id: &str) -> Result<(CgroupState, LinuxResources)> {
         Mode::V2 => (resolve(spec_path, id, mode)?, BTreeMap::new()),
         Mode::V1 => {
             let own = own_cgroups();
-            let own: Vec<(PathBuf, PathBuf)> = (hierarchy::host().iter())
-                .filter_map(|h| Some((h.mount.clone(), hierarchy::own_path(&own, h)?.into())))
+            let own: Vec<(PathBuf, PathBuf, bool)> = (hierarchy::host().iter())
+                .filter_map(|h| {
+                    let path = hierarchy::own_path(&own, h)?.to_path_buf();
+                    Some((h.mount.clone(), path, v1_write::nestable(h)))
+                })
                 .collect();
-            let (path, mut nested) = paths::resolve_v1(spec_path, id, &own)?;
-            // Where the rest cannot follow runc, libcgroups' one path.
-            nested.retain(|mount, _| {
-                (hierarchy::host().iter()).any(|h| &h.mount == mount && v1_write::nestable(h))
-            });
-            (path, nested)
+            paths::resolve_v1(spec_path, id, &own)?
         }
     };
     let resources = linux

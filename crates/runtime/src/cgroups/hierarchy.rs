@@ -125,22 +125,31 @@ pub fn own_path<'a>(own: &'a [(String, PathBuf)], h: &Hierarchy) -> Option<&'a P
         .map(|(_, p)| p.as_path())
 }
 
-/// Where a relative `rel` lands in each hierarchy (given as mount point
-/// and the runtime's own cgroup there): the path most hierarchies share,
-/// and the hierarchies where it differs.
-pub fn spread(rel: &Path, own: &[(PathBuf, PathBuf)]) -> (PathBuf, BTreeMap<PathBuf, PathBuf>) {
-    let per: Vec<(PathBuf, PathBuf)> = own
+/// Where a relative `rel` lands in each hierarchy, given as (mount
+/// point, the runtime's own cgroup there, whether the container's cgroup
+/// may be elsewhere than in the others): the path shared by the
+/// hierarchies that must share one (libcgroups' manager writes them
+/// through one path; the most common of their paths, the first on a tie),
+/// and the other hierarchies whose path differs from it.
+pub fn spread(
+    rel: &Path,
+    own: &[(PathBuf, PathBuf, bool)],
+) -> (PathBuf, BTreeMap<PathBuf, PathBuf>) {
+    let per: Vec<(&PathBuf, PathBuf, bool)> = own
         .iter()
-        .map(|(mount, own)| (mount.clone(), Path::new("/").join(own).join(rel)))
+        .map(|(mount, own, apart)| (mount, Path::new("/").join(own).join(rel), *apart))
         .collect();
+    let sharing = per.iter().any(|(_, _, apart)| !apart);
     let mut counts: Vec<(&PathBuf, usize)> = Vec::new();
-    for (_, p) in &per {
+    for (_, p, apart) in &per {
+        if sharing && *apart {
+            continue;
+        }
         match counts.iter_mut().find(|(q, _)| *q == p) {
             Some((_, n)) => *n += 1,
             None => counts.push((p, 1)),
         }
     }
-    // The most common path; the first one seen on a tie.
     let mut common = Path::new("/").join(rel);
     let mut best = 0;
     for (p, n) in counts {
@@ -149,7 +158,11 @@ pub fn spread(rel: &Path, own: &[(PathBuf, PathBuf)]) -> (PathBuf, BTreeMap<Path
             common = p.clone();
         }
     }
-    let nested = per.into_iter().filter(|(_, p)| *p != common).collect();
+    let nested = per
+        .into_iter()
+        .filter(|(_, p, apart)| *apart && *p != common)
+        .map(|(m, p, _)| (m.clone(), p))
+        .collect();
     (common, nested)
 }
 
@@ -303,18 +316,18 @@ mod tests {
 
     #[test]
     fn relative_paths_spread_under_each_own_cgroup() {
-        let own = |v: &[(&str, &str)]| -> Vec<(PathBuf, PathBuf)> {
+        let own = |v: &[(&str, &str, bool)]| -> Vec<(PathBuf, PathBuf, bool)> {
             v.iter()
-                .map(|(m, p)| (PathBuf::from(m), PathBuf::from(p)))
+                .map(|(m, p, apart)| (PathBuf::from(m), PathBuf::from(p), *apart))
                 .collect()
         };
         // This project's machines: only memory is nested.
         let (common, nested) = spread(
             Path::new("x/c1"),
             &own(&[
-                ("/cg/pids", "/"),
-                ("/cg/memory", "/api/1"),
-                ("/cg/cpu", "/"),
+                ("/cg/pids", "/", true),
+                ("/cg/memory", "/api/1", true),
+                ("/cg/cpu", "/", false),
             ]),
         );
         assert_eq!(common, Path::new("/x/c1"));
@@ -325,10 +338,27 @@ mod tests {
         // The same own cgroup everywhere: one path, nothing nested.
         let (common, nested) = spread(
             Path::new("c"),
-            &own(&[("/cg/pids", "/svc"), ("/cg/memory", "/svc")]),
+            &own(&[("/cg/pids", "/svc", true), ("/cg/memory", "/svc", true)]),
         );
         assert_eq!(common, Path::new("/svc/c"));
         assert!(nested.is_empty());
+        // The hierarchies that must share a path choose it, however many
+        // others agree on another; one that cannot be apart follows it.
+        let (common, nested) = spread(
+            Path::new("c"),
+            &own(&[
+                ("/cg/memory", "/s", true),
+                ("/cg/pids", "/s", true),
+                ("/cg/systemd", "/s", true),
+                ("/cg/cpu", "/", false),
+                ("/cg/devices", "/", false),
+                ("/cg/blkio", "/s", false),
+            ]),
+        );
+        assert_eq!(common, Path::new("/c"));
+        assert_eq!(nested.len(), 3);
+        assert_eq!(nested[Path::new("/cg/systemd")], Path::new("/s/c"));
+        assert!(!nested.contains_key(Path::new("/cg/blkio")));
         // No hierarchies known: relative to the root.
         assert_eq!(spread(Path::new("c"), &[]).0, Path::new("/c"));
     }

@@ -123,11 +123,12 @@ pub fn resolve(spec_path: Option<&Path>, id: &str, mode: Mode) -> Result<PathBuf
 /// v1 and hybrid hosts: the container's path shared by most hierarchies
 /// and the hierarchies (by mount point) where it differs. A relative path
 /// goes under the runtime's own cgroup in each hierarchy, as runc 1.1
-/// does; `own` lists (mount point, own cgroup) per hierarchy.
+/// does; `own` lists (mount point, own cgroup, whether it may be apart)
+/// per hierarchy (see [`super::hierarchy::spread`]).
 pub fn resolve_v1(
     spec_path: Option<&Path>,
     id: &str,
-    own: &[(PathBuf, PathBuf)],
+    own: &[(PathBuf, PathBuf, bool)],
 ) -> Result<(PathBuf, BTreeMap<PathBuf, PathBuf>)> {
     let (p, absolute) = requested(spec_path, id);
     if absolute {
@@ -212,9 +213,9 @@ mod tests {
     #[test]
     fn v1_relative_paths_follow_each_own_cgroup() {
         let own = vec![
-            (PathBuf::from("/cg/pids"), PathBuf::from("/")),
-            (PathBuf::from("/cg/memory"), PathBuf::from("/api/7")),
-            (PathBuf::from("/cg/cpu"), PathBuf::from("/")),
+            (PathBuf::from("/cg/pids"), PathBuf::from("/"), true),
+            (PathBuf::from("/cg/memory"), PathBuf::from("/api/7"), true),
+            (PathBuf::from("/cg/cpu"), PathBuf::from("/"), false),
         ];
         let (p, nested) = resolve_v1(Some(Path::new("a/b")), "id", &own).unwrap();
         assert_eq!(p, Path::new("/a/b"));
@@ -242,8 +243,8 @@ mod tests {
         fn any_cgroups_path_stays_inside(spec in "[a-z/.:-]{0,24}", own in "(/[a-z.]{1,4}){0,3}") {
             use std::path::Component;
             let hierarchies = vec![
-                (PathBuf::from("/cg/pids"), PathBuf::from("/")),
-                (PathBuf::from("/cg/memory"), PathBuf::from(if own.is_empty() { "/" } else { &own })),
+                (PathBuf::from("/cg/pids"), PathBuf::from("/"), false),
+                (PathBuf::from("/cg/memory"), PathBuf::from(if own.is_empty() { "/" } else { &own }), true),
             ];
             let inside = |p: &Path| {
                 p.is_absolute()
