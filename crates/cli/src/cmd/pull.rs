@@ -160,18 +160,53 @@ pub struct PullArgs {
     name: String,
 }
 
-pub async fn pull(client: &Client, args: PullArgs) -> Result<i32, CliError> {
-    let fail = |m: String| exit1(CliError::engine(m));
-    let mut reference = ImageRef::parse(&args.name).map_err(fail)?;
-    if args.all_tags && !reference.is_name_only() {
-        return Err(fail("tag can't be used with --all-tags/-a".into()));
+/// A failed pull or push: exit status 1 with `message`, as docker's.
+pub(super) fn transfer_error(message: String) -> CliError {
+    exit1(CliError::engine(message))
+}
+
+/// Parses the NAME of `pull` or `push` as docker does: with `--all-tags`
+/// it must be a bare name; without, a bare name gets `:latest`, which is
+/// said on stdout unless `quiet`.
+pub(super) fn transfer_reference(
+    name: &str,
+    all_tags: bool,
+    quiet: bool,
+) -> Result<ImageRef, CliError> {
+    let reference = ImageRef::parse(name).map_err(transfer_error)?;
+    if all_tags && !reference.is_name_only() {
+        return Err(transfer_error(
+            "tag can't be used with --all-tags/-a".into(),
+        ));
     }
-    if !args.all_tags && reference.is_name_only() {
-        reference = reference.with_default_tag();
-        if !args.quiet {
+    if !all_tags && reference.is_name_only() {
+        if !quiet {
             println!("Using default tag: latest");
         }
+        return Ok(reference.with_default_tag());
     }
+    Ok(reference)
+}
+
+/// POSTs `path` (a pull or push) to the daemon with the credentials of
+/// `reference`'s registry and shows the daemon's progress stream.
+pub(super) async fn post_with_progress(
+    client: &Client,
+    path: &str,
+    reference: &ImageRef,
+    quiet: bool,
+) -> Result<(), CliError> {
+    let auth = registry_auth(reference)?;
+    let resp = client
+        .send_with_headers(Method::POST, path, &[("X-Registry-Auth", &auth)], empty())
+        .await
+        .map_err(exit1)?;
+    display_response(resp, &Output::stdout(quiet)).await?;
+    Ok(())
+}
+
+pub async fn pull(client: &Client, args: PullArgs) -> Result<i32, CliError> {
+    let reference = transfer_reference(&args.name, args.all_tags, args.quiet)?;
     let mut path = format!("/images/create?fromImage={}", encode(&reference.name()));
     if !args.all_tags {
         path.push_str(&format!("&tag={}", encode(&reference.api_tag())));
@@ -179,12 +214,7 @@ pub async fn pull(client: &Client, args: PullArgs) -> Result<i32, CliError> {
     if let Some(p) = args.platform.as_deref().filter(|p| !p.is_empty()) {
         path.push_str(&format!("&platform={}", encode(&p.to_lowercase())));
     }
-    let auth = registry_auth(&reference)?;
-    let resp = client
-        .send_with_headers(Method::POST, &path, &[("X-Registry-Auth", &auth)], empty())
-        .await
-        .map_err(exit1)?;
-    display_response(resp, &Output::stdout(args.quiet)).await?;
+    post_with_progress(client, &path, &reference, args.quiet).await?;
     println!("{reference}");
     Ok(0)
 }

@@ -2,12 +2,9 @@
 //! registry's credentials, the daemon's progress shown as docker shows it
 //! (ending with `TAG: digest: sha256:... size: N`).
 
-use super::image_ops::exit1;
-use super::pull::{registry_auth, ImageRef};
-use crate::client::{empty, encode, Client};
+use super::pull::{post_with_progress, transfer_error, transfer_reference};
+use crate::client::{encode, Client};
 use crate::error::CliError;
-use crate::progress::{display_response, Output};
-use hyper::Method;
 
 #[derive(Debug, clap::Args)]
 pub struct PushArgs {
@@ -44,19 +41,9 @@ fn platform_json(p: &str) -> Result<String, String> {
 }
 
 pub async fn push(client: &Client, args: PushArgs) -> Result<i32, CliError> {
-    let fail = |m: String| exit1(CliError::engine(m));
-    let mut reference = ImageRef::parse(&args.name).map_err(fail)?;
-    if args.all_tags && !reference.is_name_only() {
-        return Err(fail("tag can't be used with --all-tags/-a".into()));
-    }
-    if !args.all_tags && reference.is_name_only() {
-        reference = reference.with_default_tag();
-        if !args.quiet {
-            println!("Using default tag: latest");
-        }
-    }
+    let reference = transfer_reference(&args.name, args.all_tags, args.quiet)?;
     if reference.digest.is_some() {
-        return Err(fail("cannot push a digest reference".into()));
+        return Err(transfer_error("cannot push a digest reference".into()));
     }
     let mut query = Vec::new();
     if !args.all_tags {
@@ -67,7 +54,7 @@ pub async fn push(client: &Client, args: PushArgs) -> Result<i32, CliError> {
     if let Some(p) = args.platform.as_deref().filter(|p| !p.is_empty()) {
         query.push(format!(
             "platform={}",
-            encode(&platform_json(p).map_err(fail)?)
+            encode(&platform_json(p).map_err(transfer_error)?)
         ));
     }
     let mut path = format!("/images/{}/push", reference.name());
@@ -75,12 +62,7 @@ pub async fn push(client: &Client, args: PushArgs) -> Result<i32, CliError> {
         path.push('?');
         path.push_str(&query.join("&"));
     }
-    let auth = registry_auth(&reference)?;
-    let resp = client
-        .send_with_headers(Method::POST, &path, &[("X-Registry-Auth", &auth)], empty())
-        .await
-        .map_err(exit1)?;
-    display_response(resp, &Output::stdout(args.quiet)).await?;
+    post_with_progress(client, &path, &reference, args.quiet).await?;
     if args.quiet {
         println!("{reference}");
     }
