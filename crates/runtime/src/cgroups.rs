@@ -265,18 +265,17 @@ impl Cgroup {
     /// Writes `linux.resources`.
     pub fn apply(&self, resources: &LinuxResources) -> Result<()> {
         if !self.st.nested.is_empty() {
-            let apart: Vec<&hierarchy::Hierarchy> = (hierarchy::host().iter())
-                .filter(|h| self.st.nested.contains_key(&h.mount))
+            let apart: Vec<(&hierarchy::Hierarchy, &PathBuf)> = (hierarchy::host().iter())
+                .filter_map(|h| Some((h, self.st.nested.get(&h.mount)?)))
                 .collect();
             let moved: Vec<String> = (apart.iter())
-                .flat_map(|h| h.options.iter())
+                .flat_map(|(h, _)| h.options.iter())
                 .filter(|o| split::KNOWN.contains(&o.as_str()))
                 .cloned()
                 .collect();
             apply_with(self.manager()?, &split::without(resources, &moved))
                 .map_err(cg_err("applying linux.resources"))?;
-            for h in apart {
-                let path = &self.st.nested[&h.mount];
+            for (h, path) in apart {
                 let dir = h.mount.join(path.strip_prefix("/").unwrap_or(path));
                 v1_write::apply(h, &dir, resources)?;
             }
