@@ -236,6 +236,21 @@ impl Store {
             .cloned()
     }
 
+    /// The tags of `repository` ("host/repo") stored here, sorted.
+    pub fn repository_tags(&self, repository: &Reference) -> Result<Vec<String>> {
+        let want = repository.repository();
+        let mut tags: Vec<String> = self
+            .meta
+            .repositories()?
+            .keys()
+            .filter_map(|k| Reference::parse(k).ok())
+            .filter(|r| r.repository() == want && r.digest().is_none())
+            .filter_map(|r| r.tag().map(str::to_owned))
+            .collect();
+        tags.sort();
+        Ok(tags)
+    }
+
     /// An image's manifest and blobs, for a push.
     pub fn pushable(&self, name: &str) -> Result<PushableImage> {
         let records = self.meta.records()?;

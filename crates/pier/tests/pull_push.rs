@@ -852,3 +852,64 @@ fn the_progress_stream_has_dockerds_shape() {
         ours.body, theirs.body
     );
 }
+
+#[test]
+fn all_tags_are_pulled_and_pushed_without_a_tag() {
+    let Some(()) = peers() else { return };
+    let reg = DockerRegistry::start().unwrap();
+    let a = push_test_image(&reg, "many/bb", "one", "1\n");
+    let b = push_test_image(&reg, "many/bb", "two", "2\n");
+    let name = format!("{}/many/bb", reg.addr);
+    let env = new_env();
+    let r = pull(&env, &name, "", None);
+    r.assert_ok("all-tags pull");
+    let st = r.statuses();
+    assert!(
+        st.contains(&format!("Digest: {}", a.manifest_digest)),
+        "{}",
+        r.body
+    );
+    assert!(
+        st.contains(&format!("Digest: {}", b.manifest_digest)),
+        "{}",
+        r.body
+    );
+    assert_eq!(
+        st.last().unwrap(),
+        &format!("Status: Downloaded newer image for {name}")
+    );
+    for (t, msg) in [("one", "1\n"), ("two", "2\n")] {
+        let out = env.ok(&[
+            "run",
+            "--rm",
+            &format!("{name}:{t}"),
+            "sh",
+            "-c",
+            "cat /etc/msg",
+        ]);
+        assert_eq!(out, msg);
+    }
+    // Push every local tag of another repository.
+    let other = format!("{}/many/copy", reg.addr);
+    env.ok(&["tag", &format!("{name}:one"), &format!("{other}:one")]);
+    env.ok(&["tag", &format!("{name}:two"), &format!("{other}:two")]);
+    let r = api(&env, "POST", &format!("/images/{other}/push"), None, None);
+    r.assert_ok("all-tags push");
+    let st = r.statuses();
+    assert_eq!(
+        st.iter()
+            .filter(|s| s.starts_with("The push refers to"))
+            .count(),
+        1
+    );
+    assert!(
+        st.iter().any(|s| s.starts_with("one: digest: ")),
+        "{}",
+        r.body
+    );
+    assert!(
+        st.iter().any(|s| s.starts_with("two: digest: ")),
+        "{}",
+        r.body
+    );
+}

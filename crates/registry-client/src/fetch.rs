@@ -101,6 +101,47 @@ pub async fn manifest(
     })
 }
 
+/// The tags of `repo` (GET /v2/REPO/tags/list, following `Link` pages).
+pub async fn tags(reg: &Registry, repo: &str) -> Result<Vec<String>> {
+    #[derive(serde::Deserialize)]
+    struct TagList {
+        #[serde(default)]
+        tags: Option<Vec<String>>,
+    }
+    let scopes = [crate::auth::repository_scope(repo, "pull")];
+    let what = format!("tags of {}/{repo}", reg.host());
+    let mut url = reg.url(&format!("/v2/{repo}/tags/list"));
+    let mut out = Vec::new();
+    for _ in 0..100 {
+        let u = url.clone();
+        let resp = reg
+            .send(&format!("listing {what}"), &scopes, true, |c| c.get(&u))
+            .await?;
+        if !resp.status().is_success() {
+            let status = resp.status().as_u16();
+            let body = resp.bytes().await.unwrap_or_default();
+            return Err(from_status(status, &body, &what));
+        }
+        let next = resp
+            .headers()
+            .get("link")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|l| l.split_once('<'))
+            .and_then(|(_, rest)| rest.split_once('>'))
+            .map(|(u, _)| reg.location(u));
+        let body = read_limited(resp, MAX_JSON, &what).await?;
+        let list: TagList = serde_json::from_slice(&body).map_err(|e| {
+            Error::Invalid(format!("{what}: the registry sent an invalid list: {e}"))
+        })?;
+        out.extend(list.tags.unwrap_or_default());
+        match next {
+            Some(n) => url = n,
+            None => break,
+        }
+    }
+    Ok(out)
+}
+
 /// A small blob (an image config), verified against its descriptor.
 pub async fn small_blob(reg: &Registry, repo: &str, d: &Descriptor) -> Result<Vec<u8>> {
     let what = format!("config {}", d.digest);

@@ -161,8 +161,20 @@ impl Resolved {
         self.reference.path()
     }
 
-    /// Fetches what the store lacks and records the image.
+    /// Fetches what the store lacks and records the image; ends with
+    /// docker's "Status: ..." line.
     pub async fn fetch(self, store: Arc<Store>, progress: Progress) -> Result<Pulled> {
+        self.fetch_with(store, progress, true).await
+    }
+
+    /// As [`fetch`](Self::fetch), with or without the final status line
+    /// (an all-tags pull writes one for the repository at the end).
+    pub async fn fetch_with(
+        self,
+        store: Arc<Store>,
+        progress: Progress,
+        status_line: bool,
+    ) -> Result<Pulled> {
         let reg = &self.registry;
         let repo = self.repo().to_owned();
         let tag_ref = match self.reference.tag() {
@@ -319,12 +331,14 @@ impl Resolved {
         .map_err(|e| Error::Transport(format!("recording the image: {e}")))??;
         let up_to_date = nothing_to_fetch && (was_tagged_here || tag_ref.is_none());
         progress(Message::status(format!("Digest: {}", self.digest)));
-        let shown = self.reference.familiar();
-        progress(Message::status(if up_to_date {
-            format!("Status: Image is up to date for {shown}")
-        } else {
-            format!("Status: Downloaded newer image for {shown}")
-        }));
+        if status_line {
+            let shown = self.reference.familiar();
+            progress(Message::status(if up_to_date {
+                format!("Status: Image is up to date for {shown}")
+            } else {
+                format!("Status: Downloaded newer image for {shown}")
+            }));
+        }
         Ok(Pulled {
             id,
             digest: self.digest.clone(),

@@ -29,6 +29,8 @@ pub struct Pushed {
 
 /// An image ready to push (found locally; nothing sent yet).
 pub struct Prepared {
+    /// Whether `send` starts with "The push refers to repository".
+    announce: bool,
     registry: Registry,
     target: Reference,
     tag: String,
@@ -66,11 +68,40 @@ pub async fn prepare(
         })?;
     let registry = client.registry(target.domain(), creds)?;
     Ok(Prepared {
+        announce: true,
         registry,
         target,
         tag,
         image,
     })
+}
+
+/// Every local tag of repository `name` (docker's `push --all-tags`).
+pub async fn prepare_all(
+    client: &Client,
+    store: Arc<Store>,
+    name: &str,
+    creds: Credentials,
+) -> Result<Vec<Prepared>> {
+    let repo = Reference::parse(name)?;
+    let st = store.clone();
+    let r2 = repo.clone();
+    let tags = tokio::task::spawn_blocking(move || st.repository_tags(&r2))
+        .await
+        .map_err(|e| Error::Transport(format!("listing tags: {e}")))??;
+    if tags.is_empty() {
+        return Err(Error::NotFound(format!(
+            "An image does not exist locally with the tag: {}",
+            repo.familiar_name()
+        )));
+    }
+    let mut out = Vec::new();
+    for (i, t) in tags.iter().enumerate() {
+        let mut p = prepare(client, store.clone(), name, Some(t), creds.clone()).await?;
+        p.announce = i == 0;
+        out.push(p);
+    }
+    Ok(out)
 }
 
 fn target_name(name: &str) -> String {
@@ -84,9 +115,11 @@ impl Prepared {
         let reg = &self.registry;
         let repo = self.target.path().to_owned();
         let host_repo = format!("{}/{}", self.target.domain(), repo);
-        progress(Message::status(format!(
-            "The push refers to repository [{host_repo}]"
-        )));
+        if self.announce {
+            progress(Message::status(format!(
+                "The push refers to repository [{host_repo}]"
+            )));
+        }
         // docker lists layers top first.
         let layers: Vec<Descriptor> = self.image.layers.iter().rev().cloned().collect();
         for l in &layers {

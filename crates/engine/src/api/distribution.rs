@@ -64,17 +64,31 @@ fn progress_stream() -> (pull::Progress, Response) {
     (progress, resp)
 }
 
-/// `POST /images/create?fromImage=NAME&tag=TAG&platform=P`.
+/// Whether `name` carries a tag or digest ("a:1", "h:5000/a@sha256:..").
+fn names_tag_or_digest(name: &str) -> bool {
+    name.contains('@')
+        || name
+            .rsplit('/')
+            .next()
+            .is_some_and(|last| last.contains(':'))
+}
+
+/// `POST /images/create?fromImage=NAME&tag=TAG&platform=P`; no tag at all
+/// pulls every tag of the repository, as dockerd does.
 pub async fn pull(
     engine: Arc<Engine>,
     q: &HashMap<String, String>,
     headers: &HeaderMap,
 ) -> Result<Response> {
     let from = q.get("fromImage").map(String::as_str).unwrap_or("");
-    let reference = pull_reference(from, q.get("tag").map(String::as_str).unwrap_or(""))?;
+    let tag = q.get("tag").map(String::as_str).unwrap_or("");
+    let reference = pull_reference(from, tag)?;
     let platform =
         Platform::parse(q.get("platform").map(String::as_str).unwrap_or("")).map_err(client_err)?;
     let creds = credentials(headers)?;
+    if tag.is_empty() && !names_tag_or_digest(from) {
+        return pull_all_tags(engine, reference, platform, creds).await;
+    }
     let resolved = pull::resolve(&engine.registry, &reference, &platform, creds)
         .await
         .map_err(client_err)?;
@@ -88,7 +102,56 @@ pub async fn pull(
     Ok(resp)
 }
 
-/// `POST /images/{name}/push?tag=TAG`.
+async fn pull_all_tags(
+    engine: Arc<Engine>,
+    reference: Reference,
+    platform: Platform,
+    creds: Credentials,
+) -> Result<Response> {
+    let reg = engine
+        .registry
+        .registry(reference.domain(), creds.clone())
+        .map_err(client_err)?;
+    let tags = pier_registry_client::fetch::tags(&reg, reference.path())
+        .await
+        .map_err(client_err)?;
+    if tags.is_empty() {
+        return Err(Error::not_found(format!(
+            "{} has no tags to pull",
+            reference.familiar_name()
+        )));
+    }
+    let (progress, resp) = progress_stream();
+    tokio::spawn(async move {
+        let mut all_up_to_date = true;
+        for t in tags {
+            let one = async {
+                let r = Reference::parse(&format!("{}:{t}", reference.repository()))?;
+                pull::resolve(&engine.registry, &r, &platform, creds.clone())
+                    .await?
+                    .fetch_with(engine.images.clone(), progress.clone(), false)
+                    .await
+            };
+            match one.await {
+                Ok(p) => all_up_to_date &= p.up_to_date,
+                Err(e) => {
+                    progress(Message::error(e.to_string()));
+                    return;
+                }
+            }
+        }
+        let name = reference.familiar_name();
+        progress(Message::status(if all_up_to_date {
+            format!("Status: Image is up to date for {name}")
+        } else {
+            format!("Status: Downloaded newer image for {name}")
+        }));
+    });
+    Ok(resp)
+}
+
+/// `POST /images/{name}/push?tag=TAG`; without a tag (and none in the
+/// name) every local tag of the repository is pushed, as dockerd does.
 pub async fn push(
     engine: Arc<Engine>,
     name: &str,
@@ -96,20 +159,23 @@ pub async fn push(
     headers: &HeaderMap,
 ) -> Result<Response> {
     let creds = credentials(headers)?;
-    let prepared = push::prepare(
-        &engine.registry,
-        engine.images.clone(),
-        name,
-        q.get("tag").map(String::as_str),
-        creds,
-    )
-    .await
+    let tag = q.get("tag").map(String::as_str).filter(|t| !t.is_empty());
+    let all = if tag.is_none() && !names_tag_or_digest(name) {
+        push::prepare_all(&engine.registry, engine.images.clone(), name, creds).await
+    } else {
+        push::prepare(&engine.registry, engine.images.clone(), name, tag, creds)
+            .await
+            .map(|p| vec![p])
+    }
     .map_err(client_err)?;
     let (progress, resp) = progress_stream();
     let store = engine.images.clone();
     tokio::spawn(async move {
-        if let Err(e) = prepared.send(store, progress.clone()).await {
-            progress(Message::error(e.to_string()));
+        for prepared in all {
+            if let Err(e) = prepared.send(store.clone(), progress.clone()).await {
+                progress(Message::error(e.to_string()));
+                return;
+            }
         }
     });
     Ok(resp)
@@ -179,6 +245,15 @@ mod tests {
         assert_eq!(r(&format!("h:5000/a@{d}"), ""), format!("h:5000/a@{d}"));
         assert!(pull_reference("Bad Name", "").is_err());
         assert!(pull_reference("a", "bad tag").is_err());
+    }
+
+    #[test]
+    fn tags_and_digests_are_told_from_ports() {
+        assert!(names_tag_or_digest("a:1"));
+        assert!(names_tag_or_digest("h:5000/a:1"));
+        assert!(names_tag_or_digest("h:5000/a@sha256:x"));
+        assert!(!names_tag_or_digest("h:5000/a"));
+        assert!(!names_tag_or_digest("busybox"));
     }
 
     #[test]
