@@ -78,7 +78,7 @@ fn api(env: &PierEnv, method: &str, path: &str, auth: Option<&str>, body: Option
 fn api_at(sock: &Path, method: &str, path: &str, auth: Option<&str>, body: Option<&str>) -> Api {
     let mut cmd = Command::new("curl");
     cmd.args(["-sS", "-X", method, "--unix-socket"])
-        .arg(&sock)
+        .arg(sock)
         .args(["-w", "\n%{http_code}"]);
     if let Some(a) = auth {
         cmd.args(["-H", &format!("X-Registry-Auth: {a}")]);
