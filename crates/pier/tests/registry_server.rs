@@ -27,32 +27,50 @@ impl Served {
             .prefix("pier-test-registry-")
             .tempdir()
             .unwrap();
+        let (addr, child) = Self::spawn(dir.path(), extra);
+        let mut s = Served { addr, dir, child };
+        s.wait_listening();
+        s
+    }
+
+    /// Starts `pier registry serve` on a free port with its storage and
+    /// (truncated) log in `dir`.
+    fn spawn(dir: &Path, extra: &[&str]) -> (String, Child) {
         let addr = format!("127.0.0.1:{}", free_port());
-        let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
+        let log = std::fs::File::create(dir.join("registry.log")).unwrap();
         let child = Command::new(pier_bin())
             .args(["registry", "serve", "--addr", &addr, "--root"])
-            .arg(dir.path().join("storage"))
+            .arg(dir.join("storage"))
             .args(extra)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
             .expect("starting pier registry serve");
-        let mut s = Served { addr, dir, child };
-        // It says so once it listens (plain HTTP or TLS alike).
+        (addr, child)
+    }
+
+    /// A new server on the same storage, on another port, once the
+    /// current one has exited.
+    fn restart(&mut self) {
+        (self.addr, self.child) = Self::spawn(self.dir.path(), &[]);
+        self.wait_listening();
+    }
+
+    /// Waits until the server says it listens (plain HTTP or TLS alike).
+    fn wait_listening(&mut self) {
         let started = std::time::Instant::now();
-        while !s.log().contains("listening on") {
-            if let Ok(Some(status)) = s.child.try_wait() {
-                panic!("pier registry serve exited ({status}): {}", s.log());
+        while !self.log().contains("listening on") {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("pier registry serve exited ({status}): {}", self.log());
             }
             assert!(
                 started.elapsed() < Duration::from_secs(20),
                 "pier registry did not start: {}",
-                s.log()
+                self.log()
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        s
     }
 
     fn log(&self) -> String {
@@ -94,6 +112,34 @@ fn have_skopeo() -> bool {
     }
     pier_testutil::skip("skopeo is not installed (apt-get install skopeo)");
     false
+}
+
+/// A temporary directory of the test's own.
+fn work_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("pier-test-")
+        .tempdir()
+        .expect("creating a temporary directory")
+}
+
+/// Writes the test image as an OCI layout in `work/layout` (where
+/// [`pull_and_compare`] looks) tagged v1; returns it and its skopeo source
+/// name.
+fn layout_in(work: &Path) -> (LayoutImage, String) {
+    let dir = work.join("layout");
+    let img = layout(&dir, "v1");
+    (img, format!("oci:{}:v1", dir.display()))
+}
+
+/// `skopeo copy` from `src` to the plain-HTTP registry `dest`, with
+/// `user:password` credentials if given.
+fn push_to(src: &str, dest: &str, creds: Option<&str>) -> Output {
+    let mut args = vec!["copy", "--dest-tls-verify=false"];
+    if let Some(c) = creds {
+        args.extend(["--dest-creds", c]);
+    }
+    args.extend([src, dest]);
+    skopeo(&args)
 }
 
 /// A two-layer test image in an OCI layout under `dir`.
@@ -153,17 +199,10 @@ fn skopeo_copies_to_and_from_pier_registry() {
         return;
     }
     let reg = Served::start(&[]);
-    let work = tempfile::Builder::new()
-        .prefix("pier-test-")
-        .tempdir()
-        .unwrap();
-    let img = layout(&work.path().join("layout"), "v1");
-    let src = format!("oci:{}:v1", work.path().join("layout").display());
+    let work = work_dir();
+    let (img, src) = layout_in(work.path());
     let dest = format!("docker://{}/team/app:v1", reg.addr);
-    ok(
-        skopeo(&["copy", "--dest-tls-verify=false", &src, &dest]),
-        "skopeo copy (push)",
-    );
+    ok(push_to(&src, &dest, None), "skopeo copy (push)");
     // The manifest is stored byte for byte.
     let raw = ok(
         skopeo(&["inspect", "--raw", "--tls-verify=false", &dest]),
@@ -263,29 +302,18 @@ fn auth_round_trip(extra: &[&str]) {
     if !have_skopeo() {
         return;
     }
-    let work = tempfile::Builder::new()
-        .prefix("pier-test-")
-        .tempdir()
-        .unwrap();
+    let work = work_dir();
     let Some(htpasswd) = htpasswd(work.path()) else {
         return;
     };
     let mut args = vec!["--htpasswd", htpasswd.to_str().unwrap()];
     args.extend_from_slice(extra);
     let reg = Served::start(&args);
-    let img = layout(&work.path().join("layout"), "v1");
-    let src = format!("oci:{}:v1", work.path().join("layout").display());
+    let (img, src) = layout_in(work.path());
     let dest = format!("docker://{}/secure/app:v1", reg.addr);
-    let out = skopeo(&["copy", "--dest-tls-verify=false", &src, &dest]);
+    let out = push_to(&src, &dest, None);
     assert!(!out.status.success(), "a push without credentials worked");
-    let out = skopeo(&[
-        "copy",
-        "--dest-tls-verify=false",
-        "--dest-creds",
-        "ci:wrong",
-        &src,
-        &dest,
-    ]);
+    let out = push_to(&src, &dest, Some("ci:wrong"));
     assert!(!out.status.success(), "a push with a wrong password worked");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -293,14 +321,7 @@ fn auth_round_trip(extra: &[&str]) {
         "{stderr}"
     );
     ok(
-        skopeo(&[
-            "copy",
-            "--dest-tls-verify=false",
-            "--dest-creds",
-            "ci:pa55word",
-            &src,
-            &dest,
-        ]),
+        push_to(&src, &dest, Some("ci:pa55word")),
         "skopeo copy with credentials",
     );
     pull_and_compare(
@@ -332,10 +353,7 @@ fn skopeo_over_tls_with_a_cert_dir() {
         pier_testutil::skip("openssl is not installed (apt-get install openssl)");
         return;
     }
-    let work = tempfile::Builder::new()
-        .prefix("pier-test-")
-        .tempdir()
-        .unwrap();
+    let work = work_dir();
     let (cert, key) = (work.path().join("cert.pem"), work.path().join("key.pem"));
     let out = Command::new("openssl")
         .args([
@@ -363,8 +381,7 @@ fn skopeo_over_tls_with_a_cert_dir() {
     let certs = work.path().join("certs.d");
     std::fs::create_dir(&certs).unwrap();
     std::fs::copy(&cert, certs.join("ca.crt")).unwrap();
-    let img = layout(&work.path().join("layout"), "v1");
-    let src = format!("oci:{}:v1", work.path().join("layout").display());
+    let (img, src) = layout_in(work.path());
     let dest = format!("docker://{}/tls/app:v1", reg.addr);
     // Without the CA the certificate is refused.
     let out = skopeo(&["copy", &src, &dest]);
@@ -399,10 +416,7 @@ fn docker_pushes_to_and_pulls_from_pier_registry() {
         pier_testutil::skip("dockerd/docker not installed (apt-get install docker.io)");
         return;
     }
-    let work = tempfile::Builder::new()
-        .prefix("pier-test-")
-        .tempdir()
-        .unwrap();
+    let work = work_dir();
     let dockerd = match Dockerd::start(work.path()) {
         Ok(d) => d,
         Err(why) => {
@@ -412,12 +426,12 @@ fn docker_pushes_to_and_pulls_from_pier_registry() {
     };
     let reg = Served::start(&[]);
     // Into dockerd: layout -> docker-archive -> docker load.
-    layout(&work.path().join("layout"), "v1");
+    let (_, src) = layout_in(work.path());
     let archive = work.path().join("image.tar");
     ok(
         skopeo(&[
             "copy",
-            &format!("oci:{}:v1", work.path().join("layout").display()),
+            &src,
             &format!("docker-archive:{}:local/app:v1", archive.display()),
         ]),
         "skopeo copy to docker-archive",
@@ -508,21 +522,12 @@ fn a_config_file_sets_read_only_and_bad_configs_are_refused() {
     if !have_skopeo() {
         return;
     }
-    let work = tempfile::Builder::new()
-        .prefix("pier-test-")
-        .tempdir()
-        .unwrap();
+    let work = work_dir();
     let cfg = work.path().join("registry.toml");
     std::fs::write(&cfg, "read_only = true\nmax_manifest_bytes = 65536\n").unwrap();
     let reg = Served::start(&["--config", cfg.to_str().unwrap()]);
-    layout(&work.path().join("layout"), "v1");
-    let src = format!("oci:{}:v1", work.path().join("layout").display());
-    let out = skopeo(&[
-        "copy",
-        "--dest-tls-verify=false",
-        &src,
-        &format!("docker://{}/ro/app:v1", reg.addr),
-    ]);
+    let (_, src) = layout_in(work.path());
+    let out = push_to(&src, &format!("docker://{}/ro/app:v1", reg.addr), None);
     assert!(
         !out.status.success(),
         "a push to a read-only registry worked"
@@ -626,10 +631,7 @@ fn containerd_pulls_from_and_pushes_to_pier_registry() {
         pier_testutil::skip("containerd is not installed (apt-get install containerd)");
         return;
     }
-    let work = tempfile::Builder::new()
-        .prefix("pier-test-")
-        .tempdir()
-        .unwrap();
+    let work = work_dir();
     let ctrd = match Containerd::start(&work.path().join("containerd")) {
         Ok(c) => c,
         Err(why) => {
@@ -638,16 +640,10 @@ fn containerd_pulls_from_and_pushes_to_pier_registry() {
         }
     };
     let reg = Served::start(&[]);
-    let img = layout(&work.path().join("layout"), "v1");
-    let src = format!("oci:{}:v1", work.path().join("layout").display());
+    let (img, src) = layout_in(work.path());
     let remote = format!("{}/ctr/app:v1", reg.addr);
     ok(
-        skopeo(&[
-            "copy",
-            "--dest-tls-verify=false",
-            &src,
-            &format!("docker://{remote}"),
-        ]),
+        push_to(&src, &format!("docker://{remote}"), None),
         "skopeo copy (push)",
     );
     ok(
@@ -722,21 +718,7 @@ fn a_server_killed_mid_upload_restarts_with_nothing_half_made() {
     drop(s);
     assert!(upload_bytes() > 0);
     // A new server on the same root.
-    let addr = format!("127.0.0.1:{}", free_port());
-    let log = std::fs::File::create(reg.dir.path().join("registry.log")).unwrap();
-    reg.child = Command::new(pier_bin())
-        .args(["registry", "serve", "--addr", &addr, "--root"])
-        .arg(&storage)
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    reg.addr = addr;
-    let t = std::time::Instant::now();
-    while !reg.log().contains("listening on") {
-        assert!(t.elapsed() < Duration::from_secs(20), "{}", reg.log());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    reg.restart();
     assert_eq!(upload_bytes(), 0, "the dead upload was not cleaned up");
     let stored = std::fs::read_dir(storage.join("blobs/sha256"))
         .unwrap()
