@@ -167,30 +167,13 @@ fn malformed_files_are_refused_with_the_path() {
         .is_empty());
 }
 
-/// A fake `docker-credential-pier-test` keeping one credential per
-/// server in files under its own directory, as real helpers do.
+/// Installs the fake `docker-credential-pier-test` (one credential per
+/// server in files of its own) in `dir/helper-bin`; returns that directory.
 fn fake_helper(dir: &Path) -> PathBuf {
-    let bin = dir.join("bin");
+    let bin = dir.join("helper-bin");
     fs::create_dir_all(&bin).unwrap();
-    let store = dir.join("store");
-    fs::create_dir_all(&store).unwrap();
-    let script = format!(
-        r#"#!/bin/sh
-store={store}
-read -r input || true
-case "$1" in
-store) key=$(printf '%s' "$input" | sed 's/.*"ServerURL":"\([^"]*\)".*/\1/' | tr '/:' '__')
-   printf '%s' "$input" > "$store/$key" ;;
-get)   key=$(printf '%s' "$input" | tr '/:' '__')
-   if [ -f "$store/$key" ]; then cat "$store/$key"; else echo "credentials not found in native keychain"; exit 1; fi ;;
-erase) key=$(printf '%s' "$input" | tr '/:' '__'); rm -f "$store/$key" ;;
-*) echo "unknown action $1"; exit 1 ;;
-esac
-"#,
-        store = store.display()
-    );
     let path = bin.join("docker-credential-pier-test");
-    fs::write(&path, script).unwrap();
+    fs::write(&path, include_str!("credentials_test_helper.sh")).unwrap();
     fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
     bin
 }

@@ -95,21 +95,7 @@ impl Setup {
 
     /// Runs pier with `stdin` piped in.
     fn run(&self, args: &[&str], stdin: &str) -> Output {
-        let mut child = self
-            .pier()
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("running pier");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
+        run_with_stdin(self.pier(), args, stdin)
     }
 
     fn ok(&self, args: &[&str], stdin: &str) -> String {
@@ -126,6 +112,33 @@ impl Setup {
                 .unwrap_or_default()
         );
         text(&out.stdout)
+    }
+
+    /// Seeds `test/src:v1` (with `marker` in its top layer), logs in and
+    /// pulls it; returns its reference.
+    fn pulled_source(&self, marker: &str) -> String {
+        self.seed("test/src", "v1", marker);
+        self.login();
+        let src = format!("{}/test/src:v1", self.registry.addr);
+        self.ok(&["pull", "-q", &src], "");
+        src
+    }
+
+    /// What `skopeo VERB` says (JSON) of `reference` in the registry, with
+    /// the test's credentials.
+    fn skopeo_json(&self, verb: &str, reference: &str) -> serde_json::Value {
+        let out = Command::new("skopeo")
+            .args([verb, "--tls-verify=false", "--creds"])
+            .arg(format!("{USER}:{PASS}"))
+            .arg(format!("docker://{reference}"))
+            .output()
+            .expect("running skopeo");
+        assert!(
+            out.status.success(),
+            "skopeo {verb} {reference}: {}",
+            text(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("skopeo prints JSON")
     }
 
     fn login(&self) {
@@ -233,6 +246,24 @@ impl Setup {
             .status
             .success()
     }
+}
+
+/// Runs `cmd` with `args` and `stdin` piped in; returns what it printed.
+fn run_with_stdin(mut cmd: Command, args: &[&str], stdin: &str) -> Output {
+    let mut child = cmd
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running pier");
+    child
+        .stdin
+        .take()
+        .expect("piped stdin")
+        .write_all(stdin.as_bytes())
+        .expect("writing pier's stdin");
+    child.wait_with_output().expect("waiting for pier")
 }
 
 fn shell_quote(s: &str) -> String {
@@ -396,10 +427,7 @@ fn login_prompts_on_a_terminal(s: &Setup) {
 
 fn push_all_tags_sends_every_tag(s: &Setup) {
     let addr = s.registry.addr.as_str();
-    s.seed("test/src", "v1", "all tags\n");
-    s.login();
-    let src = format!("{addr}/test/src:v1");
-    s.ok(&["pull", "-q", &src], "");
+    let src = s.pulled_source("all tags\n");
     let repo = format!("{addr}/test/alltags");
     for tag in ["one", "two"] {
         s.ok(&["tag", &src, &format!("{repo}:{tag}")], "");
@@ -413,13 +441,7 @@ fn push_all_tags_sends_every_tag(s: &Setup) {
     let out = s.ok(&["push", "--all-tags", &repo], "");
     assert!(out.contains("one: digest: sha256:"), "{out}");
     assert!(out.contains("two: digest: sha256:"), "{out}");
-    let tags = Command::new("skopeo")
-        .args(["list-tags", "--tls-verify=false", "--creds"])
-        .arg(format!("{USER}:{PASS}"))
-        .arg(format!("docker://{repo}"))
-        .output()
-        .unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&tags.stdout).unwrap();
+    let v = s.skopeo_json("list-tags", &repo);
     let mut got: Vec<&str> = v["Tags"]
         .as_array()
         .unwrap()
@@ -522,11 +544,9 @@ fn pull_uses_stored_credentials_and_prints_progress(s: &Setup) {
 
 fn push_prints_the_digest_the_registry_has(s: &Setup) {
     let addr = s.registry.addr.as_str();
-    s.seed("test/src", "v1", "pushed\n");
-    s.login();
-    s.ok(&["pull", "-q", &format!("{addr}/test/src:v1")], "");
+    let src = s.pulled_source("pushed\n");
     let target = format!("{addr}/test/pushed:v1");
-    s.ok(&["tag", &format!("{addr}/test/src:v1"), &target], "");
+    s.ok(&["tag", &src, &target], "");
 
     let out = s.ok(&["push", &target], "");
     assert!(!out.contains('\x1b'), "{out:?}");
@@ -541,14 +561,7 @@ fn push_prints_the_digest_the_registry_has(s: &Setup) {
         .and_then(|r| r.split(' ').next())
         .unwrap_or_else(|| panic!("no digest line: {out}"));
     assert!(last.contains(" size: "), "{out}");
-    let inspect = Command::new("skopeo")
-        .args(["inspect", "--tls-verify=false", "--creds"])
-        .arg(format!("{USER}:{PASS}"))
-        .arg(format!("docker://{target}"))
-        .output()
-        .unwrap();
-    assert!(inspect.status.success(), "{}", text(&inspect.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
+    let v = s.skopeo_json("inspect", &target);
     assert_eq!(v["Digest"], digest);
 
     // -q prints the reference only; a digest reference is refused.
@@ -593,28 +606,18 @@ fn pull_all_tags_fetches_every_tag(s: &Setup) {
     assert!(s.image_exists(&format!("{repo}:b")), "{out}");
 }
 
-/// A `docker-credential-pier-test` keeping secrets in files of its own.
+/// Installs the fake `docker-credential-pier-test` of pier-cli's unit
+/// tests (secrets in files under `dir/helper-store`) in `dir/helper-bin`;
+/// returns that directory.
 fn write_fake_helper(dir: &Path) -> PathBuf {
     let bin = dir.join("helper-bin");
-    let store = dir.join("helper-store");
     std::fs::create_dir_all(&bin).unwrap();
-    std::fs::create_dir_all(&store).unwrap();
-    let script = format!(
-        r#"#!/bin/sh
-read -r input || true
-case "$1" in
-store) key=$(printf '%s' "$input" | sed 's/.*"ServerURL":"\([^"]*\)".*/\1/' | tr '/:' '__')
-       printf '%s' "$input" > "{store}/$key" ;;
-get)   key=$(printf '%s' "$input" | tr '/:' '__')
-       if [ -f "{store}/$key" ]; then cat "{store}/$key"; else echo "credentials not found in native keychain"; exit 1; fi ;;
-erase) key=$(printf '%s' "$input" | tr '/:' '__'); rm -f "{store}/$key" ;;
-*) exit 1 ;;
-esac
-"#,
-        store = store.display()
-    );
     let helper = bin.join("docker-credential-pier-test");
-    std::fs::write(&helper, script).unwrap();
+    std::fs::write(
+        &helper,
+        include_str!("../../cli/src/credentials_test_helper.sh"),
+    )
+    .unwrap();
     std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
     bin
 }
@@ -635,20 +638,7 @@ fn credential_helpers_hold_the_secret(s: &Setup) {
             &std::env::var_os("PATH").unwrap_or_default(),
         ));
         cmd.env("PATH", std::env::join_paths(paths).unwrap());
-        let mut child = cmd
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
+        run_with_stdin(cmd, args, stdin)
     };
     let out = with_helper(&["login", "-u", USER, "--password-stdin", addr], PASS);
     assert!(out.status.success(), "{out:?}");
