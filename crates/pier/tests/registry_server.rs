@@ -3,7 +3,7 @@
 //! through a dockerd of the test's own, and pier's own pull/push. The
 //! registry is the `pier` binary on a free 127.0.0.1 port, killed on drop.
 
-use pier_testutil::dockerd::{ensure, have, Dockerd};
+use pier_testutil::dockerd::{ensure, Dockerd};
 use pier_testutil::registry::free_port;
 use pier_testutil::{write_oci_layout, LayerFile, LayoutImage, PierEnv};
 use std::path::{Path, PathBuf};
@@ -107,11 +107,32 @@ fn ok(out: Output, what: &str) -> String {
 }
 
 fn have_skopeo() -> bool {
-    if ensure(&["skopeo"], "skopeo") {
+    have_peer(&["skopeo"], "skopeo")
+}
+
+/// True when the Debian `package` with `bins` is installed (or could be
+/// installed); otherwise skips the test, saying which package it needs.
+fn have_peer(bins: &[&str], package: &str) -> bool {
+    if ensure(bins, package) {
         return true;
     }
-    pier_testutil::skip("skopeo is not installed (apt-get install skopeo)");
+    pier_testutil::skip(&format!(
+        "{} not installed (apt-get install {package})",
+        bins.join("/")
+    ));
     false
+}
+
+/// The peer daemon `started`, or `None` after skipping the test with why
+/// `what` cannot run here.
+fn running<T>(started: Result<T, String>, what: &str) -> Option<T> {
+    match started {
+        Ok(peer) => Some(peer),
+        Err(why) => {
+            pier_testutil::skip(&format!("{what} cannot run on this machine: {why}"));
+            None
+        }
+    }
 }
 
 /// A temporary directory of the test's own.
@@ -283,8 +304,7 @@ fn skopeo_copies_to_and_from_pier_registry() {
 }
 
 fn htpasswd(dir: &Path) -> Option<PathBuf> {
-    if !have("htpasswd") {
-        pier_testutil::skip("htpasswd is not installed (apt-get install apache2-utils)");
+    if !have_peer(&["htpasswd"], "apache2-utils") {
         return None;
     }
     let path = dir.join("htpasswd");
@@ -346,11 +366,7 @@ fn skopeo_with_bearer_token_auth() {
 
 #[test]
 fn skopeo_over_tls_with_a_cert_dir() {
-    if !have_skopeo() {
-        return;
-    }
-    if !have("openssl") {
-        pier_testutil::skip("openssl is not installed (apt-get install openssl)");
+    if !have_skopeo() || !have_peer(&["openssl"], "openssl") {
         return;
     }
     let work = work_dir();
@@ -409,20 +425,12 @@ fn skopeo_over_tls_with_a_cert_dir() {
 
 #[test]
 fn docker_pushes_to_and_pulls_from_pier_registry() {
-    if !have_skopeo() {
-        return;
-    }
-    if !ensure(&["dockerd", "docker"], "docker.io") {
-        pier_testutil::skip("dockerd/docker not installed (apt-get install docker.io)");
+    if !have_skopeo() || !have_peer(&["dockerd", "docker"], "docker.io") {
         return;
     }
     let work = work_dir();
-    let dockerd = match Dockerd::start(work.path()) {
-        Ok(d) => d,
-        Err(why) => {
-            pier_testutil::skip(&format!("dockerd cannot run on this machine: {why}"));
-            return;
-        }
+    let Some(dockerd) = running(Dockerd::start(work.path()), "dockerd") else {
+        return;
     };
     let reg = Served::start(&[]);
     // Into dockerd: layout -> docker-archive -> docker load.
@@ -624,20 +632,15 @@ impl Drop for Containerd {
 
 #[test]
 fn containerd_pulls_from_and_pushes_to_pier_registry() {
-    if !have_skopeo() {
-        return;
-    }
-    if !ensure(&["containerd", "ctr"], "containerd") {
-        pier_testutil::skip("containerd is not installed (apt-get install containerd)");
+    if !have_skopeo() || !have_peer(&["containerd", "ctr"], "containerd") {
         return;
     }
     let work = work_dir();
-    let ctrd = match Containerd::start(&work.path().join("containerd")) {
-        Ok(c) => c,
-        Err(why) => {
-            pier_testutil::skip(&format!("containerd cannot run here: {why}"));
-            return;
-        }
+    let Some(ctrd) = running(
+        Containerd::start(&work.path().join("containerd")),
+        "containerd",
+    ) else {
+        return;
     };
     let reg = Served::start(&[]);
     let (img, src) = layout_in(work.path());
