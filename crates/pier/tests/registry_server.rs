@@ -445,7 +445,11 @@ fn docker_pushes_to_and_pulls_from_pier_registry() {
         "skopeo copy to docker-archive",
     );
     dockerd.ok(&["load", "-i", archive.to_str().unwrap()]);
-    let id = dockerd.ok(&["image", "inspect", "-f", "{{.Id}}", "local/app:v1"]);
+    let image_id = |name: &str| {
+        let id = dockerd.ok(&["image", "inspect", "-f", "{{.Id}}", name]);
+        id.trim().to_owned()
+    };
+    let id = image_id("local/app:v1");
     let remote = format!("{}/dock/app:v1", reg.addr);
     dockerd.ok(&["tag", "local/app:v1", &remote]);
     dockerd.ok(&["push", &remote]);
@@ -453,12 +457,7 @@ fn docker_pushes_to_and_pulls_from_pier_registry() {
     let out = dockerd.docker(&["image", "inspect", &remote]);
     assert!(!out.status.success(), "the image is still in dockerd");
     dockerd.ok(&["pull", &remote]);
-    assert_eq!(
-        dockerd
-            .ok(&["image", "inspect", "-f", "{{.Id}}", &remote])
-            .trim(),
-        id.trim()
-    );
+    assert_eq!(image_id(&remote), id);
     // What docker pushed is readable by another client.
     let raw = ok(
         skopeo(&[
@@ -497,12 +496,7 @@ fn docker_pushes_to_and_pulls_from_pier_registry() {
     dockerd.ok(&["push", &remote]);
     dockerd.ok(&["rmi", &remote]);
     dockerd.ok(&["pull", &remote]);
-    assert_eq!(
-        dockerd
-            .ok(&["image", "inspect", "-f", "{{.Id}}", &remote])
-            .trim(),
-        id.trim()
-    );
+    assert_eq!(image_id(&remote), id);
     assert!(secure.log().contains("\"user\":\"ci\""), "{}", secure.log());
 }
 
