@@ -37,11 +37,8 @@ impl Digest {
     /// UNSUPPORTED).
     pub fn parse(s: &str) -> Option<Digest> {
         let hex = s.strip_prefix("sha256:")?;
-        (hex.len() == 64
-            && hex
-                .bytes()
-                .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)))
-        .then(|| Digest {
+        // 64 lower-case hex digits, as an image ID.
+        reference::is_full_hex_id(hex).then(|| Digest {
             hex: hex.to_owned(),
         })
     }
