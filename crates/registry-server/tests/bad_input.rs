@@ -170,7 +170,7 @@ async fn invalid_names_and_tags_are_refused() {
     push_blob(&reg, "tags", &config).await;
     let m = image_manifest(&config, &[], OCI_MANIFEST);
     for tag in [".hidden", "-dash", &"t".repeat(129)] {
-        let r = send_manifest(&reg, "tags", &tag, m.clone(), OCI_MANIFEST).await;
+        let r = send_manifest(&reg, "tags", tag, m.clone(), OCI_MANIFEST).await;
         assert_eq!(r.status(), 400, "{tag}");
         assert_eq!(error_code(r).await, "MANIFEST_INVALID", "{tag}");
     }
