@@ -31,6 +31,7 @@ mod features;
 mod handshake;
 mod hooks;
 mod init;
+mod init_msg;
 mod mountinfo;
 mod mounts;
 mod process;
