@@ -114,6 +114,17 @@ impl Setup {
         text(&out.stdout)
     }
 
+    /// Runs pier expecting exit status 1, as docker's, with `needle` in
+    /// what it says on stderr.
+    fn fails_with(&self, args: &[&str], needle: &str) {
+        let out = self.run(args, "");
+        assert_eq!(out.status.code(), Some(1), "pier {args:?}: {out:?}");
+        assert!(
+            text(&out.stderr).contains(needle),
+            "pier {args:?} should say {needle:?}: {out:?}"
+        );
+    }
+
     /// Seeds `test/src:v1` (with `marker` in its top layer), logs in and
     /// pulls it; returns its reference.
     fn pulled_source(&self, marker: &str) -> String {
@@ -377,9 +388,7 @@ fn login_and_logout_keep_config_json_as_docker_does(s: &Setup) {
     assert_eq!(cfg["psFormat"], "table {{.ID}}");
 
     // Without a terminal or credentials there is nothing to log in with.
-    let out = s.run(&["login", addr], "");
-    assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("non-TTY"), "{out:?}");
+    s.fails_with(&["login", addr], "non-TTY");
 
     // A config.json that is not JSON: login refuses to overwrite it, pull
     // warns and goes on without credentials, as docker does.
@@ -396,11 +405,9 @@ fn login_and_logout_keep_config_json_as_docker_does(s: &Setup) {
         std::fs::read_to_string(&cfg_path).unwrap(),
         "{\"auths\": oops"
     );
-    let out = s.run(&["pull", &format!("{addr}/test/none:v1")], "");
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).contains("WARNING: Error loading config file"),
-        "{out:?}"
+    s.fails_with(
+        &["pull", &format!("{addr}/test/none:v1")],
+        "WARNING: Error loading config file",
     );
 }
 
@@ -432,11 +439,9 @@ fn push_all_tags_sends_every_tag(s: &Setup) {
     for tag in ["one", "two"] {
         s.ok(&["tag", &src, &format!("{repo}:{tag}")], "");
     }
-    let out = s.run(&["push", "-a", &format!("{repo}:one")], "");
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).contains("tag can't be used with --all-tags/-a"),
-        "{out:?}"
+    s.fails_with(
+        &["push", "-a", &format!("{repo}:one")],
+        "tag can't be used with --all-tags/-a",
     );
     let out = s.ok(&["push", "--all-tags", &repo], "");
     assert!(out.contains("one: digest: sha256:"), "{out}");
@@ -530,16 +535,9 @@ fn pull_uses_stored_credentials_and_prints_progress(s: &Setup) {
     assert!(tty.contains(": Pull complete \r"), "{tty:?}");
 
     // A tag the registry lacks: the daemon's message, exit 1.
-    let out = s.run(&["pull", &format!("{addr}/test/app:missing")], "");
-    assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("missing"), "{out:?}");
+    s.fails_with(&["pull", &format!("{addr}/test/app:missing")], "missing");
     // A malformed reference never reaches the daemon.
-    let out = s.run(&["pull", "Not/Valid:ref:x"], "");
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).contains("invalid reference format"),
-        "{out:?}"
-    );
+    s.fails_with(&["pull", "Not/Valid:ref:x"], "invalid reference format");
 }
 
 fn push_prints_the_digest_the_registry_has(s: &Setup) {
@@ -569,18 +567,17 @@ fn push_prints_the_digest_the_registry_has(s: &Setup) {
         s.ok(&["image", "push", "-q", &target], ""),
         format!("{target}\n")
     );
-    let out = s.run(&["push", &format!("{addr}/test/pushed@{digest}")], "");
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).contains("cannot push a digest reference"),
-        "{out:?}"
+    s.fails_with(
+        &["push", &format!("{addr}/test/pushed@{digest}")],
+        "cannot push a digest reference",
     );
 
     // A tag that does not exist locally: the daemon's message (in the
     // stream from dockerd, as an HTTP error from pierd), exit 1.
-    let out = s.run(&["push", &format!("{addr}/test/pushed:nope")], "");
-    assert_eq!(out.status.code(), Some(1), "{out:?}");
-    assert!(text(&out.stderr).contains("test/pushed"), "{out:?}");
+    s.fails_with(
+        &["push", &format!("{addr}/test/pushed:nope")],
+        "test/pushed",
+    );
 
     // Logged out: the registry refuses, exit 1.
     s.ok(&["logout", addr], "");
@@ -594,11 +591,9 @@ fn pull_all_tags_fetches_every_tag(s: &Setup) {
     s.seed("test/many", "b", "tag b\n");
     s.login();
     let repo = format!("{addr}/test/many");
-    let out = s.run(&["pull", "-a", &format!("{repo}:a")], "");
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).contains("tag can't be used with --all-tags/-a"),
-        "{out:?}"
+    s.fails_with(
+        &["pull", "-a", &format!("{repo}:a")],
+        "tag can't be used with --all-tags/-a",
     );
     let out = s.ok(&["pull", "--all-tags", &repo], "");
     assert!(out.ends_with(&format!("{repo}\n")), "{out}");
@@ -671,10 +666,5 @@ fn credential_helpers_hold_the_secret(s: &Setup) {
         .join(addr.replace(':', "_"))
         .exists());
     // Without the helper on PATH: a clear error naming it.
-    let out = s.run(&["pull", &reference], "");
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).contains("docker-credential-pier-test"),
-        "{out:?}"
-    );
+    s.fails_with(&["pull", &reference], "docker-credential-pier-test");
 }
