@@ -30,6 +30,31 @@ impl<R: Read> Read for Tee<'_, R> {
     }
 }
 
+/// A blocking reader over the chunks the blob writer forwards.
+struct ChunkReader {
+    rx: std::sync::mpsc::Receiver<Vec<u8>>,
+    cur: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.cur.len() {
+            match self.rx.recv() {
+                Ok(c) => {
+                    self.cur = c;
+                    self.pos = 0;
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len() - self.pos);
+        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
 /// Counts and hashes the uncompressed tar.
 struct DiffHasher<R> {
     inner: R,
@@ -80,43 +105,85 @@ impl Store {
     /// tar turns out not to match `t.diff_id`) and the tar matches
     /// `t.diff_id` (then the snapshot is committed). Returns the
     /// uncompressed size (0 without `unpack`).
-    pub fn store_layer(&self, reader: impl Read, t: &LayerTarget, unpack: bool) -> Result<u64> {
+    pub fn store_layer(
+        &self,
+        reader: impl Read + Send,
+        t: &LayerTarget,
+        unpack: bool,
+    ) -> Result<u64> {
         use sha2::Digest as _;
         let _gc = self.gc_guard();
         crate::content::hex_of(&t.digest)?;
         let mut ingest = self.content.ingest()?;
-        let mut tee = Tee {
-            inner: reader,
-            out: &mut ingest,
-        };
         if !unpack {
+            let mut tee = Tee {
+                inner: reader,
+                out: &mut ingest,
+            };
             io::copy(&mut tee, &mut io::sink())
                 .map_err(|e| io_err(format!("reading layer {}", t.digest), e))?;
             ingest.commit(Some(&t.digest))?;
             return Ok(0);
         }
         let tmp = self.snapshots.tmp()?;
-        let unpacked = (|| -> Result<(String, u64)> {
-            let (_, plain) = extract::decompress(&mut tee)
-                .map_err(|e| Error::InvalidLayer(format!("reading layer {}: {e}", t.digest)))?;
-            let mut h = DiffHasher {
-                inner: plain,
-                hasher: sha2::Sha256::new(),
-                n: 0,
-            };
-            extract::unpack_tar(&mut h, tmp.path())?;
-            Ok((format!("sha256:{}", hex::encode(h.hasher.finalize())), h.n))
-        })();
-        // Whatever the unpack made of it, read the blob to its end: a
-        // digest mismatch explains a broken tar better than the tar error.
-        let drained = io::copy(&mut tee, &mut io::sink());
-        let (diff_id, size) = match (unpacked, drained) {
-            (_, Err(e)) => return Err(io_err(format!("reading layer {}", t.digest), e)),
-            (Err(e), Ok(_)) => {
+        // Two threads: this one decompresses, hashes the tar and unpacks
+        // it; a helper stores and hashes the blob as it arrives and feeds
+        // this one. Hashing twice is most of the CPU a pull takes.
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(32);
+        let (unpacked, stored) = std::thread::scope(|sc| {
+            let writer = sc.spawn(move || -> io::Result<Ingest> {
+                let mut reader = reader;
+                let mut buf = vec![0u8; 256 << 10];
+                let mut feed = Some(tx);
+                loop {
+                    let n = match reader.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => return Err(e),
+                    };
+                    ingest.write_all(&buf[..n])?;
+                    // An unpacker that gave up stops listening; the blob is
+                    // still read to its end so its digest can be checked.
+                    if feed
+                        .as_ref()
+                        .is_some_and(|f| f.send(buf[..n].to_vec()).is_err())
+                    {
+                        feed = None;
+                    }
+                }
+                Ok(ingest)
+            });
+            let unpacked = (|| -> Result<(String, u64)> {
+                let chunks = ChunkReader {
+                    rx,
+                    cur: Vec::new(),
+                    pos: 0,
+                };
+                let (_, plain) = extract::decompress(chunks)
+                    .map_err(|e| Error::InvalidLayer(format!("reading layer {}: {e}", t.digest)))?;
+                let mut h = DiffHasher {
+                    inner: plain,
+                    hasher: sha2::Sha256::new(),
+                    n: 0,
+                };
+                extract::unpack_tar(&mut h, tmp.path())?;
+                Ok((format!("sha256:{}", hex::encode(h.hasher.finalize())), h.n))
+            })();
+            let stored = writer
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("the layer writer thread panicked")));
+            (unpacked, stored)
+        });
+        // A reading error first (the download failed); then a digest
+        // mismatch, which explains a broken tar better than the tar error.
+        let ingest = stored.map_err(|e| io_err(format!("reading layer {}", t.digest), e))?;
+        let (diff_id, size) = match unpacked {
+            Err(e) => {
                 ingest.commit(Some(&t.digest))?;
                 return Err(e);
             }
-            (Ok(u), Ok(_)) => u,
+            Ok(u) => u,
         };
         // One syncfs makes both the blob and the unpacked layer durable.
         let blob = ingest.finish(Some(&t.digest))?;
