@@ -97,6 +97,38 @@ pub fn parse_options(options: &[String]) -> MountOptions {
     out
 }
 
+/// The mount_setattr(2) attributes (set, clear) that give a bind mount the
+/// per-mount flags in `flags`, as a `MS_REMOUNT | MS_BIND` with them would:
+/// the listed ones set, every other per-mount flag cleared, relatime unless
+/// another atime mode is asked.
+pub fn bind_attributes(flags: c_ulong) -> (u64, u64) {
+    use crate::sys::*;
+    let mut set = 0;
+    for (ms, attr) in [
+        (libc::MS_RDONLY, MOUNT_ATTR_RDONLY),
+        (libc::MS_NOSUID, MOUNT_ATTR_NOSUID),
+        (libc::MS_NODEV, MOUNT_ATTR_NODEV),
+        (libc::MS_NOEXEC, MOUNT_ATTR_NOEXEC),
+        (libc::MS_NODIRATIME, MOUNT_ATTR_NODIRATIME),
+    ] {
+        if flags & ms != 0 {
+            set |= attr;
+        }
+    }
+    if flags & libc::MS_STRICTATIME != 0 {
+        set |= MOUNT_ATTR_STRICTATIME;
+    } else if flags & libc::MS_NOATIME != 0 {
+        set |= MOUNT_ATTR_NOATIME;
+    }
+    let clear = MOUNT_ATTR_RDONLY
+        | MOUNT_ATTR_NOSUID
+        | MOUNT_ATTR_NODEV
+        | MOUNT_ATTR_NOEXEC
+        | MOUNT_ATTR_NODIRATIME
+        | MOUNT_ATTR_ATIME;
+    (set, clear)
+}
+
 /// What kind of mount an entry is, decided in the parent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MountKind {
@@ -390,6 +422,36 @@ mod tests {
             p.source.unwrap().to_str().unwrap(),
             dir.path().join("file").to_str().unwrap()
         );
+    }
+
+    #[test]
+    fn bind_attributes_set_the_asked_flags_and_clear_the_rest() {
+        use crate::sys::*;
+        let all = MOUNT_ATTR_RDONLY
+            | MOUNT_ATTR_NOSUID
+            | MOUNT_ATTR_NODEV
+            | MOUNT_ATTR_NOEXEC
+            | MOUNT_ATTR_NODIRATIME
+            | MOUNT_ATTR_ATIME;
+        let o = parse_options(&s(&["rbind", "ro", "nosuid", "noatime"]));
+        assert_eq!(
+            bind_attributes(o.flags),
+            (
+                MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOATIME,
+                all
+            )
+        );
+        let o = parse_options(&s(&["bind", "nodev", "noexec", "strictatime", "noatime"]));
+        assert_eq!(
+            bind_attributes(o.flags),
+            (
+                MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC | MOUNT_ATTR_STRICTATIME,
+                all
+            )
+        );
+        // relatime is the atime mode 0; sync is no per-mount flag.
+        let o = parse_options(&s(&["bind", "relatime", "sync", "nodiratime"]));
+        assert_eq!(bind_attributes(o.flags), (MOUNT_ATTR_NODIRATIME, all));
     }
 
     fn cgroup_mount() -> MountPlan {
