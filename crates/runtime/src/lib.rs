@@ -32,7 +32,7 @@ mod handshake;
 mod hooks;
 mod init;
 mod init_msg;
-mod mountinfo;
+pub mod mountinfo;
 mod mounts;
 mod process;
 mod rootfs;

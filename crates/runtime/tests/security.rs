@@ -343,3 +343,96 @@ fn masked_and_readonly_paths_block_writes_from_inside() {
         "ro-content"
     );
 }
+
+/// What one container of the race saw: where its bind mount was (mount
+/// points of the mount whose root is the race source) and its cwd.
+fn race_script(id: &str) -> String {
+    format!(
+        "touch cwd-marker-{id} 2>/dev/null; echo \"cwd $(pwd -P)\"; \
+         awk '$4 ~ /\\/race-src$/ {{print \"mount \" $5}}' /proc/self/mountinfo; \
+         echo {id} > /mnt/target/mount-marker-{id} 2>/dev/null; true"
+    )
+}
+
+/// The symlink-exchange mount race (the runc CVE-2021-30465 class): while
+/// containers are created, a host thread swaps the mount destination
+/// `/mnt/target` (and the cwd `/mnt/cwd`), directories of the rootfs, with
+/// symlinks to a host directory outside it. Each container must either run
+/// with its mount and cwd inside its root or fail cleanly; nothing may be
+/// mounted on, or written into, the host directory. Half the runs use
+/// rshared root propagation, which would carry an escaped mount back to
+/// the host's mountinfo; the others would show it as missing inside.
+#[test]
+fn symlink_exchange_races_keep_mounts_and_cwd_inside_the_rootfs() {
+    let decoy_dir = tempfile::Builder::new()
+        .prefix("pier-test-decoy-")
+        .tempdir()
+        .unwrap();
+    let decoy = decoy_dir.path().to_owned();
+    let _shared = common::race::SharedDecoy::new(&decoy).unwrap();
+    let mut b = Bundle::new(&[]);
+    let src = b.path().join("race-src");
+    fs::create_dir(&src).unwrap();
+    fs::write(src.join("seed"), "source").unwrap();
+    let mnt = b.rootfs().join("mnt");
+    fs::create_dir_all(mnt.join("target")).unwrap();
+    fs::create_dir_all(mnt.join("cwd")).unwrap();
+    symlink(&decoy, mnt.join("link")).unwrap();
+    symlink(&decoy, mnt.join("cwdlink")).unwrap();
+    b.config["root"]["readonly"] = json!(false);
+    b.config["process"]["cwd"] = json!("/mnt/cwd");
+    b.config["mounts"].as_array_mut().unwrap().push(json!({
+        "destination": "/mnt/target", "type": "bind",
+        "source": "race-src", "options": ["rbind", "nosuid"]
+    }));
+    // Inside the root, the symlinks lead here.
+    let decoy_inside = decoy.to_str().unwrap().to_owned();
+    let mount_ok = ["/mnt/target", "/mnt/link", decoy_inside.as_str()];
+    let cwd_ok = ["/mnt/cwd", "/mnt/cwdlink", decoy_inside.as_str()];
+
+    let swapper = common::race::Exchanger::start(&mnt, &[("target", "link"), ("cwd", "cwdlink")]);
+    let (mut ran, mut failed, mut through_link) = (0, 0, 0);
+    for i in 0..40 {
+        let id = format!("race{i}");
+        b.config["linux"]["rootfsPropagation"] =
+            json!(if i % 2 == 0 { "rshared" } else { "rprivate" });
+        b.sh(&race_script(&id));
+        let out = b.run(&id);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{id}: {stderr}");
+        let host = common::race::host_mounts_at_or_below(&decoy);
+        assert_eq!(host, [decoy_inside.as_str()], "{id}: mounted on the decoy");
+        if !out.status.success() {
+            // A clean failure says what failed.
+            assert!(stderr.starts_with("run: "), "{id}: {out:?}");
+            eprintln!("{id}: {}", stderr.trim());
+            failed += 1;
+            continue;
+        }
+        ran += 1;
+        let text = stdout(&out);
+        let mounts: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("mount "))
+            .collect();
+        assert!(
+            mounts.len() == 1 && mount_ok.contains(&mounts[0]),
+            "{id}: the bind mount is not inside the root: {text}"
+        );
+        through_link += usize::from(mounts[0] == decoy_inside);
+        let cwd = text
+            .lines()
+            .find_map(|l| l.strip_prefix("cwd "))
+            .unwrap_or("");
+        assert!(cwd_ok.contains(&cwd), "{id}: cwd {cwd:?}: {text}");
+    }
+    let swaps = swapper.finish().unwrap();
+    let host = common::race::host_mounts_at_or_below(&decoy);
+    assert_eq!(host, [decoy_inside.as_str()], "mounted on the decoy");
+    let written: Vec<_> = fs::read_dir(&decoy).unwrap().collect();
+    assert!(written.is_empty(), "written into the decoy: {written:?}");
+    eprintln!("race: {ran} ran, {failed} failed cleanly, {through_link} mounted through the symlink, {swaps} swaps");
+    assert!(ran > 0, "no container ran");
+    // The race was real: some mounts resolved through the symlink.
+    assert!(through_link > 0, "the swap never hit a mount");
+}
