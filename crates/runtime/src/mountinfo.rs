@@ -1,5 +1,7 @@
-//! Just enough of /proc/self/mountinfo for the rootfs: which mount holds a
-//! path (and whether it is shared), and which mounts sit below a path.
+//! The runtime's one reader of /proc/*/mountinfo: for the rootfs, which
+//! mount holds a path (and whether it is shared) and which mounts sit below
+//! a path; for cgroups, the filesystem type and super options of each
+//! mount (which hierarchies there are).
 
 use std::ffi::CString;
 use std::fs;
@@ -12,6 +14,10 @@ pub struct MountEntry {
     pub mount_point: String,
     /// The mount is in a shared peer group (`shared:N` optional field).
     pub shared: bool,
+    /// `cgroup`, `tmpfs`, ... (the first field after the `-`).
+    pub fstype: String,
+    /// The superblock's options (`rw,memory`), as the kernel writes them.
+    pub super_options: String,
 }
 
 /// Undoes the kernel's octal escapes (`\040` for a space, `\134` for `\`).
@@ -40,26 +46,32 @@ fn unescape(field: &str) -> String {
 }
 
 /// Parses one mountinfo line; None for a line that does not have the shape
-/// `id parent major:minor root mount_point options [optional...] - ...`.
+/// `id parent major:minor root mount_point options [optional...] - fstype
+/// [source [super_options]]`.
 pub fn parse_line(line: &str) -> Option<MountEntry> {
     let mut fields = line.split(' ');
     let mount_point = fields.nth(4)?;
     let _options = fields.next()?;
     let mut shared = false;
     let mut separator = false;
-    for f in fields {
+    for f in fields.by_ref() {
         if f == "-" {
             separator = true;
             break;
         }
         shared |= f.starts_with("shared:");
     }
+    let fstype = fields.next().filter(|t| !t.is_empty())?;
+    let _source = fields.next();
+    let super_options = fields.next().unwrap_or("");
     if !separator || !mount_point.starts_with('/') {
         return None;
     }
     Some(MountEntry {
         mount_point: unescape(mount_point),
         shared,
+        fstype: fstype.to_owned(),
+        super_options: super_options.to_owned(),
     })
 }
 
@@ -147,6 +159,16 @@ mod tests {
         assert!(e[0].shared && e[1].shared && !e[2].shared);
         assert_eq!(e[3].mount_point, "/tmp/my dir");
         assert!(!e[3].shared, "master:N is not shared");
+        assert_eq!(
+            (e[4].fstype.as_str(), e[4].super_options.as_str()),
+            ("ext4", "rw")
+        );
+        // Source and super options may be missing; the type may not.
+        let short = parse_line("1 2 0:3 / /m rw - cgroup2").unwrap();
+        assert_eq!(
+            (short.fstype.as_str(), short.super_options.as_str()),
+            ("cgroup2", "")
+        );
     }
 
     #[test]
@@ -191,6 +213,8 @@ mod tests {
             "1 2 3",
             "1 2 3:4 / relative rw - x y z",
             "1 2 3:4 / /x rw shared:1",
+            "1 2 3:4 / /x rw shared:1 -",
+            "1 2 3:4 / /x rw shared:1 - ",
             "\\\\\\1",
         ] {
             assert_eq!(parse_line(line), None, "{line:?}");
@@ -222,9 +246,14 @@ mod tests {
         #[test]
         fn escaped_mount_points_round_trip(path in "/[a-z \\\\\t\n]{0,20}", shared in proptest::bool::ANY) {
             let opt = if shared { "shared:7 " } else { "" };
-            let line = format!("1 2 0:3 / {} rw {opt}- tmpfs tmpfs rw", escape(&path));
+            let line = format!("1 2 0:3 / {} rw {opt}- tmpfs tmpfs rw,size=4k", escape(&path));
             let e = parse_line(&line);
-            proptest::prop_assert_eq!(e, Some(MountEntry { mount_point: path, shared }));
+            proptest::prop_assert_eq!(e, Some(MountEntry {
+                mount_point: path,
+                shared,
+                fstype: "tmpfs".into(),
+                super_options: "rw,size=4k".into(),
+            }));
         }
     }
 }

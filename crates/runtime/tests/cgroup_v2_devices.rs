@@ -28,14 +28,11 @@ use pier_runtime::cgroups::{Cgroup, CgroupState, Mode};
 
 /// Mount point of the first cgroup2 filesystem, from mountinfo.
 fn cgroup2_mount() -> Option<PathBuf> {
-    let info = fs::read_to_string("/proc/self/mountinfo").ok()?;
-    info.lines().find_map(|l| {
-        let (left, right) = l.split_once(" - ")?;
-        if right.split_whitespace().next() != Some("cgroup2") {
-            return None;
-        }
-        left.split_whitespace().nth(4).map(PathBuf::from)
-    })
+    let mounts = pier_runtime::mountinfo::read_own().ok()?;
+    mounts
+        .into_iter()
+        .find(|m| m.fstype == "cgroup2")
+        .map(|m| PathBuf::from(m.mount_point))
 }
 
 /// The test's process and cgroup; on drop the process is killed and

@@ -694,18 +694,15 @@ fn under_own_cgroups(name: &str) -> Parents {
 /// The hierarchy a /proc/PID/cgroup line's controllers live in ("" is the
 /// cgroup2 one), from this process's mountinfo.
 fn hierarchy_mount(ctrls: &str) -> Option<PathBuf> {
-    let info = fs::read_to_string("/proc/self/mountinfo").unwrap();
-    info.lines().find_map(|l| {
-        let (left, right) = l.split_once(" - ")?;
-        let mut r = right.split_whitespace();
-        let fstype = r.next()?;
-        let opts: Vec<&str> = r.nth(1)?.split(',').collect();
+    let mounts = pier_runtime::mountinfo::read_own().unwrap();
+    mounts.into_iter().find_map(|m| {
+        let opts: Vec<&str> = m.super_options.split(',').collect();
         let found = if ctrls.is_empty() {
-            fstype == "cgroup2"
+            m.fstype == "cgroup2"
         } else {
-            fstype == "cgroup" && ctrls.split(',').all(|c| opts.contains(&c))
+            m.fstype == "cgroup" && ctrls.split(',').all(|c| opts.contains(&c))
         };
-        found.then(|| PathBuf::from(left.split_whitespace().nth(4).unwrap()))
+        found.then(|| PathBuf::from(m.mount_point))
     })
 }
 

@@ -93,16 +93,6 @@ fn unbindable_rootfs_propagation_refuses_binds_of_the_root() {
     assert_eq!(out.trim(), "refused");
 }
 
-fn host_mounts_under(dir: &std::path::Path) -> Vec<String> {
-    let dir = dir.to_str().unwrap().to_owned();
-    fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4).map(str::to_owned))
-        .filter(|mp| mp == &dir || mp.starts_with(&format!("{dir}/")))
-        .collect()
-}
-
 #[test]
 fn without_a_mount_namespace_the_init_chroots_and_delete_unmounts() {
     let mut b = Bundle::new(&[]);
@@ -144,7 +134,7 @@ fn without_a_mount_namespace_the_init_chroots_and_delete_unmounts() {
         Some(root_ino.to_string().as_str())
     );
     // Its mounts live in our namespace while it runs...
-    let mounts = host_mounts_under(&rootfs);
+    let mounts = common::host_mounts_at_or_below(&rootfs);
     for m in ["", "/proc", "/dev", "/dev/shm", "/sys"] {
         let want = format!("{}{m}", rootfs.display());
         assert!(mounts.contains(&want), "{want} not in {mounts:?}");
@@ -152,7 +142,10 @@ fn without_a_mount_namespace_the_init_chroots_and_delete_unmounts() {
     // ...and delete takes them away (runc 1.1.5 leaves them behind).
     let out = b.cmd(&["delete", "--force", "no-mntns"]).output().unwrap();
     common::check(&out);
-    assert_eq!(host_mounts_under(&rootfs), Vec::<String>::new());
+    assert_eq!(
+        common::host_mounts_at_or_below(&rootfs),
+        Vec::<String>::new()
+    );
 }
 
 #[test]

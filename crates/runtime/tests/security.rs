@@ -400,7 +400,7 @@ fn symlink_exchange_races_keep_mounts_and_cwd_inside_the_rootfs() {
         let out = b.run(&id);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!stderr.contains("panicked"), "{id}: {stderr}");
-        let host = common::race::host_mounts_at_or_below(&decoy);
+        let host = common::host_mounts_at_or_below(&decoy);
         assert_eq!(host, [decoy_inside.as_str()], "{id}: mounted on the decoy");
         if !out.status.success() {
             // A clean failure says what failed.
@@ -427,7 +427,7 @@ fn symlink_exchange_races_keep_mounts_and_cwd_inside_the_rootfs() {
         assert!(cwd_ok.contains(&cwd), "{id}: cwd {cwd:?}: {text}");
     }
     let swaps = swapper.finish().unwrap();
-    let host = common::race::host_mounts_at_or_below(&decoy);
+    let host = common::host_mounts_at_or_below(&decoy);
     assert_eq!(host, [decoy_inside.as_str()], "mounted on the decoy");
     let written: Vec<_> = fs::read_dir(&decoy).unwrap().collect();
     assert!(written.is_empty(), "written into the decoy: {written:?}");

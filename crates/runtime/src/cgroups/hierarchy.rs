@@ -73,24 +73,14 @@ fn to_join(st: &CgroupState) -> Vec<(Option<&'static Hierarchy>, PathBuf)> {
 pub fn parse_mountinfo(info: &str, root: &Path) -> Vec<Hierarchy> {
     let mut v1 = Vec::new();
     let mut unified = None;
-    for line in info.lines() {
-        // ... mount_point ... - fstype source super_options
-        let Some((left, right)) = line.split_once(" - ") else {
-            continue;
-        };
-        let mut r = right.split_whitespace();
-        let fstype = r.next();
-        let opts = r.nth(1).unwrap_or("");
-        let Some(mp) = left.split_whitespace().nth(4) else {
-            continue;
-        };
-        let mount = PathBuf::from(mp.replace("\\040", " "));
-        match fstype {
-            Some("cgroup") => v1.push(Hierarchy {
-                options: opts.split(',').map(str::to_owned).collect(),
+    for e in crate::mountinfo::parse(info) {
+        let mount = PathBuf::from(e.mount_point);
+        match e.fstype.as_str() {
+            "cgroup" => v1.push(Hierarchy {
+                options: e.super_options.split(',').map(str::to_owned).collect(),
                 mount,
             }),
-            Some("cgroup2") if mount == root.join("unified") => {
+            "cgroup2" if mount == root.join("unified") => {
                 unified = Some(Hierarchy {
                     options: Vec::new(),
                     mount,

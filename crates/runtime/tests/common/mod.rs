@@ -215,3 +215,14 @@ impl Bundle {
         serde_json::from_str(&self.ok(&["ps", "-f", "json", id])).unwrap()
     }
 }
+
+/// Mount points at or below `dir` in this (the host's) mount namespace.
+pub fn host_mounts_at_or_below(dir: &Path) -> Vec<String> {
+    let dir = dir.to_string_lossy();
+    let entries = pier_runtime::mountinfo::read_own().expect("reading /proc/self/mountinfo");
+    entries
+        .into_iter()
+        .map(|e| e.mount_point)
+        .filter(|mp| mp == dir.as_ref() || mp.starts_with(&format!("{dir}/")))
+        .collect()
+}

@@ -78,17 +78,6 @@ impl Drop for Exchanger {
     }
 }
 
-/// Host mount points at or below `dir` (from this process's mountinfo).
-pub fn host_mounts_at_or_below(dir: &Path) -> Vec<String> {
-    let dir = dir.to_string_lossy();
-    let entries = pier_runtime::mountinfo::read_own().expect("reading /proc/self/mountinfo");
-    entries
-        .into_iter()
-        .map(|e| e.mount_point)
-        .filter(|mp| mp == dir.as_ref() || mp.starts_with(&format!("{dir}/")))
-        .collect()
-}
-
 /// `dir` bind-mounted onto itself and made shared; every mount at or
 /// below it is lazily unmounted on drop (escaped mounts included).
 pub struct SharedDecoy {
@@ -135,7 +124,7 @@ impl Drop for SharedDecoy {
     fn drop(&mut self) {
         // Deepest first; a path with stacked mounts needs one call each.
         for _ in 0..64 {
-            let mps = host_mounts_at_or_below(&self.dir);
+            let mps = super::host_mounts_at_or_below(&self.dir);
             let Some(mp) = mps.into_iter().max_by_key(|m| m.len()) else {
                 return;
             };
