@@ -170,15 +170,24 @@ fn user_namespace() {
     );
 }
 
-/// Removes the v1 cgroup directories `/<id>` left behind (by a failed run).
-struct CgroupDirs(String);
+/// Removes, on drop, the cgroup a run of `b` as `id` gets (a failed run
+/// leaves it), in every hierarchy: found by the runtime's own placement,
+/// which agrees with runc's (a relative path under the caller's own cgroup
+/// of each hierarchy, so a nested memory cgroup is found too).
+struct CgroupDirs(pier_runtime::cgroups::CgroupState);
+
+impl CgroupDirs {
+    fn new(b: &Bundle, id: &str) -> CgroupDirs {
+        let spec: oci_spec::runtime::Spec = serde_json::from_value(b.config.clone()).unwrap();
+        let (st, _) = pier_runtime::cgroups::plan(&spec, id).unwrap();
+        CgroupDirs(st)
+    }
+}
 
 impl Drop for CgroupDirs {
     fn drop(&mut self) {
-        if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
-            for e in rd.flatten() {
-                let _ = std::fs::remove_dir(e.path().join(&self.0));
-            }
+        if let Err(e) = pier_runtime::cgroups::remove(&self.0) {
+            eprintln!("cleanup: {e}");
         }
     }
 }
@@ -204,8 +213,8 @@ fn cgroup_mounts(s: &str) -> String {
 #[test]
 fn cgroup_mount_matches_runc() {
     let id = format!("cgmount-{}", std::process::id());
-    let _dirs = CgroupDirs(id.clone());
     let mut b = cgroup_bundle();
+    let _dirs = CgroupDirs::new(&b, &id);
     same(
         &id,
         &mut b,
@@ -220,8 +229,8 @@ fn cgroup_mount_matches_runc() {
 #[test]
 fn cgroup_mount_with_cgroup_namespace_matches_runc() {
     let id = format!("cgmount-ns-{}", std::process::id());
-    let _dirs = CgroupDirs(id.clone());
     let mut b = cgroup_bundle();
+    let _dirs = CgroupDirs::new(&b, &id);
     b.config["linux"]["namespaces"]
         .as_array_mut()
         .unwrap()
