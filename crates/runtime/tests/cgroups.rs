@@ -89,7 +89,7 @@ impl std::ops::DerefMut for Bundle {
 impl Bundle {
     fn new(args: &[&str]) -> Bundle {
         let mut b = common::Bundle::new(args);
-        b.config["linux"]["resources"] = json!({"devices": [{"allow": false, "access": "rwm"}]});
+        b.config["linux"]["resources"] = common::spec_resources();
         Bundle(b)
     }
 
@@ -636,10 +636,10 @@ fn cgroup_mount_shows_the_containers_own_cgroup_read_only() {
     };
     for (id, cgroupns) in [("cgt-cgmount", false), ("cgt-cgmount-ns", true)] {
         let mut b = Bundle::new(&[]);
-        b.config["mounts"].as_array_mut().unwrap().push(json!({
-            "destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
-            "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]
-        }));
+        b.config["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .push(common::cgroup_mount());
         b.config["linux"]["resources"]["memory"] = json!({"limit": 41943040});
         if cgroupns {
             b.config["linux"]["namespaces"]
@@ -749,7 +749,7 @@ fn placement_in_every_hierarchy_matches_runc() {
         (1, format!("{}/c", parent_cgroup())),
     ] {
         b.config["linux"]["cgroupsPath"] = json!(path);
-        b.config["linux"]["resources"] = json!({"devices": [{"allow": false, "access": "rwm"}]});
+        b.config["linux"]["resources"] = common::spec_resources();
         b.write_config();
         let runc_id = format!("cgt-place-runc-{n}");
         struct Runc<'a>(&'a Path, String);

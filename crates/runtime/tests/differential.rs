@@ -195,10 +195,10 @@ impl Drop for CgroupDirs {
 /// Bundle with runc spec's `/sys/fs/cgroup` mount and a memory limit.
 fn cgroup_bundle() -> Bundle {
     let mut b = Bundle::new(&[]);
-    b.config["mounts"].as_array_mut().unwrap().push(json!({
-        "destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
-        "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]
-    }));
+    b.config["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .push(common::cgroup_mount());
     b.config["linux"]["resources"] = json!({"memory": {"limit": 67108864}});
     b
 }

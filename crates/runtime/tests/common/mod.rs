@@ -162,13 +162,20 @@ impl Drop for Bundle {
 }
 
 /// What `pier-runtime spec` (like `runc spec`) writes, with terminal off,
-/// the given args, hostname `pier-test`, and neither the cgroup mount nor
-/// the device rules (tests/cgroups.rs adds what it checks).
-pub fn default_config(args: &[&str]) -> Value {
+/// the given args and hostname `pier-test`: its cgroup mount and device
+/// rules included.
+pub fn spec_config(args: &[&str]) -> Value {
     let mut spec = pier_runtime::default_spec(false);
     spec["process"]["terminal"] = json!(false);
     spec["process"]["args"] = json!(args);
     spec["hostname"] = json!("pier-test");
+    spec
+}
+
+/// [`spec_config`] without the cgroup mount and the device rules (tests
+/// that check them add them back from [`spec_config`]).
+pub fn default_config(args: &[&str]) -> Value {
+    let mut spec = spec_config(args);
     if let Some(mounts) = spec["mounts"].as_array_mut() {
         mounts.retain(|m| m["type"] != "cgroup");
     }
@@ -176,6 +183,20 @@ pub fn default_config(args: &[&str]) -> Value {
         linux.remove("resources");
     }
     spec
+}
+
+/// The spec's `/sys/fs/cgroup` mount (type cgroup, read-only).
+pub fn cgroup_mount() -> Value {
+    let spec = spec_config(&[]);
+    let mounts = spec["mounts"].as_array().cloned().unwrap_or_default();
+    let found = mounts.into_iter().find(|m| m["type"] == "cgroup");
+    found.expect("pier-runtime spec has a cgroup mount")
+}
+
+/// The spec's `linux.resources`: every device denied (the default
+/// devices are allowed on top of it by the runtime).
+pub fn spec_resources() -> Value {
+    spec_config(&[])["linux"]["resources"].clone()
 }
 
 /// Commands on a bundle's containers that assert success.
