@@ -34,6 +34,9 @@ pub struct Options {
     pub chunk_threshold: u64,
     /// Size of one upload chunk.
     pub chunk_size: u64,
+    /// Host names pinned to addresses (like curl's `--resolve`), checked
+    /// before DNS.
+    pub resolve: Vec<(String, std::net::SocketAddr)>,
 }
 
 impl Default for Options {
@@ -48,6 +51,7 @@ impl Default for Options {
             backoff: Duration::from_millis(500),
             chunk_threshold: 128 << 20,
             chunk_size: 64 << 20,
+            resolve: Vec::new(),
         }
     }
 }
@@ -74,8 +78,7 @@ impl Client {
             match map.get(host) {
                 Some(c) => c.clone(),
                 None => {
-                    let c =
-                        tls::http_client(host, &self.options.certs_dir, self.options.read_timeout)?;
+                    let c = tls::http_client(host, &self.options)?;
                     map.insert(host.to_owned(), c.clone());
                     c
                 }

@@ -67,17 +67,18 @@ fn tls_config(ca_dir: &Path) -> Result<rustls::ClientConfig> {
 }
 
 /// The HTTP client for one registry host.
-pub fn http_client(
-    host: &str,
-    certs_dir: &Path,
-    read_timeout: Duration,
-) -> Result<reqwest::Client> {
+pub fn http_client(host: &str, options: &crate::client::Options) -> Result<reqwest::Client> {
+    let (certs_dir, read_timeout) = (&options.certs_dir, options.read_timeout);
     let b = reqwest::Client::builder()
         .user_agent(concat!("pier/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(Duration::from_secs(30))
         .read_timeout(read_timeout)
         .pool_max_idle_per_host(16)
         .tls_backend_preconfigured(tls_config(&certs_dir.join(host))?);
+    let b = options
+        .resolve
+        .iter()
+        .fold(b, |b, (name, addr)| b.resolve(name, *addr));
     b.build()
         .map_err(|e| Error::Transport(format!("setting up the HTTP client for {host}: {e}")))
 }
@@ -107,13 +108,18 @@ mod tests {
             .tempdir()
             .unwrap();
         std::fs::create_dir_all(d.path().join("h:1")).unwrap();
-        assert!(http_client("h:1", d.path(), Duration::from_secs(1)).is_ok());
+        let o = crate::client::Options {
+            certs_dir: d.path().to_path_buf(),
+            read_timeout: Duration::from_secs(1),
+            ..Default::default()
+        };
+        assert!(http_client("h:1", &o).is_ok());
         std::fs::write(
             d.path().join("h:1/ca.crt"),
             "-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n",
         )
         .unwrap();
-        let e = http_client("h:1", d.path(), Duration::from_secs(1)).unwrap_err();
+        let e = http_client("h:1", &o).unwrap_err();
         assert!(e.to_string().contains("ca.crt"), "{e}");
     }
 }
