@@ -610,6 +610,34 @@ fn htpasswd_auth_login_pull_and_push() {
     let good = login("s3cret");
     assert_eq!(good.status, 200, "{}", good.body);
     assert!(good.body.contains("Login Succeeded"), "{}", good.body);
+    // The docker CLI logs in through pierd too.
+    if pier_testutil::dockerd::have("docker") {
+        let cfg = layout_dir();
+        let out = Command::new("docker")
+            .env("DOCKER_CONFIG", cfg.path())
+            .arg("-H")
+            .arg(format!(
+                "unix://{}",
+                env.exec_root.join("pier.sock").display()
+            ))
+            .args(["login", "-u", "user", "--password-stdin", &reg.addr])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut c| {
+                c.stdin.take().unwrap().write_all(b"s3cret\n")?;
+                c.wait_with_output()
+            })
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.contains("Login Succeeded"), "{text}");
+    }
 
     let wrong = b64url(&format!(
         r#"{{"username":"user","password":"nope","serveraddress":"{}"}}"#,
