@@ -113,12 +113,7 @@ fn assert_eperm(r: &std::collections::BTreeMap<String, String>, probe: &str, whe
 
 #[test]
 fn v2_device_rules_are_enforced_by_the_ebpf_program() {
-    if !nix_is_root() {
-        pier_testutil::skip("cgroup v2 device test needs root");
-        return;
-    }
-    let Some(v2_root) = cgroup2_mount() else {
-        pier_testutil::skip("no cgroup2 hierarchy is mounted on this host");
+    let Some(v2_root) = cgroup2_or_skip() else {
         return;
     };
     // Our own device nodes: /dev/null (1:3, allowed by default) and
@@ -170,48 +165,75 @@ fn v2_device_rules_are_enforced_by_the_ebpf_program() {
         "prober {pid} not in {}: {procs}",
         dir.display()
     );
-    cg.apply(&resources(
-        serde_json::json!([{"allow": false, "access": "rwm"}]),
-    ))
-    .expect("applying the default device rules");
-    let defaults = probe_round(&mut stdin, &mut out);
-    assert_ok(&defaults, &null_w, "default rules");
-    assert_eperm(&defaults, &kmsg_r, "default rules");
-    assert_eperm(&defaults, &kmsg_w, "default rules");
-
-    // A spec rule allowing 1:11 for reading only: the new program replaces
-    // the old one.
-    cg.apply(&resources(serde_json::json!([
-        {"allow": false, "access": "rwm"},
-        {"allow": true, "type": "c", "major": 1, "minor": 11, "access": "r"}
-    ])))
-    .expect("applying a rule for c 1:11 r");
-    let read_only = probe_round(&mut stdin, &mut out);
-    assert_ok(&read_only, &null_w, "c 1:11 r");
-    assert_ok(&read_only, &kmsg_r, "c 1:11 r");
-    assert_eperm(&read_only, &kmsg_w, "c 1:11 r");
-
-    // A spec denying /dev/null after "allow all": the default devices come
-    // last and allow it again, as runc does.
-    cg.apply(&resources(serde_json::json!([
-        {"allow": true, "access": "rwm"},
-        {"allow": false, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
-        {"allow": false, "type": "c", "major": 1, "minor": 11, "access": "w"}
-    ])))
-    .expect("applying allow-all with denials");
-    let allow_all = probe_round(&mut stdin, &mut out);
-    assert_ok(&allow_all, &null_w, "allow all, deny 1:3 and 1:11 w");
-    assert_ok(&allow_all, &kmsg_r, "allow all, deny 1:3 and 1:11 w");
-    assert_eperm(&allow_all, &kmsg_w, "allow all, deny 1:3 and 1:11 w");
+    // Each apply replaces the previous program. With "allow all" and
+    // denials the default devices come last and allow /dev/null again, as
+    // runc does.
+    for (what, rules, kmsg_readable) in [
+        (
+            "default rules",
+            serde_json::json!([{"allow": false, "access": "rwm"}]),
+            false,
+        ),
+        (
+            "c 1:11 r",
+            serde_json::json!([
+                {"allow": false, "access": "rwm"},
+                {"allow": true, "type": "c", "major": 1, "minor": 11, "access": "r"}
+            ]),
+            true,
+        ),
+        (
+            "allow all, deny 1:3 and 1:11 w",
+            serde_json::json!([
+                {"allow": true, "access": "rwm"},
+                {"allow": false, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
+                {"allow": false, "type": "c", "major": 1, "minor": 11, "access": "w"}
+            ]),
+            true,
+        ),
+    ] {
+        if let Err(e) = cg.apply(&resources(rules)) {
+            panic!("applying {what}: {e}");
+        }
+        let got = probe_round(&mut stdin, &mut out);
+        assert_ok(&got, &null_w, what);
+        if kmsg_readable {
+            assert_ok(&got, &kmsg_r, what);
+        } else {
+            assert_eperm(&got, &kmsg_r, what);
+        }
+        assert_eperm(&got, &kmsg_w, what);
+    }
 
     drop(stdin);
     drop(guard);
     assert!(!dir.exists(), "{} survived the test", dir.display());
 }
 
-fn nix_is_root() -> bool {
+/// Removes the (empty) directories on drop, in order.
+struct Rmdir(Vec<PathBuf>);
+
+impl Drop for Rmdir {
+    fn drop(&mut self) {
+        for d in &self.0 {
+            let _ = fs::remove_dir(d);
+        }
+    }
+}
+
+/// The cgroup2 mount point, or None after `skip` says why these tests
+/// cannot run here (not root, or no cgroup2 hierarchy).
+fn cgroup2_or_skip() -> Option<PathBuf> {
     // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
+    if unsafe { libc::geteuid() } != 0 {
+        pier_testutil::skip("cgroup v2 tests need root");
+        return None;
+    }
+    let found = cgroup2_mount();
+    if found.is_none() {
+        pier_testutil::skip("no cgroup2 hierarchy is mounted on this host");
+    }
+    found
 }
 
 /// The whole pure-v2 path, end to end: `pier-runtime run` in a private
@@ -223,12 +245,7 @@ fn nix_is_root() -> bool {
 /// open gets past the cgroup to the kernel's ENXIO (no such device).
 #[test]
 fn pure_v2_run_enforces_device_rules_from_inside() {
-    if !nix_is_root() {
-        pier_testutil::skip("cgroup v2 device test needs root");
-        return;
-    }
-    let Some(v2_root) = cgroup2_mount() else {
-        pier_testutil::skip("no cgroup2 hierarchy is mounted on this host");
+    let Some(v2_root) = cgroup2_or_skip() else {
         return;
     };
     for (n, rules, want) in [
@@ -248,13 +265,7 @@ fn pure_v2_run_enforces_device_rules_from_inside() {
     ] {
         let id = format!("pier-test-v2run-{}-{n}", std::process::id());
         // The container's cgroup, should the run fail half-way.
-        struct Rmdir(PathBuf);
-        impl Drop for Rmdir {
-            fn drop(&mut self) {
-                let _ = fs::remove_dir(&self.0);
-            }
-        }
-        let _cg = Rmdir(v2_root.join(&id));
+        let _cg = Rmdir(vec![v2_root.join(&id)]);
         let mut b = common::Bundle::new(&[]);
         b.sh("echo x > /dev/null && echo null-ok; (exec 3</dev/probe) 2>&1; true");
         b.config["linux"]["devices"] = serde_json::json!([
@@ -265,22 +276,11 @@ fn pure_v2_run_enforces_device_rules_from_inside() {
         b.write_config();
         b.ids.push(id.clone());
         let script = format!(
-            "mount -t cgroup2 none /sys/fs/cgroup && exec {bin} --root {root} run --bundle {bundle} {id}",
-            bin = common::BIN,
-            root = b.state_root().display(),
+            "mount -t cgroup2 none /sys/fs/cgroup && exec {runtime} run --bundle {bundle} {id}",
+            runtime = b.shell_runtime(),
             bundle = b.path().display(),
         );
-        let out = Command::new("unshare")
-            .args(["--mount", "--propagation", "private", "sh", "-c", &script])
-            .stdin(Stdio::null())
-            .output()
-            .expect("running unshare");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "rules {n}: {stdout}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let stdout = common::sh_in_private_mount_ns(&script, || format!("rules {n}"));
         assert!(stdout.contains("null-ok"), "rules {n}: {stdout}");
         assert!(stdout.contains(want), "rules {n}: {stdout}");
         if n == 1 {
@@ -296,12 +296,7 @@ fn pure_v2_run_enforces_device_rules_from_inside() {
 /// through cgroup.freeze, `ps`, and `delete` removing the cgroup.
 #[test]
 fn pure_v2_lifecycle_through_the_unified_tree() {
-    if !nix_is_root() {
-        pier_testutil::skip("cgroup v2 test needs root");
-        return;
-    }
-    let Some(v2_root) = cgroup2_mount() else {
-        pier_testutil::skip("no cgroup2 hierarchy is mounted on this host");
+    let Some(v2_root) = cgroup2_or_skip() else {
         return;
     };
     let own = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
@@ -315,14 +310,6 @@ fn pure_v2_lifecycle_through_the_unified_tree() {
         .to_path_buf();
     let rel = format!("pier-test-v2life-{}", std::process::id());
     let cg = parent.join(&rel).join("c");
-    struct Rmdir(Vec<PathBuf>);
-    impl Drop for Rmdir {
-        fn drop(&mut self) {
-            for d in &self.0 {
-                let _ = fs::remove_dir(d);
-            }
-        }
-    }
     let on_host = v2_root.join(cg.strip_prefix("/").unwrap());
     let _cg = Rmdir(vec![
         on_host.clone(),
@@ -336,7 +323,7 @@ fn pure_v2_lifecycle_through_the_unified_tree() {
     let dir = format!("/sys/fs/cgroup{}", cg.display());
     let script = format!(
         "set -e; mount -t cgroup2 none /sys/fs/cgroup
-         R='{bin} --root {root}'
+         R='{runtime}'
          $R create --bundle {bundle} {id} </dev/null >/dev/null 2>{bundle}/create.err
          $R start {id}
          echo procs $(cat {dir}/cgroup.procs)
@@ -346,22 +333,12 @@ fn pure_v2_lifecycle_through_the_unified_tree() {
          echo ps $($R ps -f json {id})
          $R delete --force {id}
          test ! -e {dir} && echo removed",
-        bin = common::BIN,
-        root = b.state_root().display(),
+        runtime = b.shell_runtime(),
         bundle = b.path().display(),
     );
-    let out = Command::new("unshare")
-        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
-        .stdin(Stdio::null())
-        .output()
-        .expect("running unshare");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}{}",
-        String::from_utf8_lossy(&out.stderr),
+    let stdout = common::sh_in_private_mount_ns(&script, || {
         fs::read_to_string(b.path().join("create.err")).unwrap_or_default()
-    );
+    });
     let lines: Vec<&str> = stdout.lines().collect();
     let pid = lines[0].strip_prefix("procs ").expect("procs line");
     assert!(pid.parse::<u32>().is_ok(), "{stdout}");

@@ -69,6 +69,28 @@ fn rmdir_all(path: &str) {
 
 mod common;
 
+/// A container runc made under `root`: force-deleted on drop, then its
+/// `cgroup` (if given) removed from every hierarchy.
+struct RuncContainer<'a> {
+    root: &'a Path,
+    id: String,
+    cgroup: Option<String>,
+}
+
+impl Drop for RuncContainer<'_> {
+    fn drop(&mut self) {
+        let _ = Command::new("runc")
+            .arg("--root")
+            .arg(self.root)
+            .args(["delete", "--force", &self.id])
+            .stderr(Stdio::null())
+            .status();
+        if let Some(cg) = &self.cgroup {
+            rmdir_all(cg);
+        }
+    }
+}
+
 /// The shared test bundle (tests/common) with the device rules of a runc
 /// spec; on drop it also removes its containers' cgroups and the parent.
 struct Bundle(common::Bundle);
@@ -257,19 +279,11 @@ fn cgroup_files_match_runc() {
     b.config["linux"]["cgroupsPath"] = json!(runc_path);
     // runc wants an absolute rootfs path or one relative to the bundle.
     b.write_config();
-    struct RuncGuard<'a>(&'a Path, String);
-    impl Drop for RuncGuard<'_> {
-        fn drop(&mut self) {
-            let _ = Command::new("runc")
-                .arg("--root")
-                .arg(self.0)
-                .args(["delete", "--force", "cgt-diff-runc"])
-                .stderr(Stdio::null())
-                .status();
-            rmdir_all(&self.1);
-        }
-    }
-    let _g = RuncGuard(runc_root.path(), runc_path.clone());
+    let _g = RuncContainer {
+        root: runc_root.path(),
+        id: "cgt-diff-runc".into(),
+        cgroup: Some(runc_path.clone()),
+    };
     let st = Command::new("runc")
         .arg("--root")
         .arg(runc_root.path())
@@ -752,18 +766,11 @@ fn placement_in_every_hierarchy_matches_runc() {
         b.config["linux"]["resources"] = common::spec_resources();
         b.write_config();
         let runc_id = format!("cgt-place-runc-{n}");
-        struct Runc<'a>(&'a Path, String);
-        impl Drop for Runc<'_> {
-            fn drop(&mut self) {
-                let _ = Command::new("runc")
-                    .arg("--root")
-                    .arg(self.0)
-                    .args(["delete", "--force", &self.1])
-                    .stderr(Stdio::null())
-                    .status();
-            }
-        }
-        let _runc = Runc(runc_root.path(), runc_id.clone());
+        let _runc = RuncContainer {
+            root: runc_root.path(),
+            id: runc_id.clone(),
+            cgroup: None,
+        };
         let theirs = Command::new("runc")
             .arg("--root")
             .arg(runc_root.path())
@@ -870,23 +877,12 @@ fn read_only_unified_hierarchy_is_skipped() {
         b.write_config();
         b.ids.push(id.clone());
         let script = format!(
-            "mount -o remount,bind,ro {u} && exec {bin} --root {root} run --bundle {bundle} {id}",
+            "mount -o remount,bind,ro {u} && exec {runtime} run --bundle {bundle} {id}",
             u = unified.display(),
-            bin = common::BIN,
-            root = b.root.path().display(),
-            bundle = b.dir.path().display(),
+            runtime = b.shell_runtime(),
+            bundle = b.path().display(),
         );
-        let out = Command::new("unshare")
-            .args(["--mount", "--propagation", "private", "sh", "-c", &script])
-            .stdin(Stdio::null())
-            .output()
-            .expect("running unshare");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "cgroupns {cgroupns}: {stdout}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let stdout = common::sh_in_private_mount_ns(&script, || format!("cgroupns {cgroupns}"));
         // In every v1 hierarchy, not in the read-only unified one.
         let v2_line = stdout.lines().find(|l| l.starts_with("0::"));
         let pids_line = stdout.lines().find(|l| l.contains(":pids:"));

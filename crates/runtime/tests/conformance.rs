@@ -9,6 +9,7 @@ use serde_json::json;
 
 mod common;
 
+use common::host_mount::HostMount;
 use common::Bundle;
 
 /// Inside the container: bind the root recursively at /t, then mount
@@ -38,16 +39,6 @@ fn shared_rootfs_propagation_reaches_binds_of_the_root() {
     assert_eq!(out.trim(), "exposed");
 }
 
-/// Lazily unmounts a host-side mount the test made, even when it fails.
-struct MountGuard(std::ffi::CString);
-
-impl Drop for MountGuard {
-    fn drop(&mut self) {
-        // SAFETY: umount2 with a valid C string.
-        unsafe { libc::umount2(self.0.as_ptr(), libc::MNT_DETACH) };
-    }
-}
-
 #[test]
 fn shared_propagation_with_the_rootfs_on_its_own_mount() {
     // pier's overlay rootfs is a mount point itself: the bind of the rootfs
@@ -55,19 +46,7 @@ fn shared_propagation_with_the_rootfs_on_its_own_mount() {
     // made private for pivot_root, not the mount above it.
     let mut b = propagation_bundle("rshared", PROPAGATION_PROBE);
     let rootfs = b.rootfs();
-    let c = std::ffi::CString::new(rootfs.to_str().unwrap()).unwrap();
-    // SAFETY: mount(2) with valid C strings.
-    let r = unsafe {
-        libc::mount(
-            c"tmpfs".as_ptr(),
-            c.as_ptr(),
-            c"tmpfs".as_ptr(),
-            0,
-            std::ptr::null(),
-        )
-    };
-    assert_eq!(r, 0, "mount tmpfs: {}", std::io::Error::last_os_error());
-    let _guard = MountGuard(c);
+    let _tmpfs = HostMount::tmpfs(&rootfs).unwrap();
     pier_testutil::write_busybox_rootfs(&rootfs).unwrap();
     let out = b.run_ok("prop-shared-mnt");
     assert_eq!(out.trim(), "exposed");
@@ -176,30 +155,8 @@ fn non_recursive_private_propagation_with_a_shared_mount_above_the_rootfs() {
     // unless the runtime makes it private.
     let mut b = propagation_bundle("private", "echo ok");
     let rootfs = b.rootfs();
-    let c = std::ffi::CString::new(rootfs.to_str().unwrap()).unwrap();
-    // SAFETY: mount(2) with valid C strings.
-    let r = unsafe {
-        libc::mount(
-            c"tmpfs".as_ptr(),
-            c.as_ptr(),
-            c"tmpfs".as_ptr(),
-            0,
-            std::ptr::null(),
-        )
-    };
-    assert_eq!(r, 0, "mount tmpfs: {}", std::io::Error::last_os_error());
-    let _guard = MountGuard(c.clone());
-    // SAFETY: mount(2) changing propagation of our own tmpfs.
-    let r = unsafe {
-        libc::mount(
-            std::ptr::null(),
-            c.as_ptr(),
-            std::ptr::null(),
-            libc::MS_SHARED,
-            std::ptr::null(),
-        )
-    };
-    assert_eq!(r, 0, "make-shared: {}", std::io::Error::last_os_error());
+    let tmpfs = HostMount::tmpfs(&rootfs).unwrap();
+    tmpfs.make_shared().unwrap();
     pier_testutil::write_busybox_rootfs(&rootfs).unwrap();
     assert_eq!(b.run_ok("prop-private-shared-mnt").trim(), "ok");
 }

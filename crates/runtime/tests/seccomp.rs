@@ -38,23 +38,10 @@ fn denied_syscall_returns_the_configured_errno() {
 fn default_errno_ret_and_allow_list() {
     let mut b = Bundle::new(&[]);
     tmpfs_tmp(&mut b);
-    // Deny everything but what sh needs: a default errno with an allow list.
-    let profile: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/data/docker-default-seccomp.json"
-        ))
-        .unwrap(),
-    )
-    .unwrap();
-    let mut oci = pier_runtime::seccomp_profile::docker_to_oci(&profile, &[]);
-    // Take mkdir out of the allow list: it gets the default errno (EPERM
-    // in docker's profile, here ENOSYS through defaultErrnoRet).
-    for rule in oci["syscalls"].as_array_mut().unwrap() {
-        if let Some(names) = rule["names"].as_array_mut() {
-            names.retain(|n| n != "mkdir" && n != "mkdirat");
-        }
-    }
+    // Deny everything but what sh needs: a default errno with an allow
+    // list. Take mkdir out of the allow list: it gets the default errno
+    // (EPERM in docker's profile, here ENOSYS through defaultErrnoRet).
+    let mut oci = docker_profile_without(|n| n == "mkdir" || n == "mkdirat");
     oci["defaultErrnoRet"] = json!(38);
     b.config["linux"]["seccomp"] = oci;
     b.sh("mkdir /tmp/d 2>&1; echo sh-runs");
@@ -133,16 +120,8 @@ fn kill_and_trap_actions_end_the_process() {
 #[test]
 fn docker_default_profile_lets_busybox_run() {
     let mut b = Bundle::new(&[]);
-    let profile: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/data/docker-default-seccomp.json"
-        ))
-        .unwrap(),
-    )
-    .unwrap();
     let caps = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"];
-    b.config["linux"]["seccomp"] = pier_runtime::seccomp_profile::docker_to_oci(&profile, &caps);
+    b.config["linux"]["seccomp"] = docker_profile(&caps);
     b.sh("echo hello; ls / | wc -l; grep Seccomp: /proc/self/status; unshare -n true 2>&1 || echo unshare-refused");
     let out = b.run_ok("docker");
     assert!(out.starts_with("hello\n"), "{out}");
@@ -265,18 +244,21 @@ fn lsm_labels_are_refused_with_a_clear_error() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("does not support AppArmor"));
 }
 
+/// docker's default profile (tests/data) as OCI seccomp for a process
+/// with the capabilities `caps`.
+fn docker_profile(caps: &[&str]) -> serde_json::Value {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/docker-default-seccomp.json"
+    );
+    let profile: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    pier_runtime::seccomp_profile::docker_to_oci(&profile, caps)
+}
+
 /// The docker default profile as OCI seccomp, without the names `drop`
 /// says to drop.
 fn docker_profile_without(drop: impl Fn(&str) -> bool) -> serde_json::Value {
-    let profile: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/data/docker-default-seccomp.json"
-        ))
-        .unwrap(),
-    )
-    .unwrap();
-    let mut oci = pier_runtime::seccomp_profile::docker_to_oci(&profile, &[]);
+    let mut oci = docker_profile(&[]);
     for rule in oci["syscalls"].as_array_mut().unwrap() {
         if let Some(names) = rule["names"].as_array_mut() {
             names.retain(|n| !drop(n.as_str().unwrap_or_default()));

@@ -369,7 +369,8 @@ fn symlink_exchange_races_keep_mounts_and_cwd_inside_the_rootfs() {
         .tempdir()
         .unwrap();
     let decoy = decoy_dir.path().to_owned();
-    let _shared = common::race::SharedDecoy::new(&decoy).unwrap();
+    let shared = common::host_mount::HostMount::bind_self(&decoy).unwrap();
+    shared.make_shared().unwrap();
     let mut b = Bundle::new(&[]);
     let src = b.path().join("race-src");
     fs::create_dir(&src).unwrap();

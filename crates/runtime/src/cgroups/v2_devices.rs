@@ -147,17 +147,25 @@ mod tests {
         serde_json::from_str(json).unwrap()
     }
 
-    /// 1 if the program allows `access` to the device, 0 if it denies it
-    /// (run in libcgroups' eBPF interpreter, as the kernel would).
-    fn verdict(p: &Program, typ: LinuxDeviceType, major: u32, minor: u32, access: &str) -> u64 {
-        p.execute(typ, major, minor, access.into()).unwrap()
+    /// Runs the program built from `rules` (run in libcgroups' eBPF
+    /// interpreter, as the kernel would) on each (type, major, minor,
+    /// access) and checks its verdict: true allows, false denies.
+    fn check(rules: &str, cases: &[(LinuxDeviceType, u32, u32, &str, bool)]) {
+        let p = program(&spec_rules(rules)).unwrap();
+        for &(typ, major, minor, access, allowed) in cases {
+            let got = p.execute(typ, major, minor, access.into()).unwrap();
+            assert_eq!(
+                got,
+                u64::from(allowed),
+                "{rules}: {typ:?} {major}:{minor} {access}"
+            );
+        }
     }
 
     #[test]
     fn deny_all_keeps_only_the_default_devices() {
         use LinuxDeviceType::{B, C};
-        let p = program(&spec_rules(r#"[{"allow": false, "access": "rwm"}]"#)).unwrap();
-        for (major, minor) in [
+        let defaults = [
             (1, 3),
             (1, 5),
             (1, 7),
@@ -166,54 +174,58 @@ mod tests {
             (1, 9),
             (5, 2),
             (136, 4),
-        ] {
-            assert_eq!(verdict(&p, C, major, minor, "rw"), 1, "c {major}:{minor}");
-        }
+        ];
+        let mut cases: Vec<_> = (defaults.iter())
+            .map(|&(major, minor)| (C, major, minor, "rw", true))
+            .collect();
         // mknod of anything, but no reads or writes of other nodes.
-        assert_eq!(verdict(&p, C, 1, 11, "m"), 1);
-        assert_eq!(verdict(&p, B, 8, 0, "m"), 1);
-        assert_eq!(verdict(&p, C, 1, 11, "r"), 0);
-        assert_eq!(verdict(&p, C, 1, 1, "w"), 0);
-        assert_eq!(verdict(&p, B, 8, 0, "r"), 0);
-        assert_eq!(verdict(&p, C, 4, 1, "rw"), 0);
+        cases.extend([
+            (C, 1, 11, "m", true),
+            (B, 8, 0, "m", true),
+            (C, 1, 11, "r", false),
+            (C, 1, 1, "w", false),
+            (B, 8, 0, "r", false),
+            (C, 4, 1, "rw", false),
+        ]);
+        check(r#"[{"allow": false, "access": "rwm"}]"#, &cases);
     }
 
     #[test]
     fn spec_rules_allow_by_access_and_wildcard() {
         use LinuxDeviceType::{B, C};
-        let p = program(&spec_rules(
+        check(
             r#"[{"allow": false, "access": "rwm"},
                 {"allow": true, "type": "c", "major": 1, "minor": 11, "access": "r"},
                 {"allow": true, "type": "b", "major": 8, "access": "rw"}]"#,
-        ))
-        .unwrap();
-        assert_eq!(verdict(&p, C, 1, 11, "r"), 1);
-        assert_eq!(verdict(&p, C, 1, 11, "w"), 0);
-        assert_eq!(verdict(&p, B, 8, 0, "r"), 1);
-        assert_eq!(verdict(&p, B, 8, 17, "w"), 1);
-        assert_eq!(verdict(&p, B, 9, 0, "r"), 0);
-        // A rule for char 1:11 says nothing about block 1:11.
-        assert_eq!(verdict(&p, B, 1, 11, "r"), 0);
+            &[
+                (C, 1, 11, "r", true),
+                (C, 1, 11, "w", false),
+                (B, 8, 0, "r", true),
+                (B, 8, 17, "w", true),
+                (B, 9, 0, "r", false),
+                // A rule for char 1:11 says nothing about block 1:11.
+                (B, 1, 11, "r", false),
+            ],
+        );
     }
 
     #[test]
     fn allow_all_with_denials_keeps_the_defaults_allowed() {
         use LinuxDeviceType::C;
-        let p = program(&spec_rules(
+        // The defaults come last: /dev/null stays usable, as with runc.
+        check(
             r#"[{"allow": true, "access": "rwm"},
                 {"allow": false, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
                 {"allow": false, "type": "c", "major": 1, "minor": 11, "access": "w"}]"#,
-        ))
-        .unwrap();
-        // The defaults come last: /dev/null stays usable, as with runc.
-        assert_eq!(verdict(&p, C, 1, 3, "rw"), 1);
-        assert_eq!(verdict(&p, C, 1, 11, "r"), 1);
-        assert_eq!(verdict(&p, C, 1, 11, "w"), 0);
-        assert_eq!(verdict(&p, C, 4, 1, "rw"), 1);
+            &[
+                (C, 1, 3, "rw", true),
+                (C, 1, 11, "r", true),
+                (C, 1, 11, "w", false),
+                (C, 4, 1, "rw", true),
+            ],
+        );
         // No rules at all: deny all plus the defaults.
-        let none = program(&[]).unwrap();
-        assert_eq!(verdict(&none, C, 1, 3, "rw"), 1);
-        assert_eq!(verdict(&none, C, 4, 1, "r"), 0);
+        check("[]", &[(C, 1, 3, "rw", true), (C, 4, 1, "r", false)]);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod host_mount;
 pub mod race;
 
 use std::fs;
@@ -59,6 +60,11 @@ impl Bundle {
         let mut c = Command::new(BIN);
         c.arg("--root").arg(self.state_root()).args(args);
         c
+    }
+
+    /// `pier-runtime --root ROOT` as the start of a shell command line.
+    pub fn shell_runtime(&self) -> String {
+        format!("{BIN} --root {}", self.state_root().display())
     }
 
     pub fn sh(&mut self, script: &str) {
@@ -246,4 +252,23 @@ pub fn host_mounts_at_or_below(dir: &Path) -> Vec<String> {
         .map(|e| e.mount_point)
         .filter(|mp| mp == dir.as_ref() || mp.starts_with(&format!("{dir}/")))
         .collect()
+}
+
+/// Runs `script` with sh in a mount namespace of its own with private
+/// propagation (unshare), so what it mounts never reaches the host;
+/// asserts it succeeds (the failure says `context()`) and returns stdout.
+pub fn sh_in_private_mount_ns(script: &str, context: impl FnOnce() -> String) -> String {
+    let out = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", script])
+        .stdin(Stdio::null())
+        .output()
+        .expect("running unshare");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{}: {stdout}{}",
+        context(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
 }
