@@ -24,18 +24,18 @@ bin=$PWD/target/release
 work=$(mktemp -d /var/tmp/pier-bench.XXXXXX)
 export PIER_DATA_ROOT=$work/pier-data PIER_EXEC_ROOT=$work/pier-run
 dsock=$work/docker.sock
-regpids=()
 cleanup() {
     [ -f "$work/pier-run/pierd.pid" ] && kill "$(cat "$work/pier-run/pierd.pid")" 2>/dev/null || true
     [ -n "${dpid:-}" ] && kill "$dpid" 2>/dev/null && wait "$dpid" 2>/dev/null || true
-    for p in "${regpids[@]}"; do kill "$p" 2>/dev/null || true; done
+    # Registries write their pid files (start_registry runs in a subshell).
+    for f in "$work"/reg-*/pid; do [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null || true; done
     { grep " $work" /proc/mounts || true; } | awk '{print $2}' | sort -r | xargs -r -n1 umount -l
     rm -rf "$work"
 }
 trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-# start_registry NAME -> prints host:port; the registry's pid goes to regpids.
+# start_registry NAME -> prints host:port; the registry's pid goes to reg-NAME/pid.
 start_registry() {
     local dir=$work/reg-$1 port
     port=$(free_port)
@@ -50,8 +50,8 @@ storage:
 http:
   addr: 127.0.0.1:$port
 YML
-    docker-registry serve "$dir/config.yml" >"$dir/log" 2>&1 &
-    regpids+=($!)
+    docker-registry serve "$dir/config.yml" >"$dir/log" 2>&1 </dev/null &
+    echo $! >"$dir/pid"
     for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/v2/" >/dev/null && break; sleep 0.1; done
     echo "127.0.0.1:$port"
 }
