@@ -288,7 +288,9 @@ pub fn prepare(spec: &Spec, bundle: &Path, fifo: &Path) -> Result<Prepared> {
         preserve_fds: 0,
         join_ns: ns.join.iter().map(|(fd, f)| (fd.as_raw_fd(), *f)).collect(),
         root_propagation,
-        final_propagation: configured_propagation,
+        // On the new root alone: its mounts keep what their own options
+        // made of them (an rshared bind stays shared under rprivate).
+        final_propagation: configured_propagation.map(|p| p & !libc::MS_REC),
         mount_ns: ns.mount,
         rootfs: cstring(rootfs.as_os_str().as_bytes(), "rootfs")?,
         mounts: mount_plans,

@@ -30,7 +30,8 @@ pub struct InitPlan {
     /// Propagation of / in the new mount namespace before the rootfs is
     /// bound (see config.rs).
     pub root_propagation: libc::c_ulong,
-    /// linux.rootfsPropagation, applied again to the new root.
+    /// linux.rootfsPropagation, applied again to the new root mount alone
+    /// (not recursively).
     pub final_propagation: Option<libc::c_ulong>,
     /// False: no mount namespace; mount in the caller's and chroot.
     pub mount_ns: bool,

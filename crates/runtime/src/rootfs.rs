@@ -409,7 +409,25 @@ pub fn enter_root(root: RawFd, rootfs: &CStr, no_pivot: bool, mount_ns: bool) ->
                 return Err(InitError::io("chroot", io::Error::last_os_error()));
             }
         } else {
+            let old_root = sys::openat2(
+                libc::AT_FDCWD,
+                c"/",
+                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+                0,
+                0,
+            )
+            .map_err(|e| InitError::io("opening the old root", e))?;
             sys::pivot_root(c".", c".").map_err(|e| InitError::io("pivot_root", e))?;
+            // Into the old root (stacked on the new one), so that what
+            // follows reaches it alone: the new root's mounts keep the
+            // propagation their options gave them.
+            if libc::fchdir(old_root.as_raw_fd()) != 0 {
+                return Err(InitError::io(
+                    "chdir to the old root",
+                    io::Error::last_os_error(),
+                ));
+            }
+            drop(old_root);
             // Keep the unmount of the old root from propagating anywhere.
             sys::mount(None, c".", None, libc::MS_SLAVE | libc::MS_REC, None)
                 .map_err(|e| InitError::io("making the old root rslave", e))?;

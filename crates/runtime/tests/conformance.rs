@@ -160,3 +160,48 @@ fn non_recursive_private_propagation_with_a_shared_mount_above_the_rootfs() {
     pier_testutil::write_busybox_rootfs(&rootfs).unwrap();
     assert_eq!(b.run_ok("prop-private-shared-mnt").trim(), "ok");
 }
+
+/// A bind mount's flags and propagation options land on the bind itself
+/// (applied to the new mount by descriptor) and stay there whatever
+/// rootfsPropagation says (as with runc): seen in the container's own
+/// mountinfo line for it.
+#[test]
+fn bind_mount_flags_and_propagation_apply_to_the_bind() {
+    for (n, (root, propagation)) in [
+        (None, "rshared"),
+        (Some("rprivate"), "rshared"),
+        (Some("rslave"), "rshared"),
+        (Some("rshared"), "rprivate"),
+        (None, "runbindable"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut b = Bundle::new(&[]);
+        fs::create_dir(b.path().join("src")).unwrap();
+        b.config["mounts"].as_array_mut().unwrap().push(json!({
+            "destination": "/mnt/b", "type": "bind", "source": "src",
+            "options": ["rbind", "ro", "nosuid", "nodev", propagation]
+        }));
+        if let Some(root) = root {
+            b.config["linux"]["rootfsPropagation"] = json!(root);
+        }
+        // Per-mount options, then the optional fields (shared:N, ...).
+        b.sh("awk '$5 == \"/mnt/b\" { s = $6; \
+             for (i = 7; $i != \"-\"; i++) s = s \" \" $i; print s }' /proc/self/mountinfo");
+        let out = b.run_ok(&format!("bindprop{n}"));
+        let what = format!("rootfsPropagation {root:?}, bind {propagation}: {out}");
+        let mut fields = out.split_whitespace();
+        let opts: Vec<&str> = fields.next().unwrap_or("").split(',').collect();
+        for want in ["ro", "nosuid", "nodev"] {
+            assert!(opts.contains(&want), "{what}");
+        }
+        let optional: Vec<&str> = fields.collect();
+        let has = |p: &str| optional.iter().any(|f| f.starts_with(p));
+        match propagation {
+            "rshared" => assert!(has("shared:"), "{what}"),
+            "runbindable" => assert!(has("unbindable"), "{what}"),
+            _ => assert!(optional.is_empty(), "{what}"),
+        }
+    }
+}
