@@ -34,11 +34,20 @@ pub fn host_name(host: &str) -> &str {
     })
 }
 
-/// A rustls configuration with the system roots and `ca_dir/*.crt`.
-fn tls_config(ca_dir: &Path) -> Result<rustls::ClientConfig> {
+/// The system's root certificates, read once per process.
+fn system_roots() -> &'static [rustls_pki_types::CertificateDer<'static>] {
+    static ROOTS: std::sync::OnceLock<Vec<rustls_pki_types::CertificateDer<'static>>> =
+        std::sync::OnceLock::new();
+    ROOTS.get_or_init(|| rustls_native_certs::load_native_certs().certs)
+}
+
+/// A rustls configuration with the system roots (unless `plain`: a
+/// registry reached over http needs none) and `ca_dir/*.crt`.
+fn tls_config(ca_dir: &Path, plain: bool) -> Result<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
-    let native = rustls_native_certs::load_native_certs();
-    roots.add_parsable_certificates(native.certs);
+    if !plain {
+        roots.add_parsable_certificates(system_roots().iter().cloned());
+    }
     if let Ok(rd) = std::fs::read_dir(ca_dir) {
         for e in rd.flatten() {
             let p = e.path();
@@ -74,7 +83,10 @@ pub fn http_client(host: &str, options: &crate::client::Options) -> Result<reqwe
         .connect_timeout(Duration::from_secs(30))
         .read_timeout(read_timeout)
         .pool_max_idle_per_host(16)
-        .tls_backend_preconfigured(tls_config(&certs_dir.join(host))?);
+        .tls_backend_preconfigured(tls_config(
+            &certs_dir.join(host),
+            is_insecure(host, &options.insecure_registries),
+        )?);
     let b = options
         .resolve
         .iter()
