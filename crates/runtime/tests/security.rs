@@ -344,24 +344,27 @@ fn masked_and_readonly_paths_block_writes_from_inside() {
     );
 }
 
-/// What one container of the race saw: where its bind mount was (mount
-/// points of the mount whose root is the race source) and its cwd.
+/// What one container of the race saw: where its bind mount (the mount
+/// whose root is the race source) and its tmpfs are, and its cwd.
 fn race_script(id: &str) -> String {
     format!(
         "touch cwd-marker-{id} 2>/dev/null; echo \"cwd $(pwd -P)\"; \
-         awk '$4 ~ /\\/race-src$/ {{print \"mount \" $5}}' /proc/self/mountinfo; \
-         echo {id} > /mnt/target/mount-marker-{id} 2>/dev/null; true"
+         awk '$4 ~ /\\/race-src$/ {{print \"bind \" $5}} \
+              $(NF-1) == \"pier-race-tmpfs\" {{print \"tmpfs \" $5}}' /proc/self/mountinfo; \
+         echo {id} > /mnt/target/mount-marker-{id} 2>/dev/null; \
+         echo {id} > /mnt/tmp/mount-marker-{id} 2>/dev/null; true"
     )
 }
 
 /// The symlink-exchange mount race (the runc CVE-2021-30465 class): while
-/// containers are created, a host thread swaps the mount destination
-/// `/mnt/target` (and the cwd `/mnt/cwd`), directories of the rootfs, with
-/// symlinks to a host directory outside it. Each container must either run
-/// with its mount and cwd inside its root or fail cleanly; nothing may be
-/// mounted on, or written into, the host directory. Half the runs use
-/// rshared root propagation, which would carry an escaped mount back to
-/// the host's mountinfo; the others would show it as missing inside.
+/// containers are created, a host thread swaps the destinations of a bind
+/// mount (`/mnt/target`) and a tmpfs (`/mnt/tmp`) and the cwd (`/mnt/cwd`),
+/// directories of the rootfs, with symlinks to a host directory outside
+/// it. Each container must either run with its mounts and cwd inside its
+/// root or fail cleanly; nothing may be mounted on, or written into, the
+/// host directory. Half the runs use rshared root propagation, which would
+/// carry an escaped mount back to the host's mountinfo; in the others it
+/// would be missing inside.
 #[test]
 fn symlink_exchange_races_keep_mounts_and_cwd_inside_the_rootfs() {
     let decoy_dir = tempfile::Builder::new()
@@ -376,22 +379,29 @@ fn symlink_exchange_races_keep_mounts_and_cwd_inside_the_rootfs() {
     fs::create_dir(&src).unwrap();
     fs::write(src.join("seed"), "source").unwrap();
     let mnt = b.rootfs().join("mnt");
-    fs::create_dir_all(mnt.join("target")).unwrap();
-    fs::create_dir_all(mnt.join("cwd")).unwrap();
-    symlink(&decoy, mnt.join("link")).unwrap();
-    symlink(&decoy, mnt.join("cwdlink")).unwrap();
+    // (what the container reports, the directory, its symlink twin)
+    let swapped = [
+        ("bind", "target", "link"),
+        ("tmpfs", "tmp", "tmplink"),
+        ("cwd", "cwd", "cwdlink"),
+    ];
+    for (_, dir, link) in swapped {
+        fs::create_dir_all(mnt.join(dir)).unwrap();
+        symlink(&decoy, mnt.join(link)).unwrap();
+    }
     b.config["root"]["readonly"] = json!(false);
     b.config["process"]["cwd"] = json!("/mnt/cwd");
-    b.config["mounts"].as_array_mut().unwrap().push(json!({
-        "destination": "/mnt/target", "type": "bind",
-        "source": "race-src", "options": ["rbind", "nosuid"]
-    }));
+    b.config["mounts"].as_array_mut().unwrap().extend([
+        json!({"destination": "/mnt/target", "type": "bind",
+               "source": "race-src", "options": ["rbind", "nosuid"]}),
+        json!({"destination": "/mnt/tmp", "type": "tmpfs",
+               "source": "pier-race-tmpfs", "options": ["nodev"]}),
+    ]);
     // Inside the root, the symlinks lead here.
     let decoy_inside = decoy.to_str().unwrap().to_owned();
-    let mount_ok = ["/mnt/target", "/mnt/link", decoy_inside.as_str()];
-    let cwd_ok = ["/mnt/cwd", "/mnt/cwdlink", decoy_inside.as_str()];
 
-    let swapper = common::race::Exchanger::start(&mnt, &[("target", "link"), ("cwd", "cwdlink")]);
+    let pairs: Vec<(&str, &str)> = swapped.iter().map(|(_, d, l)| (*d, *l)).collect();
+    let swapper = common::race::Exchanger::start(&mnt, &pairs);
     let (mut ran, mut failed, mut through_link) = (0, 0, 0);
     for i in 0..40 {
         let id = format!("race{i}");
@@ -412,28 +422,32 @@ fn symlink_exchange_races_keep_mounts_and_cwd_inside_the_rootfs() {
         }
         ran += 1;
         let text = stdout(&out);
-        let mounts: Vec<&str> = text
-            .lines()
-            .filter_map(|l| l.strip_prefix("mount "))
-            .collect();
-        assert!(
-            mounts.len() == 1 && mount_ok.contains(&mounts[0]),
-            "{id}: the bind mount is not inside the root: {text}"
-        );
-        through_link += usize::from(mounts[0] == decoy_inside);
-        let cwd = text
-            .lines()
-            .find_map(|l| l.strip_prefix("cwd "))
-            .unwrap_or("");
-        assert!(cwd_ok.contains(&cwd), "{id}: cwd {cwd:?}: {text}");
+        for (what, dir, link) in swapped {
+            let seen: Vec<&str> = (text.lines())
+                .filter_map(|l| l.strip_prefix(what)?.strip_prefix(' '))
+                .collect();
+            let inside = [
+                format!("/mnt/{dir}"),
+                format!("/mnt/{link}"),
+                decoy_inside.clone(),
+            ];
+            assert!(
+                seen.len() == 1 && inside.iter().any(|p| p == seen[0]),
+                "{id}: the {what} is not inside the root: {text}"
+            );
+            through_link += usize::from(seen[0] == decoy_inside);
+        }
     }
     let swaps = swapper.finish().unwrap();
     let host = common::host_mounts_at_or_below(&decoy);
     assert_eq!(host, [decoy_inside.as_str()], "mounted on the decoy");
     let written: Vec<_> = fs::read_dir(&decoy).unwrap().collect();
     assert!(written.is_empty(), "written into the decoy: {written:?}");
-    eprintln!("race: {ran} ran, {failed} failed cleanly, {through_link} mounted through the symlink, {swaps} swaps");
+    eprintln!(
+        "race: {ran} ran, {failed} failed cleanly, {through_link} mounts or cwds \
+         through a symlink, {swaps} swaps"
+    );
     assert!(ran > 0, "no container ran");
-    // The race was real: some mounts resolved through the symlink.
-    assert!(through_link > 0, "the swap never hit a mount");
+    // The race was real: some destinations resolved through the symlink.
+    assert!(through_link > 0, "the swap never hit a mount or cwd");
 }
