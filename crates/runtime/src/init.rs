@@ -278,7 +278,7 @@ fn setup(plan: &InitPlan, sock: RawFd) -> InitResult<std::convert::Infallible> {
     .map_err(io_err("opening the rootfs"))?;
     let rootfd = root.as_raw_fd();
     for m in &plan.mounts {
-        rootfs::do_mount(rootfd, m)?;
+        crate::mount_into::do_mount(rootfd, m)?;
     }
     for d in &plan.devices {
         rootfs::create_device(rootfd, d)?;

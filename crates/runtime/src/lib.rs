@@ -32,6 +32,7 @@ mod handshake;
 mod hooks;
 mod init;
 mod init_msg;
+mod mount_into;
 pub mod mountinfo;
 mod mounts;
 mod process;

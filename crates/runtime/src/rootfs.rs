@@ -1,17 +1,17 @@
-//! Child side of the root filesystem: resolving paths inside the rootfs,
-//! performing the spec's mounts, /dev, pivot_root, masked and read-only
-//! paths. Every destination is resolved with openat2(RESOLVE_IN_ROOT), so a
-//! symlink in the image can never send a mount outside the rootfs.
+//! Child side of the root filesystem: resolving paths inside the rootfs
+//! (for the spec's mounts in `mount_into.rs`), /dev, pivot_root, masked and
+//! read-only paths. Every destination is resolved with
+//! openat2(RESOLVE_IN_ROOT), so a symlink in the image can never send a
+//! mount outside the rootfs.
 
 use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use crate::init::{InitError, InitResult};
-use crate::mounts::{MountKind, MountPlan};
 use crate::sys::{self, FdPath};
 
-fn errno(e: &io::Error) -> i32 {
+pub(crate) fn errno(e: &io::Error) -> i32 {
     e.raw_os_error().unwrap_or(0)
 }
 
@@ -121,139 +121,9 @@ pub fn mkdir_all_in_root(root: RawFd, path: &str, leaf_file: bool) -> io::Result
     Err(io::Error::from_raw_os_error(libc::ELOOP))
 }
 
-fn mount_err(what: &str, dest: &str) -> impl FnOnce(io::Error) -> InitError {
+pub(crate) fn mount_err(what: &str, dest: &str) -> impl FnOnce(io::Error) -> InitError {
     let context = format!("{what} {dest}");
     move |e| InitError::io(&context, e)
-}
-
-/// Performs one planned mount inside the rootfs.
-pub fn do_mount(root: RawFd, m: &MountPlan) -> InitResult<()> {
-    match m.kind {
-        MountKind::Symlink => return symlink_in_root(root, m),
-        MountKind::Cgroup => {
-            return Err(InitError::config(&format!(
-                "cgroup mount on {} was not expanded",
-                m.dest
-            )))
-        }
-        _ => {}
-    }
-    let leaf_file = matches!(m.kind, MountKind::Bind { dir: false });
-    let target = mkdir_all_in_root(root, &m.dest, leaf_file)
-        .map_err(mount_err("creating mount point", &m.dest))?;
-    let flags = m.opts.flags;
-    // The mount whose propagation the options change: a bind's new tree,
-    // held by descriptor; else the mount point looked up again.
-    let mut mounted: Option<OwnedFd> = None;
-    match m.kind {
-        MountKind::Bind { .. } => {
-            mounted = bind_onto(root, m, &target)?;
-        }
-        MountKind::Fs => {
-            let tpath = FdPath::new(target.as_raw_fd());
-            sys::mount(
-                m.source.as_deref(),
-                tpath.as_cstr(),
-                m.fstype.as_deref(),
-                flags,
-                m.data.as_deref(),
-            )
-            .map_err(mount_err("mounting", &m.dest))?;
-        }
-        MountKind::Symlink | MountKind::Cgroup => {}
-    }
-    if !m.opts.propagation.is_empty() {
-        let again = match mounted {
-            Some(fd) => fd,
-            None => open_in_root(root, &m.dest).map_err(mount_err("reopening", &m.dest))?,
-        };
-        let p = FdPath::new(again.as_raw_fd());
-        for prop in &m.opts.propagation {
-            sys::mount(None, p.as_cstr(), None, *prop, None)
-                .map_err(mount_err("setting propagation of", &m.dest))?;
-        }
-    }
-    Ok(())
-}
-
-/// Bind-mounts `m.source` onto `target` without looking its path up again:
-/// a detached clone of the source gets the per-mount flags, then moves onto
-/// the descriptor (a symlink swapped in meanwhile changes nothing). Returns
-/// the attached mount. Kernels without the new mount API (before 5.12)
-/// fall back to mount(2) and a remount by path, still resolved in the root.
-fn bind_onto(root: RawFd, m: &MountPlan, target: &OwnedFd) -> InitResult<Option<OwnedFd>> {
-    let flags = m.opts.flags;
-    let source = m
-        .source
-        .as_deref()
-        .ok_or_else(|| InitError::config(&format!("bind mount on {} has no source", m.dest)))?;
-    let (set, clear) = crate::mounts::bind_attributes(flags);
-    let extra = flags & !(libc::MS_BIND | libc::MS_REC | libc::MS_REMOUNT) != 0;
-    match sys::clone_tree(source, flags & libc::MS_REC != 0) {
-        Ok(tree) => {
-            if extra {
-                match sys::set_mount_attrs(tree.as_raw_fd(), set, clear) {
-                    Err(e) if errno(&e) == libc::ENOSYS => return bind_by_path(root, m, target),
-                    r => r.map_err(mount_err("setting the flags of the bind mount on", &m.dest))?,
-                }
-            }
-            sys::move_mount_onto(tree.as_raw_fd(), target.as_raw_fd())
-                .map_err(mount_err("bind mounting onto", &m.dest))?;
-            Ok(Some(tree))
-        }
-        Err(e) if errno(&e) == libc::ENOSYS => bind_by_path(root, m, target),
-        Err(e) => Err(mount_err("cloning the bind mount source for", &m.dest)(e)),
-    }
-}
-
-fn bind_by_path(root: RawFd, m: &MountPlan, target: &OwnedFd) -> InitResult<Option<OwnedFd>> {
-    let flags = m.opts.flags;
-    let tpath = FdPath::new(target.as_raw_fd());
-    sys::mount(
-        m.source.as_deref(),
-        tpath.as_cstr(),
-        None,
-        libc::MS_BIND | (flags & libc::MS_REC),
-        None,
-    )
-    .map_err(mount_err("bind mounting onto", &m.dest))?;
-    // Per-mount flags of a bind mount only apply on a remount.
-    let extra = flags & !(libc::MS_BIND | libc::MS_REC | libc::MS_REMOUNT);
-    if extra != 0 {
-        let again = open_in_root(root, &m.dest).map_err(mount_err("reopening", &m.dest))?;
-        let p = FdPath::new(again.as_raw_fd());
-        sys::mount(
-            None,
-            p.as_cstr(),
-            None,
-            libc::MS_REMOUNT | libc::MS_BIND | extra,
-            None,
-        )
-        .map_err(mount_err("remounting", &m.dest))?;
-    }
-    Ok(None)
-}
-
-/// Creates the symlink `m.dest` (inside the rootfs) pointing to `m.source`.
-fn symlink_in_root(root: RawFd, m: &MountPlan) -> InitResult<()> {
-    let (dir, name) = match m.dest.rsplit_once('/') {
-        Some((dir, name)) if !name.is_empty() => (dir, name),
-        _ => return Err(InitError::config(&format!("bad symlink path {:?}", m.dest))),
-    };
-    let target = m
-        .source
-        .as_deref()
-        .ok_or_else(|| InitError::config("symlink without a target"))?;
-    let dirfd = mkdir_all_in_root(root, dir, false).map_err(mount_err("creating", dir))?;
-    let cname = CString::new(name).map_err(|_| InitError::config("symlink name contains NUL"))?;
-    // SAFETY: valid descriptor and C strings.
-    if unsafe { libc::symlinkat(target.as_ptr(), dirfd.as_raw_fd(), cname.as_ptr()) } != 0 {
-        let e = io::Error::last_os_error();
-        if errno(&e) != libc::EEXIST {
-            return Err(InitError::io(&format!("symlink {}", m.dest), e));
-        }
-    }
-    Ok(())
 }
 
 /// A device node to create under the rootfs.

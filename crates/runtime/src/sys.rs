@@ -255,6 +255,58 @@ pub fn move_mount_onto(from: RawFd, to: RawFd) -> io::Result<()> {
     Ok(())
 }
 
+const FSOPEN_CLOEXEC: u32 = 1;
+const FSCONFIG_SET_FLAG: u32 = 0;
+const FSCONFIG_SET_STRING: u32 = 1;
+const FSCONFIG_CMD_CREATE: u32 = 6;
+const FSMOUNT_CLOEXEC: u32 = 1;
+
+fn fd_result(ret: libc::c_long) -> io::Result<OwnedFd> {
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel returned a new descriptor we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(ret as RawFd) })
+}
+
+/// fsopen(2): a filesystem context of type `fstype`.
+pub fn fs_open(fstype: &CStr) -> io::Result<OwnedFd> {
+    // SAFETY: valid C string; integer flags.
+    fd_result(unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), FSOPEN_CLOEXEC) })
+}
+
+/// fsconfig(2): `key=value`, or the flag `key` when `value` is None.
+pub fn fs_config(fs: RawFd, key: &CStr, value: Option<&CStr>) -> io::Result<()> {
+    let (cmd, value) = match value {
+        Some(v) => (FSCONFIG_SET_STRING, v.as_ptr()),
+        None => (FSCONFIG_SET_FLAG, std::ptr::null()),
+    };
+    // SAFETY: valid descriptor and C strings (or null).
+    let ret = unsafe { libc::syscall(libc::SYS_fsconfig, fs, cmd, key.as_ptr(), value, 0) };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// fsconfig(FSCONFIG_CMD_CREATE): makes the superblock.
+pub fn fs_create(fs: RawFd) -> io::Result<()> {
+    let null = std::ptr::null::<libc::c_char>();
+    // SAFETY: valid descriptor; null key and value.
+    let ret = unsafe { libc::syscall(libc::SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, null, null, 0) };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// fsmount(2): a detached mount of the created superblock with the
+/// MOUNT_ATTR_* `attrs`.
+pub fn fs_mount(fs: RawFd, attrs: u64) -> io::Result<OwnedFd> {
+    // SAFETY: valid descriptor; integer flags.
+    fd_result(unsafe { libc::syscall(libc::SYS_fsmount, fs, FSMOUNT_CLOEXEC, attrs) })
+}
+
 /// Formats `/proc/self/fd/N` into a stack buffer (no allocation).
 pub struct FdPath {
     buf: [u8; 32],

@@ -161,12 +161,12 @@ fn non_recursive_private_propagation_with_a_shared_mount_above_the_rootfs() {
     assert_eq!(b.run_ok("prop-private-shared-mnt").trim(), "ok");
 }
 
-/// A bind mount's flags and propagation options land on the bind itself
-/// (applied to the new mount by descriptor) and stay there whatever
-/// rootfsPropagation says (as with runc): seen in the container's own
-/// mountinfo line for it.
+/// A mount's flags and propagation options land on the new mount itself
+/// (applied by descriptor) and stay there whatever rootfsPropagation says
+/// (as with runc): seen in the container's own mountinfo lines for a bind
+/// and a tmpfs.
 #[test]
-fn bind_mount_flags_and_propagation_apply_to_the_bind() {
+fn mount_flags_and_propagation_apply_to_the_new_mount() {
     for (n, (root, propagation)) in [
         (None, "rshared"),
         (Some("rprivate"), "rshared"),
@@ -179,29 +179,43 @@ fn bind_mount_flags_and_propagation_apply_to_the_bind() {
     {
         let mut b = Bundle::new(&[]);
         fs::create_dir(b.path().join("src")).unwrap();
-        b.config["mounts"].as_array_mut().unwrap().push(json!({
-            "destination": "/mnt/b", "type": "bind", "source": "src",
-            "options": ["rbind", "ro", "nosuid", "nodev", propagation]
-        }));
+        b.config["mounts"].as_array_mut().unwrap().extend([
+            json!({"destination": "/mnt/b", "type": "bind", "source": "src",
+                   "options": ["rbind", "ro", "nosuid", "nodev", propagation]}),
+            json!({"destination": "/mnt/t", "type": "tmpfs", "source": "tmpfs",
+                   "options": ["ro", "nosuid", "nodev", "size=64k", propagation]}),
+        ]);
         if let Some(root) = root {
             b.config["linux"]["rootfsPropagation"] = json!(root);
         }
-        // Per-mount options, then the optional fields (shared:N, ...).
-        b.sh("awk '$5 == \"/mnt/b\" { s = $6; \
-             for (i = 7; $i != \"-\"; i++) s = s \" \" $i; print s }' /proc/self/mountinfo");
-        let out = b.run_ok(&format!("bindprop{n}"));
-        let what = format!("rootfsPropagation {root:?}, bind {propagation}: {out}");
-        let mut fields = out.split_whitespace();
-        let opts: Vec<&str> = fields.next().unwrap_or("").split(',').collect();
-        for want in ["ro", "nosuid", "nodev"] {
-            assert!(opts.contains(&want), "{what}");
+        // Mount point, per-mount options, the optional fields (shared:N,
+        // ...), then the superblock options.
+        b.sh("awk '$5 ~ /^\\/mnt\\/[bt]$/ { s = $5 \" \" $6; \
+             for (i = 7; $i != \"-\"; i++) s = s \" \" $i; print s \" \" $NF }' \
+             /proc/self/mountinfo");
+        let out = b.run_ok(&format!("mountprop{n}"));
+        let what = format!("rootfsPropagation {root:?}, {propagation}: {out}");
+        let mut seen = 0;
+        for line in out.lines() {
+            let mut fields: Vec<&str> = line.split_whitespace().collect();
+            let (Some(sb), true) = (fields.pop(), fields.len() >= 2) else {
+                panic!("{what}");
+            };
+            let opts: Vec<&str> = fields[1].split(',').collect();
+            for want in ["ro", "nosuid", "nodev"] {
+                assert!(opts.contains(&want), "{what}");
+            }
+            if fields[0] == "/mnt/t" {
+                assert!(sb.contains("size=64k"), "{what}");
+            }
+            let has = |p: &str| fields[2..].iter().any(|f| f.starts_with(p));
+            match propagation {
+                "rshared" => assert!(has("shared:"), "{what}"),
+                "runbindable" => assert!(has("unbindable"), "{what}"),
+                _ => assert!(fields.len() == 2, "{what}"),
+            }
+            seen += 1;
         }
-        let optional: Vec<&str> = fields.collect();
-        let has = |p: &str| optional.iter().any(|f| f.starts_with(p));
-        match propagation {
-            "rshared" => assert!(has("shared:"), "{what}"),
-            "runbindable" => assert!(has("unbindable"), "{what}"),
-            _ => assert!(optional.is_empty(), "{what}"),
-        }
+        assert_eq!(seen, 2, "{what}");
     }
 }

@@ -395,7 +395,7 @@ fn symlink_exchange_races_keep_mounts_and_cwd_inside_the_rootfs() {
         json!({"destination": "/mnt/target", "type": "bind",
                "source": "race-src", "options": ["rbind", "nosuid"]}),
         json!({"destination": "/mnt/tmp", "type": "tmpfs",
-               "source": "pier-race-tmpfs", "options": ["nodev"]}),
+               "source": "pier-race-tmpfs", "options": ["nodev", "rprivate"]}),
     ]);
     // Inside the root, the symlinks lead here.
     let decoy_inside = decoy.to_str().unwrap().to_owned();
