@@ -97,7 +97,7 @@ pub fn v1_mount(controller: &str) -> Option<PathBuf> {
 
 /// The v1 hierarchies with only their controller names (`cpu`,
 /// `name=systemd`: super options like `rw` or `xattr` dropped), as
-/// [`crate::mounts::expand_cgroup`] wants them.
+/// [`crate::cgroup_mounts::expand_cgroup`] wants them.
 pub fn v1_hierarchies() -> &'static [(Vec<String>, PathBuf)] {
     static H: OnceLock<Vec<(Vec<String>, PathBuf)>> = OnceLock::new();
     H.get_or_init(|| {
@@ -131,7 +131,8 @@ pub fn expand_mounts(
     st: &CgroupState,
     cgroupns: bool,
 ) -> Result<Vec<crate::mounts::MountPlan>> {
-    use crate::mounts::{expand_cgroup, CgroupHost, MountKind};
+    use crate::cgroup_mounts::{expand_cgroup, CgroupHost};
+    use crate::mounts::MountKind;
     if !plans.iter().any(|p| p.kind == MountKind::Cgroup) {
         return Ok(plans);
     }

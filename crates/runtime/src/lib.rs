@@ -6,7 +6,8 @@
 //!
 //! Layout: `create.rs` is the parent side of `create` (clone3, handshake,
 //! state), `config.rs` turns config.json into an `InitPlan`, `init.rs` is the
-//! child side, `rootfs.rs`/`mounts.rs` the filesystem, `process.rs` the
+//! child side, `rootfs.rs`/`mounts.rs`/`mount_into.rs`/`cgroup_mounts.rs`
+//! the filesystem (`mountinfo.rs` reads mount tables), `process.rs` the
 //! process attributes, `state.rs` the state dir, `cli.rs` the runc-style CLI.
 //!
 //! More modules: `handshake.rs` (the parent's side of the init's messages:
@@ -22,6 +23,7 @@
 //! error).
 
 mod cgroup_cli;
+mod cgroup_mounts;
 pub mod cgroups;
 pub mod cli;
 mod config;
