@@ -95,15 +95,26 @@ pub fn registry_message(status: u16, body: &[u8]) -> String {
     }
 }
 
+/// "WORD: msg" unless msg already starts with WORD.
+fn prefixed(word: &str, msg: &str) -> String {
+    if msg.to_lowercase().starts_with(word) {
+        msg.to_owned()
+    } else {
+        format!("{word}: {msg}")
+    }
+}
+
 /// Maps a non-success answer to an error: `what` says what was asked for.
 pub fn from_status(status: u16, body: &[u8], what: &str) -> Error {
     let msg = registry_message(status, body);
     match status {
         401 => Error::Unauthorized(format!(
-            "{what}: unauthorized: {msg}; log in with `pier login` or check the credentials"
+            "{what}: {}; log in with `pier login` or check the credentials",
+            prefixed("unauthorized", &msg)
         )),
         403 => Error::Denied(format!(
-            "{what}: denied: {msg}; the credentials do not give access to it"
+            "{what}: {}; the credentials do not give access to it",
+            prefixed("denied", &msg)
         )),
         404 => Error::NotFound(format!("{what} not found: {msg}")),
         429 => Error::Transport(format!(
@@ -138,6 +149,15 @@ mod tests {
         assert_eq!(e.http_status(), 401);
         assert!(e.to_string().contains("pier login"), "{e}");
         assert_eq!(from_status(403, b"", "x").http_status(), 403);
+        let b = br#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#;
+        assert_eq!(
+            from_status(401, b, "manifest for a:1").to_string(),
+            "manifest for a:1: unauthorized: authentication required; \
+             log in with `pier login` or check the credentials"
+        );
+        assert!(from_status(403, b"", "x")
+            .to_string()
+            .starts_with("x: denied: 403 Forbidden"));
         assert_eq!(from_status(404, b"", "x").http_status(), 404);
         assert!(from_status(429, b"", "x")
             .to_string()
