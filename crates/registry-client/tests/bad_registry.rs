@@ -406,3 +406,34 @@ fn an_index_gives_the_wanted_platform() {
         .resolve(&format!("{}/t/img@{idx_digest}", fake.addr))
         .unwrap();
 }
+
+#[test]
+fn a_layer_that_does_not_match_its_diff_id_is_not_unpacked_but_its_blob_is_reused() {
+    let fake = Fake::start();
+    let l1 = gz_layer("one", &common::noise(100_000, 5));
+    let wrong = (l1.0.clone(), format!("sha256:{}", "0".repeat(64)));
+    let (_, _, lds) = add_image(&fake, "bad", &[wrong]);
+    let e = env();
+    let err = err_of(e.pull(&format!("{}/t/img:bad", fake.addr)).0);
+    assert!(err.to_string().contains("diff ID"), "{err}");
+    e.assert_nothing_half_made();
+    // The blob matched the manifest, so it is kept; no snapshot was made.
+    assert!(e.store.has_blob(&lds[0]));
+    let served = fake.served(&lds[0]);
+    // The same blob in a consistent image: unpacked from the store, not fetched.
+    add_image(&fake, "good", &[l1]);
+    let (r, msgs) = e.pull(&format!("{}/t/img:good", fake.addr));
+    r.unwrap();
+    assert_eq!(fake.served(&lds[0]), served);
+    assert!(msgs
+        .iter()
+        .any(|m| m.status.as_deref() == Some("Extracting")));
+    let img = e
+        .store
+        .resolve(&format!("{}/t/img:good", fake.addr))
+        .unwrap();
+    assert_eq!(
+        std::fs::read(img.layers[0].join("one")).unwrap(),
+        common::noise(100_000, 5)
+    );
+}
