@@ -328,14 +328,18 @@ impl Registry {
         let mut refreshed = false;
         loop {
             let auth = self.authorization(scopes, false).await?;
-            let mut req = make(&self.http);
+            let mut req = make(&self.http).build().map_err(|e| transport(what, &e))?;
+            // Credentials go to the registry only, never to another host a
+            // Location header points at (blob storage, an upload service).
             if let Some(a) = &auth {
-                if let Ok(v) = HeaderValue::from_str(a) {
-                    req = req.header(AUTHORIZATION, v);
+                if self.same_origin(req.url()) {
+                    if let Ok(v) = HeaderValue::from_str(a) {
+                        req.headers_mut().insert(AUTHORIZATION, v);
+                    }
                 }
             }
             let retry_left = idempotent && attempt < self.options.retries;
-            match req.send().await {
+            match self.http.execute(req).await {
                 Ok(r) if r.status() == StatusCode::UNAUTHORIZED && !refreshed => {
                     refreshed = true;
                     // The registry may want another scheme or scope now.
@@ -363,6 +367,15 @@ impl Registry {
             self.backoff(attempt).await;
             attempt += 1;
         }
+    }
+
+    /// Whether `url` is on the registry itself (scheme, host and port).
+    fn same_origin(&self, url: &reqwest::Url) -> bool {
+        reqwest::Url::parse(&self.base).is_ok_and(|b| {
+            b.scheme() == url.scheme()
+                && b.host_str() == url.host_str()
+                && b.port_or_known_default() == url.port_or_known_default()
+        })
     }
 
     /// Checks `/v2/` with the credentials, as `docker login` does.
@@ -470,6 +483,11 @@ mod tests {
         assert_eq!(r("quay.io"), "https://quay.io");
         assert_eq!(r("docker.io"), "https://registry-1.docker.io");
         let reg = c.registry("localhost:1", Credentials::default()).unwrap();
+        let url = |u: &str| reqwest::Url::parse(u).unwrap();
+        assert!(reg.same_origin(&url("http://localhost:1/v2/x/blobs/uploads/9")));
+        assert!(!reg.same_origin(&url("http://localhost:2/v2/")));
+        assert!(!reg.same_origin(&url("https://localhost:1/v2/")));
+        assert!(!reg.same_origin(&url("http://storage.example/upload")));
         assert_eq!(
             reg.location("/v2/x/blobs/uploads/1"),
             "http://localhost:1/v2/x/blobs/uploads/1"
