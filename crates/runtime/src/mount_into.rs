@@ -69,7 +69,7 @@ fn bind_onto(root: RawFd, m: &MountPlan, target: &OwnedFd) -> InitResult<Option<
         .ok_or_else(|| InitError::config(&format!("bind mount on {} has no source", m.dest)))?;
     let (set, clear) = crate::mounts::bind_attributes(flags);
     let extra = flags & !(libc::MS_BIND | libc::MS_REC | libc::MS_REMOUNT) != 0;
-    match sys::clone_tree(source, flags & libc::MS_REC != 0) {
+    match sys::clone_tree(libc::AT_FDCWD, source, flags & libc::MS_REC != 0) {
         Ok(tree) => {
             if extra {
                 match sys::set_mount_attrs(tree.as_raw_fd(), set, clear) {

@@ -357,11 +357,29 @@ fn is_dir(path: &CStr) -> bool {
     }
 }
 
-/// Remounts `path` (already inside the new root) read-only.
+/// Makes `path` (already inside the new root) read-only: a recursive bind
+/// of it onto itself, read-only. The path is looked up once: the clone and
+/// the move use that descriptor. Without the new mount API, mount(2) by
+/// path as runc does.
 pub fn readonly_path(path: &CStr) -> InitResult<()> {
-    if !exists(path) {
-        return Ok(());
+    let p = path.to_string_lossy();
+    let target = match sys::openat2(libc::AT_FDCWD, path, libc::O_PATH | libc::O_CLOEXEC, 0, 0) {
+        Ok(fd) => fd,
+        Err(e) if errno(&e) == libc::ENOENT => return Ok(()),
+        Err(e) => return Err(mount_err("opening readonly path", &p)(e)),
+    };
+    let t = target.as_raw_fd();
+    let done = sys::clone_tree(t, c"", true).and_then(|tree| {
+        sys::set_mount_attrs(tree.as_raw_fd(), sys::MOUNT_ATTR_RDONLY, 0)?;
+        sys::move_mount_onto(tree.as_raw_fd(), t)
+    });
+    match done {
+        Err(e) if errno(&e) == libc::ENOSYS => readonly_path_by_path(path),
+        r => r.map_err(mount_err("making readonly path", &p)),
     }
+}
+
+fn readonly_path_by_path(path: &CStr) -> InitResult<()> {
     let p = path.to_string_lossy();
     sys::mount(Some(path), path, None, libc::MS_BIND | libc::MS_REC, None)
         .map_err(mount_err("bind mounting readonly path", &p))?;

@@ -191,22 +191,18 @@ struct MountAttr {
 }
 
 /// open_tree(OPEN_TREE_CLONE): a detached copy of the mount at `path`
-/// (with its submounts when `recursive`), held by the returned descriptor.
-pub fn clone_tree(path: &CStr, recursive: bool) -> io::Result<OwnedFd> {
-    let flags = OPEN_TREE_CLONE
-        | libc::O_CLOEXEC as u32
-        | if recursive {
-            libc::AT_RECURSIVE as u32
-        } else {
-            0
-        };
-    // SAFETY: valid C string; integer flags.
-    let ret = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags) };
-    if ret < 0 {
-        return Err(io::Error::last_os_error());
+/// (relative to `dir`; the empty path: `dir` itself), with its submounts
+/// when `recursive`, held by the returned descriptor.
+pub fn clone_tree(dir: RawFd, path: &CStr, recursive: bool) -> io::Result<OwnedFd> {
+    let mut flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as u32;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as u32;
     }
-    // SAFETY: the kernel returned a new descriptor we own.
-    Ok(unsafe { OwnedFd::from_raw_fd(ret as RawFd) })
+    if path.is_empty() {
+        flags |= libc::AT_EMPTY_PATH as u32;
+    }
+    // SAFETY: valid descriptor and C string; integer flags.
+    fd_result(unsafe { libc::syscall(libc::SYS_open_tree, dir, path.as_ptr(), flags) })
 }
 
 /// mount_setattr(2) on the mount `fd` refers to (not its submounts): sets
