@@ -134,7 +134,7 @@ pub fn unmount_under(root: &Path) {
             .lines()
             .filter_map(|l| l.split(' ').nth(4))
             .map(|p| p.replace("\\040", " "))
-            .filter(|p| p.starts_with(&root))
+            .filter(|p| p == &root || p.starts_with(&format!("{root}/")))
             .collect();
         if points.is_empty() {
             return;

@@ -24,8 +24,8 @@ pub struct Bundle {
 
 impl Bundle {
     pub fn new(args: &[&str]) -> Bundle {
-        let dir = tempfile::tempdir().unwrap();
-        let root = tempfile::tempdir().unwrap();
+        let dir = tempdir();
+        let root = tempdir();
         pier_testutil::write_busybox_rootfs(&dir.path().join("rootfs")).unwrap();
         Bundle {
             dir,
@@ -164,7 +164,19 @@ impl Drop for Bundle {
                 .stderr(Stdio::null())
                 .status();
         }
+        // A container without a mount namespace mounts into the host's;
+        // a test that fails before `delete` must not leave those behind.
+        pier_testutil::env::unmount_under(self.dir.path());
     }
+}
+
+/// A temporary directory named like every test directory of pier's
+/// (`pier-test-*`), so a leftover is easy to recognise.
+pub fn tempdir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("pier-test-")
+        .tempdir()
+        .expect("creating a temporary directory")
 }
 
 /// What `pier-runtime spec` (like `runc spec`) writes, with terminal off,
