@@ -311,10 +311,8 @@ against_both_daemons!(
     login_and_logout_keep_config_json_as_docker_does,
     pull_uses_stored_credentials_and_prints_progress,
     push_prints_the_digest_the_registry_has,
-    pull_all_tags_fetches_every_tag
-        ignore = "pierd does not serve all-tags pulls yet (docs/registry-client.md)",
-    push_all_tags_sends_every_tag
-        ignore = "pierd pushes one tag per request yet (no tag means latest)",
+    pull_all_tags_fetches_every_tag,
+    push_all_tags_sends_every_tag,
     login_prompts_on_a_terminal,
     credential_helpers_hold_the_secret,
 );
@@ -576,7 +574,7 @@ fn push_prints_the_digest_the_registry_has(s: &Setup) {
     // stream from dockerd, as an HTTP error from pierd), exit 1.
     s.fails_with(
         &["push", &format!("{addr}/test/pushed:nope")],
-        "test/pushed",
+        &format!("tag does not exist: {addr}/test/pushed:nope"),
     );
 
     // Logged out: the registry refuses, exit 1.

@@ -56,16 +56,30 @@ pub async fn prepare(
     };
     target = Reference::parse(&format!("{}:{tag}", target.repository()))?;
     let local = target.to_string();
-    let image = tokio::task::spawn_blocking(move || store.pushable(&local))
+    let st = store.clone();
+    let found = tokio::task::spawn_blocking(move || st.pushable(&local))
         .await
-        .map_err(|e| Error::Transport(format!("reading the image: {e}")))?
-        .map_err(|e| match e {
-            pier_image::Error::ImageNotFound(_) => Error::NotFound(format!(
-                "An image does not exist locally with the tag: {}",
-                target_name(name)
-            )),
-            e => Error::Store(e),
-        })?;
+        .map_err(|e| Error::Transport(format!("reading the image: {e}")))?;
+    let image = match found {
+        Ok(image) => image,
+        Err(pier_image::Error::ImageNotFound(_)) => {
+            // As dockerd: a repository with other tags names the missing
+            // tag; an unknown repository gets the generic message.
+            let repo = target.clone();
+            let others = tokio::task::spawn_blocking(move || store.repository_tags(&repo))
+                .await
+                .map_err(|e| Error::Transport(format!("listing tags: {e}")))??;
+            return Err(Error::NotFound(if others.is_empty() {
+                format!(
+                    "An image does not exist locally with the tag: {}",
+                    target_name(name)
+                )
+            } else {
+                format!("tag does not exist: {}", target.familiar())
+            }));
+        }
+        Err(e) => return Err(Error::Store(e)),
+    };
     let registry = client.registry(target.domain(), creds)?;
     Ok(Prepared {
         announce: true,
