@@ -149,6 +149,10 @@ pub fn digest(data: &[u8]) -> String {
 }
 
 pub fn client() -> reqwest::Client {
+    // In a workspace build reqwest is compiled with rustls but no crypto
+    // provider (pier-registry-client picks ring itself), and then refuses to
+    // build even a plain-http client without a process default.
+    let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
