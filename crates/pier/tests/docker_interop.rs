@@ -133,32 +133,20 @@ fn skopeo_reads_pier_save_and_pier_loads_skopeo_oci_layouts() {
         .status()
         .unwrap();
     assert!(st.success());
-    let out = Command::new("skopeo")
-        .args(["inspect", "--config", &format!("oci:{}", p(&layout))])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = pier_testutil::run_ok(Command::new("skopeo").args([
+        "inspect",
+        "--config",
+        &format!("oci:{}", p(&layout)),
+    ]));
     let cfg: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(cfg["rootfs"]["diff_ids"].as_array().unwrap().len(), 2);
     // skopeo writes an OCI layout (gzip layers, new manifest); pier loads it.
     let copy = env.dir.path().join("copy");
-    let out = Command::new("skopeo")
-        .args([
-            "copy",
-            &format!("oci:{}", p(&layout)),
-            &format!("oci:{}:example.com/sk:2", p(&copy)),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    pier_testutil::run_ok(Command::new("skopeo").args([
+        "copy",
+        &format!("oci:{}", p(&layout)),
+        &format!("oci:{}:example.com/sk:2", p(&copy)),
+    ]));
     let ctar = env.dir.path().join("copy.tar");
     let st = Command::new("tar")
         .args(["-cf", p(&ctar), "-C", p(&copy), "."])

@@ -157,16 +157,11 @@ fn pull_run_push_and_pull_back() {
 
     // skopeo reads what pier pushed.
     let back = layout_dir();
-    let out = Command::new("skopeo")
-        .args(["copy", "--src-tls-verify=false"])
-        .arg(format!("docker://{copy}:v2"))
-        .arg(format!("oci:{}:x", back.path().display()))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    pier_testutil::run_ok(
+        Command::new("skopeo")
+            .args(["copy", "--src-tls-verify=false"])
+            .arg(format!("docker://{copy}:v2"))
+            .arg(format!("oci:{}:x", back.path().display())),
     );
 
     // Another pier (own data root) pulls it and runs it.
@@ -200,16 +195,11 @@ fn a_fresh_image_pushed_by_pier_is_pulled_by_skopeo() {
     r.assert_ok("push of an imported image");
     assert!(r.statuses().iter().any(|s| s == "Pushed"), "{}", r.body);
     let back = layout_dir();
-    let out = Command::new("skopeo")
-        .args(["copy", "--src-tls-verify=false"])
-        .arg(format!("docker://{name}:1"))
-        .arg(format!("oci:{}:x", back.path().display()))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    pier_testutil::run_ok(
+        Command::new("skopeo")
+            .args(["copy", "--src-tls-verify=false"])
+            .arg(format!("docker://{name}:1"))
+            .arg(format!("oci:{}:x", back.path().display())),
     );
     let other = new_env();
     pull(&other, &name, "1", None).assert_ok("pull back");
@@ -486,15 +476,10 @@ fn the_docker_cli_pulls_through_pierd() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(text.contains("v1: digest: sha256:"), "{text}");
-    let out = Command::new("skopeo")
-        .args(["inspect", "--tls-verify=false"])
-        .arg(format!("docker://{}/cli/pushed:v1", reg.addr))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    pier_testutil::run_ok(
+        Command::new("skopeo")
+            .args(["inspect", "--tls-verify=false"])
+            .arg(format!("docker://{}/cli/pushed:v1", reg.addr)),
     );
 }
 

@@ -160,16 +160,11 @@ mod skopeo_tests {
             &["sh"],
         )
         .unwrap();
-        let out = Command::new("skopeo")
-            .args(["copy", "--dest-tls-verify=false"])
-            .arg(format!("oci:{}:v1", layout.path().display()))
-            .arg(format!("docker://{}/test/img:v1", reg.addr))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        crate::run_ok(
+            Command::new("skopeo")
+                .args(["copy", "--dest-tls-verify=false"])
+                .arg(format!("oci:{}:v1", layout.path().display()))
+                .arg(format!("docker://{}/test/img:v1", reg.addr)),
         );
         let out = Command::new("skopeo")
             .args(["inspect", "--raw", "--tls-verify=false"])
