@@ -304,15 +304,12 @@ async fn push_blob(
                     |c| c.post(&url).header(CONTENT_LENGTH, "0"),
                 )
                 .await?;
-            if r.status() != StatusCode::ACCEPTED {
-                let status = r.status().as_u16();
-                let b = r.bytes().await.unwrap_or_default();
-                return Err(from_status(
-                    status,
-                    &b,
-                    &format!("starting the upload of {what}"),
-                ));
-            }
+            let r = expect_status(
+                r,
+                StatusCode::ACCEPTED,
+                &format!("starting the upload of {what}"),
+            )
+            .await?;
             r.headers()
                 .get(LOCATION)
                 .and_then(|v| v.to_str().ok())
@@ -349,11 +346,7 @@ async fn push_blob(
                     ))
             })
             .await?;
-        if r.status() != StatusCode::CREATED {
-            let status = r.status().as_u16();
-            let b = r.bytes().await.unwrap_or_default();
-            return Err(from_status(status, &b, &format!("uploading {what}")));
-        }
+        expect_status(r, StatusCode::CREATED, &format!("uploading {what}")).await?;
     } else {
         // Chunked: PATCH each chunk, then PUT to close the upload.
         let mut off = 0;
@@ -369,15 +362,12 @@ async fn push_blob(
                         .body(file_body(path.clone(), off, len, None))
                 })
                 .await?;
-            if r.status() != StatusCode::ACCEPTED {
-                let status = r.status().as_u16();
-                let b = r.bytes().await.unwrap_or_default();
-                return Err(from_status(
-                    status,
-                    &b,
-                    &format!("uploading a chunk of {what}"),
-                ));
-            }
+            let r = expect_status(
+                r,
+                StatusCode::ACCEPTED,
+                &format!("uploading a chunk of {what}"),
+            )
+            .await?;
             if let Some(l) = r.headers().get(LOCATION).and_then(|v| v.to_str().ok()) {
                 location = reg.location(l);
             }
@@ -393,15 +383,12 @@ async fn push_blob(
                 |c| c.put(&url).header(CONTENT_LENGTH, "0"),
             )
             .await?;
-        if r.status() != StatusCode::CREATED {
-            let status = r.status().as_u16();
-            let b = r.bytes().await.unwrap_or_default();
-            return Err(from_status(
-                status,
-                &b,
-                &format!("finishing the upload of {what}"),
-            ));
-        }
+        expect_status(
+            r,
+            StatusCode::CREATED,
+            &format!("finishing the upload of {what}"),
+        )
+        .await?;
     }
     Ok("Pushed".into())
 }
@@ -452,4 +439,18 @@ fn file_body(
         }
     });
     reqwest::Body::wrap_stream(s)
+}
+
+/// `r` when it has the status `want`, else the registry's error for `what`.
+async fn expect_status(
+    r: reqwest::Response,
+    want: StatusCode,
+    what: &str,
+) -> Result<reqwest::Response> {
+    if r.status() == want {
+        return Ok(r);
+    }
+    let status = r.status().as_u16();
+    let body = r.bytes().await.unwrap_or_default();
+    Err(from_status(status, &body, what))
 }
