@@ -27,6 +27,7 @@ use std::thread::JoinHandle;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
+use crate::chan_reader::ChanReader;
 use crate::content::hex_of;
 use crate::manifest::{self, Descriptor, Manifest, Parsed};
 use crate::reference::Reference;
@@ -62,10 +63,11 @@ pub(crate) struct Unpacked {
     pub size: u64,
 }
 
-struct Hashing<R> {
-    inner: R,
-    hasher: Option<Sha256>,
-    n: u64,
+/// Counts (and, with a hasher, hashes) what is read through it.
+pub(crate) struct Hashing<R> {
+    pub(crate) inner: R,
+    pub(crate) hasher: Option<Sha256>,
+    pub(crate) n: u64,
 }
 
 impl<R: Read> Read for Hashing<R> {
@@ -106,31 +108,6 @@ fn unpack_reader(r: impl Read, tmp: TmpSnapshot, hash_plain: bool) -> Result<Unp
             .unwrap_or_default(),
         size: h.n,
     })
-}
-
-/// A blocking reader over the chunks a loader thread sends.
-struct ChanReader {
-    rx: std::sync::mpsc::Receiver<Vec<u8>>,
-    cur: Vec<u8>,
-    pos: usize,
-}
-
-impl Read for ChanReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.pos == self.cur.len() {
-            match self.rx.recv() {
-                Ok(c) => {
-                    self.cur = c;
-                    self.pos = 0;
-                }
-                Err(_) => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.cur.len() - self.pos);
-        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
-    }
 }
 
 /// Archive paths: "./a//b/../c" -> "a/c"; None when it climbs out.
@@ -312,11 +289,7 @@ impl Store {
                 let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(32);
                 let tmp = self.snapshots.tmp()?;
                 let _ = tx.send(head.clone());
-                let reader = ChanReader {
-                    rx,
-                    cur: Vec::new(),
-                    pos: 0,
-                };
+                let reader = ChanReader::new(rx);
                 feed = Some((
                     Some(tx),
                     std::thread::spawn(move || unpack_reader(reader, tmp, false)),

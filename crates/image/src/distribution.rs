@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, Read, Write};
 
-use crate::archive::unpack_blob;
+use crate::archive::{unpack_blob, Hashing};
+use crate::chan_reader::ChanReader;
 use crate::content::Ingest;
 use crate::manifest::{self, Descriptor, Parsed};
 use crate::reference::Reference;
@@ -26,48 +27,6 @@ impl<R: Read> Read for Tee<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.out.write_all(&buf[..n])?;
-        Ok(n)
-    }
-}
-
-/// A blocking reader over the chunks the blob writer forwards.
-struct ChunkReader {
-    rx: std::sync::mpsc::Receiver<Vec<u8>>,
-    cur: Vec<u8>,
-    pos: usize,
-}
-
-impl Read for ChunkReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.pos == self.cur.len() {
-            match self.rx.recv() {
-                Ok(c) => {
-                    self.cur = c;
-                    self.pos = 0;
-                }
-                Err(_) => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.cur.len() - self.pos);
-        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
-    }
-}
-
-/// Counts and hashes the uncompressed tar.
-struct DiffHasher<R> {
-    inner: R,
-    hasher: sha2::Sha256,
-    n: u64,
-}
-
-impl<R: Read> Read for DiffHasher<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        use sha2::Digest as _;
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.n += n as u64;
         Ok(n)
     }
 }
@@ -155,20 +114,20 @@ impl Store {
                 Ok(ingest)
             });
             let unpacked = (|| -> Result<(String, u64)> {
-                let chunks = ChunkReader {
-                    rx,
-                    cur: Vec::new(),
-                    pos: 0,
-                };
+                let chunks = ChanReader::new(rx);
                 let (_, plain) = extract::decompress(chunks)
                     .map_err(|e| Error::InvalidLayer(format!("reading layer {}: {e}", t.digest)))?;
-                let mut h = DiffHasher {
+                let mut h = Hashing {
                     inner: plain,
-                    hasher: sha2::Sha256::new(),
+                    hasher: Some(sha2::Sha256::new()),
                     n: 0,
                 };
                 extract::unpack_tar(&mut h, tmp.path())?;
-                Ok((format!("sha256:{}", hex::encode(h.hasher.finalize())), h.n))
+                let hash = h
+                    .hasher
+                    .map(|x| hex::encode(x.finalize()))
+                    .unwrap_or_default();
+                Ok((format!("sha256:{hash}"), h.n))
             })();
             let stored = writer
                 .join()
