@@ -34,6 +34,9 @@ pub struct Config {
     /// Layers one push uploads at once.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..))]
     pub max_concurrent_uploads: u16,
+    /// Settings file in daemon.json's format [default: /etc/pier/daemon.json if it exists].
+    #[arg(long, env = "PIER_CONFIG_FILE")]
+    pub config_file: Option<PathBuf>,
 }
 
 impl Config {
@@ -48,6 +51,7 @@ impl Config {
             certs_dir: PathBuf::from("/etc/docker/certs.d"),
             max_concurrent_downloads: 3,
             max_concurrent_uploads: 5,
+            config_file: None,
         }
     }
 

@@ -5,14 +5,24 @@
 use crate::api;
 use crate::{Config, Engine};
 use axum::response::IntoResponse;
-use clap::Parser;
 use std::fs::File;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use tower::ServiceExt;
 
 pub fn main() -> i32 {
-    let config = Config::parse();
+    use clap::CommandFactory;
+    let matches = Config::command().get_matches();
+    let config = match crate::daemon_file::config_from_matches(
+        &matches,
+        std::path::Path::new(crate::daemon_file::DEFAULT_PATH),
+    ) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("pierd: {e}");
+            return 1;
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -7,6 +7,7 @@ pub mod api;
 pub mod config;
 pub mod container;
 pub mod daemon;
+pub mod daemon_file;
 pub mod engine;
 pub mod error;
 pub mod fsutil;

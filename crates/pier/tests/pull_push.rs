@@ -684,3 +684,55 @@ fn all_tags_are_pulled_and_pushed_without_a_tag() {
         r.body
     );
 }
+
+/// pierd reads daemon.json's registry settings (`PIER_CONFIG_FILE`, else
+/// /etc/pier/daemon.json) and reports them in /info as dockerd does; a
+/// file it cannot use stops it with a message naming the file.
+#[test]
+fn pierd_takes_insecure_registries_from_its_config_file() {
+    let Some(()) = peers() else { return };
+    let env = new_env();
+    let file = env.dir.path().join("daemon.json");
+    std::fs::write(
+        &file,
+        r#"{"insecure-registries": ["reg.pier-test.invalid:5000", "10.99.0.0/16"],
+            "max-concurrent-downloads": 2}"#,
+    )
+    .unwrap();
+    env.pier()
+        .env("PIER_CONFIG_FILE", &file)
+        .arg("images")
+        .output()
+        .unwrap();
+    let info = api(&env, "GET", "/info", None, None);
+    assert_eq!(info.status, 200, "{}", info.body);
+    let v: serde_json::Value = serde_json::from_str(&info.body).unwrap();
+    let reg = &v["RegistryConfig"];
+    assert_eq!(
+        reg["IndexConfigs"]["reg.pier-test.invalid:5000"]["Secure"], false,
+        "{reg}"
+    );
+    assert_eq!(reg["IndexConfigs"]["docker.io"]["Secure"], true, "{reg}");
+    assert!(
+        reg["InsecureRegistryCIDRs"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("10.99.0.0/16")),
+        "{reg}"
+    );
+
+    // An unknown key: pierd refuses to start and says why.
+    let bad_env = new_env();
+    let bad = bad_env.dir.path().join("daemon.json");
+    std::fs::write(&bad, r#"{"insecure-registry": ["x"]}"#).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pierd"))
+        .env("PIER_DATA_ROOT", &bad_env.data_root)
+        .env("PIER_EXEC_ROOT", &bad_env.exec_root)
+        .env("PIER_CONFIG_FILE", &bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unknown field `insecure-registry`"), "{err}");
+    assert!(err.contains(&bad.display().to_string()), "{err}");
+}

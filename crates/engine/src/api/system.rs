@@ -74,6 +74,7 @@ pub async fn info(engine: State) -> Json<serde_json::Value> {
         ),
         server_version: Some(crate::VERSION.into()),
         default_runtime: Some("pier-runtime".into()),
+        registry_config: Some(registry_config(&engine.config.insecure_registries)),
         ..Default::default()
     };
     let mut v = serde_json::to_value(info).unwrap_or_default();
@@ -89,4 +90,43 @@ pub async fn info(engine: State) -> Json<serde_json::Value> {
         );
     }
     Json(v)
+}
+
+/// Docker's RegistryConfig: loopback is always insecure; a configured
+/// insecure registry is a CIDR or an index of its own marked not secure.
+fn registry_config(insecure: &[String]) -> bollard_stubs::models::RegistryServiceConfig {
+    use bollard_stubs::models::IndexInfo;
+    let mut cidrs = vec!["127.0.0.0/8".to_owned(), "::1/128".to_owned()];
+    let mut indexes = std::collections::HashMap::new();
+    indexes.insert(
+        "docker.io".to_owned(),
+        IndexInfo {
+            name: Some("docker.io".into()),
+            mirrors: Some(Vec::new()),
+            secure: Some(true),
+            official: Some(true),
+        },
+    );
+    for r in insecure {
+        if r.contains('/') {
+            if !cidrs.contains(r) {
+                cidrs.push(r.clone());
+            }
+        } else {
+            indexes.insert(
+                r.clone(),
+                IndexInfo {
+                    name: Some(r.clone()),
+                    mirrors: Some(Vec::new()),
+                    secure: Some(false),
+                    official: Some(false),
+                },
+            );
+        }
+    }
+    bollard_stubs::models::RegistryServiceConfig {
+        insecure_registry_cidrs: Some(cidrs),
+        index_configs: Some(indexes),
+        mirrors: Some(Vec::new()),
+    }
 }
