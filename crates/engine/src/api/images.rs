@@ -146,28 +146,9 @@ pub async fn create(
         reference,
         message: q.get("message").cloned().filter(|m| !m.is_empty()),
     };
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, String>>(16);
-    let mut stream = body.into_data_stream();
-    let feeder = tokio::spawn(async move {
-        while let Some(chunk) = stream.next().await {
-            let msg = chunk.map_err(|e| format!("reading the request body: {e}"));
-            let failed = msg.is_err();
-            if tx.send(msg).await.is_err() || failed {
-                break;
-            }
-        }
-    });
+    let (reader, feeder) = BodyReader::feed(body);
     let store = engine.images.clone();
-    let summary = tokio::task::spawn_blocking(move || {
-        store.import(
-            BodyReader {
-                rx,
-                current: Bytes::new(),
-            },
-            &opts,
-        )
-    })
-    .await??;
+    let summary = tokio::task::spawn_blocking(move || store.import(reader, &opts)).await??;
     feeder.abort();
     Ok(Json(serde_json::json!({ "status": summary.id })).into_response())
 }
@@ -176,6 +157,29 @@ pub async fn create(
 struct BodyReader {
     rx: tokio::sync::mpsc::Receiver<Result<Bytes, String>>,
     current: Bytes,
+}
+
+impl BodyReader {
+    /// A blocking reader of `body` for a store thread, and the task that
+    /// feeds it (abort it once the reader is done).
+    fn feed(body: Body) -> (BodyReader, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, String>>(16);
+        let mut stream = body.into_data_stream();
+        let feeder = tokio::spawn(async move {
+            while let Some(chunk) = stream.next().await {
+                let msg = chunk.map_err(|e| format!("reading the request body: {e}"));
+                let failed = msg.is_err();
+                if tx.send(msg).await.is_err() || failed {
+                    break;
+                }
+            }
+        });
+        let reader = BodyReader {
+            rx,
+            current: Bytes::new(),
+        };
+        (reader, feeder)
+    }
 }
 
 impl Read for BodyReader {
@@ -424,25 +428,9 @@ fn percent_decode(s: &str) -> String {
 pub async fn load(engine: State, q: Query, body: Body) -> Result<axum::response::Response> {
     use axum::response::IntoResponse;
     let quiet = super::flag(&q, "quiet");
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, String>>(16);
-    let mut stream = body.into_data_stream();
-    let feeder = tokio::spawn(async move {
-        while let Some(chunk) = stream.next().await {
-            let msg = chunk.map_err(|e| format!("reading the request body: {e}"));
-            let failed = msg.is_err();
-            if tx.send(msg).await.is_err() || failed {
-                break;
-            }
-        }
-    });
+    let (reader, feeder) = BodyReader::feed(body);
     let store = engine.images.clone();
-    let res = tokio::task::spawn_blocking(move || {
-        store.load(BodyReader {
-            rx,
-            current: Bytes::new(),
-        })
-    })
-    .await?;
+    let res = tokio::task::spawn_blocking(move || store.load(reader)).await?;
     feeder.abort();
     let mut out = String::new();
     match res {
