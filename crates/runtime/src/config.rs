@@ -142,6 +142,22 @@ pub struct Prepared {
     pub rootfs: std::path::PathBuf,
 }
 
+/// A process's args (not empty), env and cwd (absolute), for the init
+/// and for `exec`.
+pub fn command(process: &oci_spec::runtime::Process) -> Result<(Vec<String>, Vec<String>, String)> {
+    let inv = |m: &str| Error::InvalidConfig(m.to_owned());
+    let args: Vec<String> = process.args().clone().unwrap_or_default();
+    if args.is_empty() {
+        return Err(inv("process.args is empty"));
+    }
+    let env: Vec<String> = process.env().clone().unwrap_or_default();
+    let cwd = process.cwd().to_string_lossy().into_owned();
+    if !cwd.starts_with('/') {
+        return Err(inv("process.cwd must be absolute"));
+    }
+    Ok((args, env, cwd))
+}
+
 /// Builds the init plan. `bundle` must be absolute.
 pub fn prepare(spec: &Spec, bundle: &Path, fifo: &Path) -> Result<Prepared> {
     check_supported(spec)?;
@@ -159,15 +175,7 @@ pub fn prepare(spec: &Spec, bundle: &Path, fifo: &Path) -> Result<Prepared> {
         .process()
         .as_ref()
         .ok_or_else(|| inv("process is missing"))?;
-    let args: Vec<String> = process.args().clone().unwrap_or_default();
-    if args.is_empty() {
-        return Err(inv("process.args is empty"));
-    }
-    let env: Vec<String> = process.env().clone().unwrap_or_default();
-    let cwd = process.cwd().to_string_lossy().into_owned();
-    if !cwd.starts_with('/') {
-        return Err(inv("process.cwd must be absolute"));
-    }
+    let (args, env, cwd) = command(process)?;
 
     let linux = spec.linux().as_ref();
     let configured_propagation = match linux.and_then(|l| l.rootfs_propagation().as_deref()) {

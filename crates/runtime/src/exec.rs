@@ -94,15 +94,7 @@ pub fn exec(c: &Container, process: &Process, opts: ExecOptions) -> Result<i32> 
     let pid = c.pid();
     let inv = |m: &str| Error::InvalidConfig(m.to_owned());
 
-    let args: Vec<String> = process.args().clone().unwrap_or_default();
-    if args.is_empty() {
-        return Err(inv("process.args is empty"));
-    }
-    let env: Vec<String> = process.env().clone().unwrap_or_default();
-    let cwd = process.cwd().to_string_lossy().into_owned();
-    if !cwd.starts_with('/') {
-        return Err(inv("process.cwd must be absolute"));
-    }
+    let (args, env, cwd) = crate::config::command(process)?;
     let rlimits = crate::config::rlimits(process)?;
     let user = process.user();
     let seccomp = spec
