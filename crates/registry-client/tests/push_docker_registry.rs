@@ -40,24 +40,11 @@ fn chunked_and_monolithic_pushes_round_trip_through_docker_registry() {
         return;
     };
     let dir = tmp();
-    let store = Arc::new(Store::open(&dir.path().join("a")).unwrap());
     // A one-layer image of ~600 kB of noise (an uncompressed tar blob).
     let (gz, _) = common::gz_layer("noise", &common::noise(600_000, 9));
     let name = format!("{}/push/img:1", reg.addr);
-    store
-        .import(
-            &gz[..],
-            &pier_image::ImportOptions {
-                reference: Some(name.clone()),
-                message: None,
-            },
-        )
-        .unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let store = common::store_with_image(&dir.path().join("a"), &name, &gz);
+    let rt = common::runtime();
     // Chunks of 64 kB for anything over 100 kB.
     let client = Client::new(Options {
         chunk_threshold: 100_000,

@@ -67,23 +67,10 @@ fn a_registry_ca_from_the_certs_dir_is_trusted() {
             ..Options::default()
         })
     };
-    let store = Arc::new(Store::open(&dir.path().join("data")).unwrap());
     let (gz, _) = common::gz_layer("hello", b"over tls\n");
     let name = format!("{host}/tls/img:1");
-    store
-        .import(
-            &gz[..],
-            &pier_image::ImportOptions {
-                reference: Some(name.clone()),
-                message: None,
-            },
-        )
-        .unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let store = common::store_with_image(&dir.path().join("data"), &name, &gz);
+    let rt = common::runtime();
     let noop: pull::Progress = Arc::new(|_| {});
 
     // Without the CA: a certificate error, nothing sent.

@@ -14,19 +14,7 @@ use serde_json::json;
 fn running(id: &str, tweak: impl FnOnce(&mut Bundle)) -> Bundle {
     let mut b = Bundle::new(&["sleep", "1000"]);
     tweak(&mut b);
-    b.write_config();
-    b.ids.push(id.to_owned());
-    // The container keeps stdio: never a pipe we would wait on.
-    let st = b
-        .cmd(&["run", "--detach", "--bundle"])
-        .arg(b.path())
-        .arg(id)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(st.success());
+    b.run_detached(id);
     b
 }
 

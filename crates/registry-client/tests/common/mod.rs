@@ -390,3 +390,27 @@ pub fn add_image(
     });
     (md, cd, lds)
 }
+
+/// A store at `dir` holding a one-layer image `name` imported from `gz`.
+pub fn store_with_image(dir: &std::path::Path, name: &str, gz: &[u8]) -> Arc<pier_image::Store> {
+    let store = Arc::new(pier_image::Store::open(dir).unwrap());
+    store
+        .import(
+            gz,
+            &pier_image::ImportOptions {
+                reference: Some(name.to_owned()),
+                message: None,
+            },
+        )
+        .unwrap();
+    store
+}
+
+/// A two-worker tokio runtime for a test's async client calls.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
