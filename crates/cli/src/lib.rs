@@ -50,7 +50,7 @@ enum Command {
     /// Create and run a new container from an image
     Run(cmd::run::RunArgs),
     /// List containers
-    Ps(cmd::containers::PsArgs),
+    Ps(cmd::ps::PsArgs),
     /// Remove one or more containers
     Rm(cmd::containers::RmArgs),
     /// List images
@@ -174,7 +174,7 @@ async fn dispatch(cli: Cli) -> Result<i32, CliError> {
     });
     match cli.command {
         Command::Run(args) => cmd::run::run(&client, args).await,
-        Command::Ps(args) => cmd::containers::ps(&client, args).await,
+        Command::Ps(args) => cmd::ps::ps(&client, args).await,
         Command::Rm(args) => cmd::containers::rm(&client, args).await,
         Command::Images(args) | Command::Image(ImageCommand::Ls(args)) => {
             cmd::images::images(&client, args).await

@@ -4,6 +4,7 @@ pub mod containers;
 pub mod image_ops;
 pub mod images;
 pub mod login;
+pub mod ps;
 pub mod pull;
 pub mod push;
 pub mod registry;

@@ -1,8 +1,6 @@
-//! Container endpoints: create, start, attach, wait, kill, inspect, list,
-//! remove.
+//! Container endpoints: create, start, attach, wait, kill, remove.
 
 use super::{flag, Query, State};
-use crate::container::ContainerRecord;
 use crate::engine::WaitCondition;
 use crate::error::{Error, Result};
 use axum::body::{Body, Bytes};
@@ -12,7 +10,6 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bollard_stubs::models::ContainerCreateBody;
 use hyper_util::rt::TokioIo;
-use pier_common::time::human_duration;
 use tokio::io::AsyncWriteExt;
 
 pub async fn create(engine: State, q: Query, body: Bytes) -> Result<Response> {
@@ -139,84 +136,6 @@ where
     let _ = tokio::io::copy(&mut shim_r, &mut client_w).await;
     let _ = client_w.shutdown().await;
     input.abort();
-}
-
-pub async fn inspect(engine: State, Path(id): Path<String>) -> Result<Json<serde_json::Value>> {
-    let rec = engine.find(&id)?.record();
-    Ok(Json(inspect_json(&rec)))
-}
-
-fn inspect_json(rec: &ContainerRecord) -> serde_json::Value {
-    let s = &rec.state;
-    serde_json::json!({
-        "Id": rec.id,
-        "Created": rec.created,
-        "Path": rec.path,
-        "Args": rec.args,
-        "State": {
-            "Status": s.status.as_str(),
-            "Running": s.running(),
-            "Paused": false,
-            "Restarting": false,
-            "OOMKilled": s.oom_killed,
-            "Dead": s.status == crate::container::Status::Dead,
-            "Pid": s.pid,
-            "ExitCode": s.exit_code,
-            "Error": s.error,
-            "StartedAt": if s.started_at.is_empty() { "0001-01-01T00:00:00Z" } else { &s.started_at },
-            "FinishedAt": if s.finished_at.is_empty() { "0001-01-01T00:00:00Z" } else { &s.finished_at },
-        },
-        "Image": rec.image_id,
-        "Name": format!("/{}", rec.name),
-        "Driver": "overlayfs",
-        "Platform": "linux",
-        "Config": rec.config,
-        "HostConfig": rec.host_config,
-    })
-}
-
-pub async fn list(engine: State, q: Query) -> Json<Vec<serde_json::Value>> {
-    let all = flag(&q, "all");
-    let out = engine
-        .list()
-        .into_iter()
-        .filter(|c| all || c.state.running())
-        .map(|c| {
-            let created = pier_common::time::parse_rfc3339(&c.created).unwrap_or(0);
-            serde_json::json!({
-                "Id": c.id,
-                "Names": [format!("/{}", c.name)],
-                "Image": c.image,
-                "ImageID": c.image_id,
-                "Command": c.command_line(),
-                "Created": created,
-                "State": c.state.status.as_str(),
-                "Status": status_text(&c),
-                "Ports": [],
-                "Labels": c.config.labels.clone().unwrap_or_default(),
-                "Mounts": [],
-            })
-        })
-        .collect();
-    Json(out)
-}
-
-/// `docker ps`'s STATUS column: "Up 5 seconds", "Exited (0) 2 minutes ago".
-fn status_text(c: &ContainerRecord) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    let since = |t: &str| human_duration(now - pier_common::time::parse_rfc3339(t).unwrap_or(now));
-    match c.state.status {
-        crate::container::Status::Created => "Created".into(),
-        crate::container::Status::Running => format!("Up {}", since(&c.state.started_at)),
-        crate::container::Status::Exited => format!(
-            "Exited ({}) {} ago",
-            c.state.exit_code,
-            since(&c.state.finished_at)
-        ),
-        crate::container::Status::Dead => "Dead".into(),
-    }
 }
 
 /// A signal by name (`KILL`, `SIGKILL`) or number.

@@ -5,6 +5,8 @@ mod commit;
 mod containers;
 mod distribution;
 mod images;
+mod inspect;
+mod list;
 mod system;
 
 use crate::error::Error;
@@ -39,9 +41,9 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/system/df", get(commit::system_df))
         .route("/containers/{id}/changes", get(commit::changes))
         .route("/containers/{id}/export", get(commit::export))
-        .route("/containers/json", get(containers::list))
+        .route("/containers/json", get(list::list))
         .route("/containers/create", post(containers::create))
-        .route("/containers/{id}/json", get(containers::inspect))
+        .route("/containers/{id}/json", get(inspect::inspect))
         .route("/containers/{id}/start", post(containers::start))
         .route("/containers/{id}/kill", post(containers::kill))
         .route("/containers/{id}/wait", post(containers::wait))
