@@ -1,0 +1,206 @@
+//! `docker cp`'s archive API: `GET /containers/{id}/archive?path=` (a tar
+//! of the path), `HEAD` (its stat only) and `PUT ...?path=` (extract a tar
+//! into a directory), on running and stopped containers alike. The path's
+//! stat travels base64-encoded in `X-Docker-Container-Path-Stat`.
+
+use super::images::ChannelWriter;
+use super::{Query, State};
+use crate::container::archive::{self, CpError, ExtractOptions, PathStat};
+use crate::error::{Error, Result};
+use axum::body::{Body, Bytes};
+use axum::extract::Path;
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use std::io::Read;
+use std::os::fd::AsFd;
+
+const STAT_HEADER: &str = "X-Docker-Container-Path-Stat";
+
+fn query_path(q: &Query) -> Result<String> {
+    q.get("path")
+        .filter(|p| !p.is_empty())
+        .cloned()
+        .ok_or_else(|| Error::bad_request("path cannot be empty: give the path in the container"))
+}
+
+fn cp_error(e: CpError, path: &str, container: &str) -> Error {
+    match e {
+        CpError::NotFound => Error::not_found(format!(
+            "Could not find the file {path} in container {container}"
+        )),
+        CpError::NotDirectory => Error::bad_request(format!(
+            "extraction point is not a directory: {path} in container {container}"
+        )),
+        CpError::Invalid(m) => Error::bad_request(m),
+        CpError::Io(m) => Error::internal(format!("{path} in container {container}: {m}")),
+    }
+}
+
+fn stat_response(st: &PathStat, body: Body) -> Response {
+    let mut resp = ([(header::CONTENT_TYPE, "application/x-tar")], body).into_response();
+    if let Ok(v) = HeaderValue::from_str(&st.header_value()) {
+        resp.headers_mut().insert(STAT_HEADER, v);
+    }
+    resp
+}
+
+/// `HEAD /containers/{id}/archive?path=`.
+pub async fn head(engine: State, Path(id): Path<String>, q: Query) -> Result<Response> {
+    let path = query_path(&q)?;
+    let h = engine.find(&id)?;
+    let p = path.clone();
+    let st = engine
+        .with_rootfs(h, false, move |root| {
+            let root = archive::open_root(root)?;
+            let item = archive::resolve(root.as_fd(), &p)?;
+            archive::stat(root.as_fd(), &item)
+        })
+        .await?
+        .map_err(|e| cp_error(e, &path, &id))?;
+    Ok(stat_response(&st, Body::empty()))
+}
+
+/// `GET /containers/{id}/archive?path=`: the stat comes first (errors are
+/// answered before any body), then the tar streams.
+pub async fn get(engine: State, Path(id): Path<String>, q: Query) -> Result<Response> {
+    let path = query_path(&q)?;
+    let h = engine.find(&id)?;
+    let (stat_tx, stat_rx) =
+        tokio::sync::oneshot::channel::<std::result::Result<PathStat, CpError>>();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(8);
+    let p = path.clone();
+    let engine2 = engine.0.clone();
+    tokio::spawn(async move {
+        let res = engine2
+            .with_rootfs(h, false, move |root| {
+                let prepared = archive::open_root(root).and_then(|root| {
+                    let item = archive::resolve(root.as_fd(), &p)?;
+                    let st = archive::stat(root.as_fd(), &item)?;
+                    Ok((root, item, st))
+                });
+                let (_root, item, st) = match prepared {
+                    Ok(x) => x,
+                    Err(e) => {
+                        let _ = stat_tx.send(Err(e));
+                        return;
+                    }
+                };
+                if stat_tx.send(Ok(st)).is_err() {
+                    return;
+                }
+                let mut w = ChannelWriter::new(tx);
+                let written =
+                    archive::write_tar(&item, &mut w).and_then(|()| std::io::Write::flush(&mut w));
+                if let Err(e) = written {
+                    w.fail(format!("archiving {p}: {e}"));
+                }
+            })
+            .await;
+        if let Err(e) = res {
+            eprintln!("pierd: archive of a container: {e}");
+        }
+    });
+    let st = match stat_rx.await {
+        Ok(r) => r.map_err(|e| cp_error(e, &path, &id))?,
+        // The closure never ran: mounting failed.
+        Err(_) => {
+            return Err(Error::internal(format!(
+                "could not open the filesystem of container {id} (see pierd's log)"
+            )))
+        }
+    };
+    let stream = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+    Ok(stat_response(&st, Body::from_stream(stream)))
+}
+
+/// `PUT /containers/{id}/archive?path=&noOverwriteDirNonDir=&copyUIDGID=`:
+/// extracts the tar body into the directory `path`.
+pub async fn put(engine: State, Path(id): Path<String>, q: Query, body: Body) -> Result<Response> {
+    let path = query_path(&q)?;
+    let h = engine.find(&id)?;
+    let rec = h.record();
+    if rec.host_config.readonly_rootfs == Some(true) {
+        return Err(Error::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "container rootfs is marked read-only",
+        ));
+    }
+    let no_overwrite = super::flag(&q, "noOverwriteDirNonDir");
+    let copy_uid_gid = super::flag(&q, "copyUIDGID");
+    let user = rec.config.user.clone().unwrap_or_default();
+    let (reader, feeder) = BodyReader::feed(body);
+    let p = path.clone();
+    let res = engine
+        .with_rootfs(h, true, move |root| {
+            let root = archive::open_root(root)?;
+            let chown = if copy_uid_gid && !user.is_empty() {
+                let read = |f: &str| archive::read_small(root.as_fd(), f).unwrap_or_default();
+                let u = crate::container::user::resolve(
+                    &user,
+                    &read("/etc/passwd"),
+                    &read("/etc/group"),
+                )
+                .map_err(CpError::Invalid)?;
+                Some((u.uid, u.gid))
+            } else {
+                None
+            };
+            let opts = ExtractOptions {
+                no_overwrite_dir_non_dir: no_overwrite,
+                chown,
+            };
+            archive::extract(root.as_fd(), &p, reader, &opts)
+        })
+        .await;
+    feeder.abort();
+    res?.map_err(|e| cp_error(e, &path, &id))?;
+    Ok(axum::http::StatusCode::OK.into_response())
+}
+
+/// A blocking reader of a request body, for a blocking thread.
+struct BodyReader {
+    rx: tokio::sync::mpsc::Receiver<std::result::Result<Bytes, String>>,
+    current: Bytes,
+}
+
+impl BodyReader {
+    fn feed(body: Body) -> (BodyReader, tokio::task::JoinHandle<()>) {
+        use futures_util::StreamExt;
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        let mut stream = body.into_data_stream();
+        let feeder = tokio::spawn(async move {
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(|e| e.to_string());
+                let stop = chunk.is_err();
+                if tx.send(chunk).await.is_err() || stop {
+                    break;
+                }
+            }
+        });
+        (
+            BodyReader {
+                rx,
+                current: Bytes::new(),
+            },
+            feeder,
+        )
+    }
+}
+
+impl Read for BodyReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.rx.blocking_recv() {
+                None => return Ok(0),
+                Some(Ok(b)) => self.current = b,
+                Some(Err(e)) => {
+                    return Err(std::io::Error::other(format!("reading the request: {e}")))
+                }
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current[..n]);
+        let _ = self.current.split_to(n);
+        Ok(n)
+    }
+}

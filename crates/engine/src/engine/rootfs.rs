@@ -1,0 +1,72 @@
+//! A container's root filesystem for the archive API (`docker cp`): the
+//! mounted rootfs of a running container, else a temporary overlay of its
+//! image layers and its writable layer.
+
+use super::{Engine, Handle};
+use crate::error::{Error, Result};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+impl Engine {
+    /// Runs `f` in a blocking thread with the path of the container's root
+    /// filesystem. A stopped container's layers are mounted for the call
+    /// (read-only unless `write`) under its operation lock, so it cannot
+    /// start meanwhile, and unmounted after.
+    pub async fn with_rootfs<T: Send + 'static>(
+        self: &Arc<Self>,
+        h: Arc<Handle>,
+        write: bool,
+        f: impl FnOnce(&Path) -> T + Send + 'static,
+    ) -> Result<T> {
+        let dir = self.container_dir(&h.id);
+        if h.record().state.running() {
+            let rootfs = dir.join("rootfs");
+            return Ok(tokio::task::spawn_blocking(move || f(&rootfs)).await?);
+        }
+        let _op = h.op.lock().await;
+        if h.removed() {
+            return Err(Error::no_such_container(&h.id));
+        }
+        let rec = h.record();
+        if rec.state.running() {
+            // Started while we waited for the lock.
+            drop(_op);
+            let rootfs = dir.join("rootfs");
+            return Ok(tokio::task::spawn_blocking(move || f(&rootfs)).await?);
+        }
+        let store = self.images.clone();
+        let image_id = rec.image_id.clone();
+        let mut layers: Vec<PathBuf> =
+            tokio::task::spawn_blocking(move || store.resolve(&image_id))
+                .await??
+                .layers;
+        tokio::task::spawn_blocking(move || {
+            let target = dir.join(format!("cp-{:016x}", rand::random::<u64>()));
+            std::fs::create_dir(&target)
+                .map_err(|e| Error::internal(format!("creating {}: {e}", target.display())))?;
+            let mounted = if write {
+                pier_image::mount::mount_overlay(
+                    &layers,
+                    &dir.join("upper"),
+                    &dir.join("work"),
+                    &target,
+                )
+            } else {
+                layers.push(dir.join("upper"));
+                pier_image::mount::mount_overlay(&layers, Path::new(""), Path::new(""), &target)
+            };
+            if let Err(e) = mounted {
+                let _ = std::fs::remove_dir(&target);
+                return Err(Error::internal(format!(
+                    "mounting the filesystem of container {}: {e}",
+                    rec.name
+                )));
+            }
+            let out = f(&target);
+            let _ = pier_image::mount::unmount(&target);
+            let _ = std::fs::remove_dir(&target);
+            Ok(out)
+        })
+        .await?
+    }
+}
