@@ -1,7 +1,6 @@
 //! Container endpoints: create, start, attach, wait, kill, remove.
 
 use super::{flag, Query, State};
-use crate::engine::WaitCondition;
 use crate::error::{Error, Result};
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Request};
@@ -20,55 +19,6 @@ pub async fn create(engine: State, q: Query, body: Bytes) -> Result<Response> {
     let id = engine.create(name, body).await?;
     let resp = serde_json::json!({ "Id": id, "Warnings": [] });
     Ok((StatusCode::CREATED, Json(resp)).into_response())
-}
-
-pub async fn start(engine: State, Path(id): Path<String>) -> Result<StatusCode> {
-    let h = engine.find(&id)?;
-    match engine.start(&h).await {
-        Ok(()) => Ok(StatusCode::NO_CONTENT),
-        Err(e) if e.status == StatusCode::NOT_MODIFIED => Ok(StatusCode::NOT_MODIFIED),
-        Err(e) => Err(e),
-    }
-}
-
-pub async fn kill(engine: State, Path(id): Path<String>, q: Query) -> Result<StatusCode> {
-    let h = engine.find(&id)?;
-    let signal = match q.get("signal").filter(|s| !s.is_empty()) {
-        Some(s) => {
-            parse_signal(s).ok_or_else(|| Error::bad_request(format!("invalid signal: {s}")))?
-        }
-        None => libc::SIGKILL,
-    };
-    engine.kill(&h, signal).await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-pub async fn remove(engine: State, Path(id): Path<String>, q: Query) -> Result<StatusCode> {
-    let h = engine.find(&id)?;
-    engine.remove(&h, flag(&q, "force")).await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-/// Answers headers at once and the body when the condition holds, so a
-/// client may wait first and start the container afterwards.
-pub async fn wait(engine: State, Path(id): Path<String>, q: Query) -> Result<Response> {
-    let h = engine.find(&id)?;
-    let condition = match q.get("condition").map(String::as_str).unwrap_or("") {
-        "" | "not-running" => WaitCondition::NotRunning,
-        "next-exit" => WaitCondition::NextExit,
-        "removed" => WaitCondition::Removed,
-        other => return Err(Error::bad_request(format!("invalid condition: {other:?}"))),
-    };
-    let body = futures_util::stream::once(async move {
-        let code = engine.wait(&h, condition).await;
-        let line = serde_json::json!({ "StatusCode": code, "Error": null }).to_string() + "\n";
-        Ok::<_, std::convert::Infallible>(Bytes::from(line))
-    });
-    Ok((
-        [(header::CONTENT_TYPE, "application/json")],
-        Body::from_stream(body),
-    )
-        .into_response())
 }
 
 /// `POST /containers/{id}/attach`: upgrades the connection (`Upgrade: tcp`)
@@ -136,42 +86,4 @@ where
     let _ = tokio::io::copy(&mut shim_r, &mut client_w).await;
     let _ = client_w.shutdown().await;
     input.abort();
-}
-
-/// A signal by name (`KILL`, `SIGKILL`) or number.
-pub fn parse_signal(s: &str) -> Option<i32> {
-    if let Ok(n) = s.parse::<i32>() {
-        return (1..=64).contains(&n).then_some(n);
-    }
-    let name = s.to_ascii_uppercase();
-    let name = name.strip_prefix("SIG").unwrap_or(&name);
-    Some(match name {
-        "HUP" => libc::SIGHUP,
-        "INT" => libc::SIGINT,
-        "QUIT" => libc::SIGQUIT,
-        "KILL" => libc::SIGKILL,
-        "USR1" => libc::SIGUSR1,
-        "USR2" => libc::SIGUSR2,
-        "TERM" => libc::SIGTERM,
-        "STOP" => libc::SIGSTOP,
-        "CONT" => libc::SIGCONT,
-        "WINCH" => libc::SIGWINCH,
-        "ALRM" => libc::SIGALRM,
-        "PIPE" => libc::SIGPIPE,
-        _ => return None,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn signals_by_name_and_number() {
-        assert_eq!(parse_signal("KILL"), Some(9));
-        assert_eq!(parse_signal("sigterm"), Some(15));
-        assert_eq!(parse_signal("10"), Some(10));
-        assert_eq!(parse_signal("0"), None);
-        assert_eq!(parse_signal("NOPE"), None);
-    }
 }

@@ -4,7 +4,9 @@
 mod commit;
 mod containers;
 mod distribution;
+mod events;
 mod images;
+mod lifecycle;
 mod inspect;
 mod list;
 mod system;
@@ -44,11 +46,17 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/containers/json", get(list::list))
         .route("/containers/create", post(containers::create))
         .route("/containers/{id}/json", get(inspect::inspect))
-        .route("/containers/{id}/start", post(containers::start))
-        .route("/containers/{id}/kill", post(containers::kill))
-        .route("/containers/{id}/wait", post(containers::wait))
+        .route("/containers/{id}/start", post(lifecycle::start))
+        .route("/containers/{id}/stop", post(lifecycle::stop))
+        .route("/containers/{id}/restart", post(lifecycle::restart))
+        .route("/containers/{id}/kill", post(lifecycle::kill))
+        .route("/containers/{id}/pause", post(lifecycle::pause))
+        .route("/containers/{id}/unpause", post(lifecycle::unpause))
+        .route("/containers/{id}/rename", post(lifecycle::rename))
+        .route("/containers/{id}/wait", post(lifecycle::wait))
         .route("/containers/{id}/attach", post(containers::attach))
-        .route("/containers/{id}", delete(containers::remove))
+        .route("/containers/{id}", delete(lifecycle::remove))
+        .route("/events", get(events::events))
         .fallback(|req: Request| async move {
             Error::not_found(format!(
                 "page not found: {} {}",

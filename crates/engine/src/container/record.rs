@@ -46,11 +46,39 @@ pub struct State {
     /// How many times the container has exited (for `wait next-exit`).
     #[serde(default)]
     pub exits: u64,
+    /// Frozen by `pause` (status stays Running, as docker's State.Running).
+    #[serde(default)]
+    pub paused: bool,
+    /// Exited and waiting for its restart policy's next attempt (status
+    /// is Exited meanwhile; docker shows "restarting").
+    #[serde(default)]
+    pub restarting: bool,
+    /// Restarts made by the restart policy since the last `start`.
+    #[serde(default)]
+    pub restart_count: u32,
+    /// Stopped by the user (`stop`, `kill`, a forced remove): the restart
+    /// policy leaves it alone until the next `start`, and `unless-stopped`
+    /// does not bring it back when pierd starts.
+    #[serde(default)]
+    pub stopped_by_user: bool,
 }
 
 impl State {
+    /// The container has a live shim (it may be paused).
     pub fn running(&self) -> bool {
         self.status == Status::Running
+    }
+
+    /// Docker's State.Status: created, running, paused, restarting,
+    /// exited, dead.
+    pub fn status_str(&self) -> &'static str {
+        if self.restarting {
+            "restarting"
+        } else if self.paused && self.running() {
+            "paused"
+        } else {
+            self.status.as_str()
+        }
     }
 }
 

@@ -8,13 +8,20 @@ use crate::fsutil::write_json_atomic;
 use crate::shim::{self, ShimStream};
 use crate::Config;
 use bollard_stubs::models::{ContainerConfig, ContainerCreateBody};
-use pier_shim::{ExitInfo, Request, ShimConfig};
+use pier_shim::{Request, ShimConfig};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 use tokio::sync::{oneshot, watch};
+
+mod adopt;
+mod events;
+mod lifecycle;
+mod restart;
+
+pub use events::{Event, Events};
+pub use lifecycle::parse_signal;
 
 const RECORD_FILE: &str = "container.json";
 
@@ -24,6 +31,7 @@ pub struct Engine {
     /// Registry traffic (pull, push, login).
     pub registry: pier_registry_client::Client,
     containers: Mutex<HashMap<String, Arc<Handle>>>,
+    events: events::Events,
 }
 
 /// An attach request waiting for the container to start.
@@ -43,6 +51,7 @@ pub struct Handle {
     pending_attach: Mutex<Vec<PendingAttach>>,
     /// Serializes start, remove and attach registration.
     op: tokio::sync::Mutex<()>,
+    backoff: Mutex<restart::Backoff>,
 }
 
 impl Handle {
@@ -54,6 +63,7 @@ impl Handle {
             removed: AtomicBool::new(false),
             pending_attach: Mutex::new(Vec::new()),
             op: tokio::sync::Mutex::new(()),
+            backoff: Mutex::new(restart::Backoff::default()),
         })
     }
 
@@ -118,6 +128,7 @@ impl Engine {
             images: Arc::new(images),
             registry,
             containers: Mutex::new(HashMap::new()),
+            events: events::Events::default(),
         });
         engine.load_containers().await;
         Ok(engine)
@@ -142,35 +153,6 @@ impl Engine {
         let saved = self.save(&rec);
         h.notify();
         saved.map(|_| rec)
-    }
-
-    async fn load_containers(self: &Arc<Self>) {
-        let Ok(entries) = std::fs::read_dir(self.config.containers_dir()) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path().join(RECORD_FILE);
-            let rec: ContainerRecord = match std::fs::read(&path)
-                .ok()
-                .and_then(|d| serde_json::from_slice(&d).ok())
-            {
-                Some(r) => r,
-                None => {
-                    eprintln!(
-                        "pierd: ignoring {}: no readable container record",
-                        entry.path().display()
-                    );
-                    continue;
-                }
-            };
-            let h = Handle::new(rec.clone());
-            lock(&self.containers).insert(rec.id.clone(), h.clone());
-            if rec.state.running() {
-                // The shim may have outlived us: the monitor re-adopts it
-                // or collects the exit it recorded.
-                tokio::spawn(monitor(self.clone(), h));
-            }
-        }
     }
 
     /// Finds a container by full id, name, or unique id prefix.
@@ -269,6 +251,7 @@ impl Engine {
             let _ = std::fs::remove_dir_all(&dir);
             return Err(e);
         }
+        self.emit_container(&rec, "create", &[]);
         lock(&self.containers).insert(id.clone(), Handle::new(rec));
         Ok(id)
     }
@@ -291,7 +274,10 @@ impl Engine {
         let result = self.start_locked(h, &rec).await;
         if let Err(e) = &result {
             let msg = e.message.clone();
-            let _ = self.update(h, |r| r.state.error = msg);
+            let _ = self.update(h, |r| {
+                r.state.error = msg;
+                r.state.restarting = false;
+            });
             if rec.auto_remove() {
                 drop(_op);
                 let _ = self.remove(h, true).await;
@@ -383,73 +369,11 @@ impl Engine {
             r.state.shim_pid = ready.shim_pid;
             r.state.started_at = pier_common::time::now_rfc3339();
             r.state.error.clear();
+            r.state.restarting = false;
+            r.state.paused = false;
         })?;
-        tokio::spawn(monitor(self.clone(), h.clone()));
-        Ok(())
-    }
-
-    /// `POST /containers/{id}/kill`.
-    pub async fn kill(&self, h: &Handle, signal: i32) -> Result<()> {
-        let rec = h.record();
-        if !rec.state.running() {
-            return Err(Error::conflict(format!(
-                "Container {} is not running",
-                rec.id
-            )));
-        }
-        shim::request(
-            &self.config.container_exec_dir(&rec.id),
-            &Request::Kill { signal, all: false },
-        )
-        .await
-        .map(|_| ())
-        .map_err(|e| Error::internal(format!("killing container {}: {e}", rec.name)))
-    }
-
-    /// `DELETE /containers/{id}`: refuses a running container unless
-    /// `force`, which kills it first.
-    pub async fn remove(&self, h: &Arc<Handle>, force: bool) -> Result<()> {
-        let _op = h.op.lock().await;
-        if h.removed() {
-            return Ok(());
-        }
-        let rec = h.record();
-        if rec.state.running() {
-            if !force {
-                return Err(Error::conflict(format!(
-                    "cannot remove container \"/{}\": container is running: stop the container before removing or force remove",
-                    rec.name
-                )));
-            }
-            let mut rx = h.changed.subscribe();
-            let _ = self.kill(h, libc::SIGKILL).await;
-            let stopped = tokio::time::timeout(Duration::from_secs(15), async {
-                while h.record().state.running() {
-                    if rx.changed().await.is_err() {
-                        break;
-                    }
-                }
-            })
-            .await;
-            if stopped.is_err() {
-                return Err(Error::internal(format!(
-                    "could not kill container {}: it did not exit within 15s",
-                    rec.name
-                )));
-            }
-        }
-        let dir = self.container_dir(&rec.id);
-        let exec_dir = self.config.container_exec_dir(&rec.id);
-        tokio::task::spawn_blocking(move || {
-            let _ = pier_image::mount::unmount(&dir.join("rootfs"));
-            let _ = std::fs::remove_dir_all(&exec_dir);
-            std::fs::remove_dir_all(&dir).map_err(io_err(format!("removing {}", dir.display())))
-        })
-        .await??;
-        lock(&self.containers).remove(&rec.id);
-        lock(&h.pending_attach).clear();
-        h.removed.store(true, Ordering::SeqCst);
-        h.notify();
+        self.emit_container(&h.record(), "start", &[]);
+        tokio::spawn(lifecycle::monitor(self.clone(), h.clone()));
         Ok(())
     }
 
@@ -502,48 +426,18 @@ impl Engine {
                 });
                 Ok(Attach::AtStart(rx))
             }
-            _ => Err(Error::conflict(
-                "You cannot attach to a stopped container, start it first",
-            )),
-        }
-    }
-
-    /// Records an exit reported by the shim (or found in its exit file).
-    fn record_exit(&self, h: &Handle, exit: Option<ExitInfo>) {
-        let _ = self.update(h, |r| {
-            r.state.pid = 0;
-            r.state.shim_pid = 0;
-            r.state.exits += 1;
-            match exit {
-                Some(e) => {
-                    r.state.status = Status::Exited;
-                    r.state.exit_code = e.exit_code;
-                    r.state.oom_killed = e.oom_killed;
-                    r.state.finished_at = e.finished_at;
-                }
-                None => {
-                    r.state.status = Status::Dead;
-                    r.state.exit_code = 255;
-                    r.state.error =
-                        "the container's shim died without recording an exit status".into();
-                    r.state.finished_at = pier_common::time::now_rfc3339();
-                }
+            // As dockerd: an attach to a stopped container waits for its
+            // next start (`start -a`); the CLI's `attach` refuses first.
+            _ => {
+                let (tx, rx) = oneshot::channel();
+                lock(&h.pending_attach).push(PendingAttach {
+                    stdin,
+                    stdout,
+                    stderr,
+                    tx,
+                });
+                Ok(Attach::AtStart(rx))
             }
-        });
-    }
-}
-
-/// Watches a running container through its shim and records its exit.
-async fn monitor(engine: Arc<Engine>, h: Arc<Handle>) {
-    let exec_dir = engine.config.container_exec_dir(&h.id);
-    let exit = match shim::call(&exec_dir, &Request::Wait).await {
-        Ok((resp, _)) if resp.exit.is_some() => resp.exit,
-        _ => pier_shim::read_exit(&exec_dir),
-    };
-    engine.record_exit(&h, exit);
-    if h.record().auto_remove() {
-        if let Err(e) = engine.remove(&h, true).await {
-            eprintln!("pierd: removing container {}: {e}", h.id);
         }
     }
 }
