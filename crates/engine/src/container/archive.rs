@@ -587,7 +587,11 @@ fn copy_checked(
             }
         }
     }
-    b.into_inner().map_err(wr)?.flush().map_err(wr)
+    b.into_inner().map_err(wr)?.flush().map_err(wr)?;
+    // Read the stream to its end (the zero blocks after the last entry),
+    // so the client's upload completes before the answer.
+    io::copy(&mut archive.into_inner(), &mut io::sink()).map_err(bad)?;
+    Ok(())
 }
 
 #[cfg(test)]
