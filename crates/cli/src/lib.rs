@@ -51,6 +51,13 @@ enum Command {
     Run(cmd::run::RunArgs),
     /// List containers
     Ps(cmd::ps::PsArgs),
+    /// Fetch the logs of a container
+    Logs(cmd::logs::LogsArgs),
+    /// Return low-level information on Docker objects
+    Inspect(cmd::inspect::InspectArgs),
+    /// Manage containers
+    #[command(subcommand)]
+    Container(ContainerCommand),
     /// Remove one or more containers
     Rm(cmd::containers::RmArgs),
     /// List images
@@ -125,6 +132,19 @@ enum ImageCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum ContainerCommand {
+    /// List containers
+    #[command(aliases = ["ps", "list"])]
+    Ls(cmd::ps::PsArgs),
+    /// Fetch the logs of a container
+    Logs(cmd::logs::LogsArgs),
+    /// Display detailed information on one or more containers
+    Inspect(cmd::inspect::ContainerInspectArgs),
+    /// Remove all stopped containers
+    Prune(cmd::prune::PruneArgs),
+}
+
+#[derive(Debug, Subcommand)]
 enum SystemCommand {
     /// Display system-wide information
     Info,
@@ -174,7 +194,17 @@ async fn dispatch(cli: Cli) -> Result<i32, CliError> {
     });
     match cli.command {
         Command::Run(args) => cmd::run::run(&client, args).await,
-        Command::Ps(args) => cmd::ps::ps(&client, args).await,
+        Command::Ps(args) | Command::Container(ContainerCommand::Ls(args)) => {
+            cmd::ps::ps(&client, args).await
+        }
+        Command::Logs(a) | Command::Container(ContainerCommand::Logs(a)) => {
+            cmd::logs::logs(&client, a).await
+        }
+        Command::Inspect(a) => cmd::inspect::inspect(&client, a).await,
+        Command::Container(ContainerCommand::Inspect(a)) => {
+            cmd::inspect::inspect(&client, a.into()).await
+        }
+        Command::Container(ContainerCommand::Prune(a)) => cmd::prune::prune(&client, a).await,
         Command::Rm(args) => cmd::containers::rm(&client, args).await,
         Command::Images(args) | Command::Image(ImageCommand::Ls(args)) => {
             cmd::images::images(&client, args).await

@@ -1,3 +1,4 @@
 //! Small pieces every pier crate shares, with no dependencies of their own.
 
+pub mod duration;
 pub mod time;

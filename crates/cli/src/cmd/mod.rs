@@ -3,7 +3,10 @@
 pub mod containers;
 pub mod image_ops;
 pub mod images;
+pub mod inspect;
 pub mod login;
+pub mod logs;
+pub mod prune;
 pub mod ps;
 pub mod pull;
 pub mod push;

@@ -1,41 +1,300 @@
-//! `GET /containers/{id}/json`: docker's container inspect document.
+//! `GET /containers/{id}/json`: docker's container inspect document, with
+//! every key docker writes (defaults where pier has nothing to say), and
+//! `SizeRw`/`SizeRootFs` with `size=1`.
 
-use super::State;
+use super::{flag, Query, State};
 use crate::container::ContainerRecord;
 use crate::error::Result;
+use crate::Engine;
 use axum::extract::Path;
 use axum::Json;
+use serde_json::{json, Map, Value};
 
-pub async fn inspect(engine: State, Path(id): Path<String>) -> Result<Json<serde_json::Value>> {
+const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
+pub async fn inspect(engine: State, Path(id): Path<String>, q: Query) -> Result<Json<Value>> {
     let rec = engine.find(&id)?.record();
-    Ok(Json(inspect_json(&rec)))
+    let with_size = flag(&q, "size");
+    let e = engine.0.clone();
+    let v = tokio::task::spawn_blocking(move || {
+        let layers = e
+            .images
+            .resolve(&rec.image_id)
+            .map(|i| i.layers)
+            .unwrap_or_default();
+        let mut v = inspect_json(&e, &rec, &layers);
+        if with_size {
+            let rw = crate::container::size::size_rw(&e.container_path(&rec.id).join("upper"));
+            let image = e
+                .images
+                .list()
+                .unwrap_or_default()
+                .into_iter()
+                .find(|i| i.id == rec.image_id)
+                .map_or(0, |i| i.size);
+            v["SizeRw"] = rw.into();
+            v["SizeRootFs"] = (image + rw).into();
+        }
+        v
+    })
+    .await?;
+    Ok(Json(v))
 }
 
-pub fn inspect_json(rec: &ContainerRecord) -> serde_json::Value {
+/// Docker's State.Status word, Paused/Restarting from the record.
+fn state_json(rec: &ContainerRecord) -> Value {
     let s = &rec.state;
-    serde_json::json!({
+    let time = |t: &str| {
+        if t.is_empty() {
+            ZERO_TIME.to_string()
+        } else {
+            t.to_string()
+        }
+    };
+    json!({
+        "Status": s.status_str(),
+        "Running": s.running(),
+        "Paused": s.paused,
+        "Restarting": s.restarting,
+        "OOMKilled": s.oom_killed,
+        "Dead": s.status == crate::container::Status::Dead,
+        "Pid": s.pid,
+        "ExitCode": s.exit_code,
+        "Error": s.error,
+        "StartedAt": time(&s.started_at),
+        "FinishedAt": time(&s.finished_at),
+    })
+}
+
+/// Fills the keys of `defaults` that `v` lacks (or has as null where the
+/// default is not null).
+fn fill(v: &mut Value, defaults: Value) {
+    let Value::Object(d) = defaults else { return };
+    if !v.is_object() {
+        *v = Value::Object(Map::new());
+    }
+    if let Value::Object(o) = v {
+        for (k, dv) in d {
+            match o.get(k.as_str()) {
+                Some(x) if !x.is_null() || dv.is_null() => {}
+                _ => {
+                    o.insert(k, dv);
+                }
+            }
+        }
+    }
+}
+
+fn config_json(rec: &ContainerRecord) -> Value {
+    let mut c = serde_json::to_value(&rec.config).unwrap_or_else(|_| json!({}));
+    fill(
+        &mut c,
+        json!({
+            "Hostname": rec.hostname(),
+            "Domainname": "",
+            "User": "",
+            "AttachStdin": false,
+            "AttachStdout": false,
+            "AttachStderr": false,
+            "Tty": false,
+            "OpenStdin": false,
+            "StdinOnce": false,
+            "Env": null,
+            "Cmd": null,
+            "Image": rec.image,
+            "Volumes": null,
+            "WorkingDir": "",
+            "Entrypoint": null,
+            "OnBuild": null,
+            "Labels": {},
+        }),
+    );
+    if c["Hostname"] == "" {
+        c["Hostname"] = rec.hostname().into();
+    }
+    c
+}
+
+fn host_config_json(rec: &ContainerRecord) -> Value {
+    let mut h = serde_json::to_value(&rec.host_config).unwrap_or_else(|_| json!({}));
+    fill(
+        &mut h,
+        json!({
+            "Binds": null,
+            "ContainerIDFile": "",
+            "LogConfig": {"Type": "json-file", "Config": {}},
+            "NetworkMode": "default",
+            "PortBindings": {},
+            "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
+            "AutoRemove": false,
+            "VolumeDriver": "",
+            "VolumesFrom": null,
+            "ConsoleSize": [0, 0],
+            "CapAdd": null,
+            "CapDrop": null,
+            "CgroupnsMode": "host",
+            "Dns": [],
+            "DnsOptions": [],
+            "DnsSearch": [],
+            "ExtraHosts": null,
+            "GroupAdd": null,
+            "IpcMode": "private",
+            "Cgroup": "",
+            "Links": null,
+            "OomScoreAdj": 0,
+            "PidMode": "",
+            "Privileged": false,
+            "PublishAllPorts": false,
+            "ReadonlyRootfs": false,
+            "SecurityOpt": null,
+            "UTSMode": "",
+            "UsernsMode": "",
+            "ShmSize": 67_108_864,
+            "Runtime": "pier-runtime",
+            "Isolation": "",
+        }),
+    );
+    fill(
+        &mut h,
+        json!({
+            "CpuShares": 0,
+            "Memory": 0,
+            "NanoCpus": 0,
+            "CgroupParent": "",
+            "BlkioWeight": 0,
+            "BlkioWeightDevice": [],
+            "BlkioDeviceReadBps": [],
+            "BlkioDeviceWriteBps": [],
+            "BlkioDeviceReadIOps": [],
+            "BlkioDeviceWriteIOps": [],
+            "CpuPeriod": 0,
+            "CpuQuota": 0,
+            "CpuRealtimePeriod": 0,
+            "CpuRealtimeRuntime": 0,
+            "CpusetCpus": "",
+            "CpusetMems": "",
+            "Devices": [],
+            "DeviceCgroupRules": null,
+            "DeviceRequests": null,
+            "KernelMemory": 0,
+            "KernelMemoryTCP": 0,
+            "MemoryReservation": 0,
+            "MemorySwap": 0,
+            "MemorySwappiness": null,
+            "OomKillDisable": false,
+            "PidsLimit": null,
+            "Ulimits": [],
+            "CpuCount": 0,
+            "CpuPercent": 0,
+            "IOMaximumIOps": 0,
+            "IOMaximumBandwidth": 0,
+            "MaskedPaths": crate::container::spec::MASKED_PATHS,
+            "ReadonlyPaths": crate::container::spec::READONLY_PATHS,
+        }),
+    );
+    if h["Privileged"] == json!(true) {
+        // As docker: a privileged container has nothing masked.
+        h["MaskedPaths"] = Value::Null;
+        h["ReadonlyPaths"] = Value::Null;
+    }
+    h
+}
+
+fn network_settings_json(rec: &ContainerRecord) -> Value {
+    let mode = rec
+        .host_config
+        .network_mode
+        .clone()
+        .filter(|m| !m.is_empty() && m != "default")
+        .unwrap_or_else(|| "none".into());
+    let endpoint = json!({
+        "IPAMConfig": null,
+        "Links": null,
+        "Aliases": null,
+        "NetworkID": "",
+        "EndpointID": "",
+        "Gateway": "",
+        "IPAddress": "",
+        "IPPrefixLen": 0,
+        "IPv6Gateway": "",
+        "GlobalIPv6Address": "",
+        "GlobalIPv6PrefixLen": 0,
+        "MacAddress": "",
+        "DriverOpts": null,
+    });
+    json!({
+        "Bridge": "",
+        "SandboxID": "",
+        "HairpinMode": false,
+        "LinkLocalIPv6Address": "",
+        "LinkLocalIPv6PrefixLen": 0,
+        "Ports": {},
+        "SandboxKey": "",
+        "SecondaryIPAddresses": null,
+        "SecondaryIPv6Addresses": null,
+        "EndpointID": "",
+        "Gateway": "",
+        "GlobalIPv6Address": "",
+        "GlobalIPv6PrefixLen": 0,
+        "IPAddress": "",
+        "IPPrefixLen": 0,
+        "IPv6Gateway": "",
+        "MacAddress": "",
+        "Networks": { mode: endpoint },
+    })
+}
+
+/// The whole document; `layers` are the image's unpacked layers, top last.
+pub fn inspect_json(
+    engine: &Engine,
+    rec: &ContainerRecord,
+    layers: &[std::path::PathBuf],
+) -> Value {
+    let dir = engine.container_path(&rec.id);
+    let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    let existing = |name: &str| {
+        if dir.join(name).exists() {
+            path(name)
+        } else {
+            String::new()
+        }
+    };
+    let lower: Vec<String> = layers
+        .iter()
+        .rev()
+        .map(|l| l.to_string_lossy().into_owned())
+        .collect();
+    json!({
         "Id": rec.id,
         "Created": rec.created,
         "Path": rec.path,
         "Args": rec.args,
-        "State": {
-            "Status": s.status.as_str(),
-            "Running": s.running(),
-            "Paused": false,
-            "Restarting": false,
-            "OOMKilled": s.oom_killed,
-            "Dead": s.status == crate::container::Status::Dead,
-            "Pid": s.pid,
-            "ExitCode": s.exit_code,
-            "Error": s.error,
-            "StartedAt": if s.started_at.is_empty() { "0001-01-01T00:00:00Z" } else { &s.started_at },
-            "FinishedAt": if s.finished_at.is_empty() { "0001-01-01T00:00:00Z" } else { &s.finished_at },
-        },
+        "State": state_json(rec),
         "Image": rec.image_id,
+        "ResolvConfPath": existing("resolv.conf"),
+        "HostnamePath": existing("hostname"),
+        "HostsPath": existing("hosts"),
+        "LogPath": engine.log_path(&rec.id).to_string_lossy(),
         "Name": format!("/{}", rec.name),
+        "RestartCount": rec.state.restart_count,
         "Driver": "overlayfs",
         "Platform": "linux",
-        "Config": rec.config,
-        "HostConfig": rec.host_config,
+        "MountLabel": "",
+        "ProcessLabel": "",
+        "AppArmorProfile": "",
+        "ExecIDs": null,
+        "HostConfig": host_config_json(rec),
+        "GraphDriver": {
+            "Data": {
+                "LowerDir": lower.join(":"),
+                "MergedDir": path("rootfs"),
+                "UpperDir": path("upper"),
+                "WorkDir": path("work"),
+            },
+            "Name": "overlayfs",
+        },
+        "Mounts": [],
+        "Config": config_json(rec),
+        "NetworkSettings": network_settings_json(rec),
     })
 }

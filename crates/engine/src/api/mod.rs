@@ -9,6 +9,7 @@ mod images;
 mod lifecycle;
 mod inspect;
 mod list;
+mod logs;
 mod system;
 
 use crate::error::Error;
@@ -46,6 +47,8 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/containers/json", get(list::list))
         .route("/containers/create", post(containers::create))
         .route("/containers/{id}/json", get(inspect::inspect))
+        .route("/containers/{id}/logs", get(logs::logs))
+        .route("/containers/prune", post(list::prune))
         .route("/containers/{id}/start", post(lifecycle::start))
         .route("/containers/{id}/stop", post(lifecycle::stop))
         .route("/containers/{id}/restart", post(lifecycle::restart))

@@ -348,13 +348,52 @@ fn header_for(st: &rfs::Stat, kind: tar::EntryType) -> tar::Header {
 }
 
 fn child_name(prefix: &[u8], name: &[u8], prefixed: bool) -> Vec<u8> {
-    if !prefixed {
-        return name.to_vec();
-    }
-    let mut v = prefix.to_vec();
+    let mut v = if prefixed {
+        prefix.to_vec()
+    } else {
+        b".".to_vec()
+    };
     v.push(b'/');
     v.extend_from_slice(name);
     v
+}
+
+/// Appends an entry named exactly `name` (the tar crate would drop a
+/// leading `./`, which Docker's clients rely on for a directory's content).
+fn put_data<W: Write>(
+    b: &mut tar::Builder<W>,
+    h: &mut tar::Header,
+    name: &[u8],
+    data: impl Read,
+) -> io::Result<()> {
+    if name.len() < 100 {
+        let field = &mut h.as_old_mut().name;
+        field.fill(0);
+        field[..name.len()].copy_from_slice(name);
+        h.set_cksum();
+        return b.append(h, data);
+    }
+    b.append_data(h, Path::new(OsStr::from_bytes(name)), data)
+}
+
+/// A symlink or hard link entry named exactly `name`.
+fn put_link<W: Write>(
+    b: &mut tar::Builder<W>,
+    h: &mut tar::Header,
+    name: &[u8],
+    target: &[u8],
+) -> io::Result<()> {
+    if name.len() < 100 && target.len() < 100 {
+        let field = &mut h.as_old_mut().linkname;
+        field.fill(0);
+        field[..target.len()].copy_from_slice(target);
+        return put_data(b, h, name, io::empty());
+    }
+    b.append_link(
+        h,
+        Path::new(OsStr::from_bytes(name)),
+        Path::new(OsStr::from_bytes(target)),
+    )
 }
 
 impl Walker {
@@ -372,7 +411,7 @@ impl Walker {
             let key = (st.st_dev, st.st_ino);
             if let Some(first) = self.hardlinks.get(&key) {
                 let mut h = header_for(&st, tar::EntryType::Link);
-                return b.append_link(&mut h, path, Path::new(OsStr::from_bytes(first)));
+                return put_link(b, &mut h, tar_name, first);
             }
             self.hardlinks.insert(key, tar_name.to_vec());
         }
@@ -404,16 +443,12 @@ impl Walker {
                 let size = st.st_size.max(0) as u64;
                 h.set_size(size);
                 let file = std::fs::File::from(fd);
-                b.append_data(&mut h, path, file.take(size))
+                put_data(b, &mut h, tar_name, file.take(size))
             }
             FileType::Symlink => {
                 let target = rfs::readlinkat(parent, name, Vec::new())?;
                 let mut h = header_for(&st, tar::EntryType::Symlink);
-                b.append_link(
-                    &mut h,
-                    path,
-                    Path::new(OsStr::from_bytes(target.as_bytes())),
-                )
+                put_link(b, &mut h, tar_name, target.as_bytes())
             }
             FileType::CharacterDevice | FileType::BlockDevice | FileType::Fifo => {
                 let kind = match ft {
@@ -426,7 +461,7 @@ impl Walker {
                     h.set_device_major(rfs::major(st.st_rdev))?;
                     h.set_device_minor(rfs::minor(st.st_rdev))?;
                 }
-                b.append_data(&mut h, path, io::empty())
+                put_data(b, &mut h, tar_name, io::empty())
             }
             // Sockets are not archived (as Docker).
             _ => Ok(()),
@@ -448,7 +483,7 @@ impl Walker {
         if !dname.ends_with(b"/") {
             dname.push(b'/');
         }
-        b.append_data(&mut h, Path::new(OsStr::from_bytes(&dname)), io::empty())?;
+        put_data(b, &mut h, &dname, io::empty())?;
         let mut names: Vec<CString> = Vec::new();
         for e in Dir::read_from(&dir)? {
             let e = e?;
@@ -673,7 +708,7 @@ mod tests {
         let n = names(&resolve(root.as_fd(), "/etc").unwrap());
         assert_eq!(n, ["etc/", "etc/a", "etc/sub/", "etc/sub/b", "etc/up"]);
         let n = names(&resolve(root.as_fd(), "/etc/.").unwrap());
-        assert_eq!(n, ["./", "a", "sub/", "sub/b", "up"]);
+        assert_eq!(n, ["./", "./a", "./sub/", "./sub/b", "./up"]);
     }
 
     #[test]

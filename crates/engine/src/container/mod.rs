@@ -1,8 +1,11 @@
 //! Containers as pierd keeps them: the persisted record, its OCI spec, and
 //! the names and users it resolves.
 
+pub mod filters;
+pub mod logs;
 pub mod names;
 pub mod record;
+pub mod size;
 pub mod spec;
 pub mod user;
 

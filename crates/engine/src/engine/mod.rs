@@ -17,6 +17,7 @@ use tokio::sync::{oneshot, watch};
 
 mod adopt;
 mod events;
+mod observe;
 mod lifecycle;
 mod restart;
 

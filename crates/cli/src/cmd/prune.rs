@@ -1,0 +1,53 @@
+//! `pier container prune`: removes all stopped containers, as docker.
+
+use crate::client::{empty, Client};
+use crate::error::CliError;
+use crate::format::human_size;
+use hyper::Method;
+use std::io::Write;
+
+#[derive(Debug, clap::Args)]
+pub struct PruneArgs {
+    /// Do not prompt for confirmation
+    #[arg(short, long)]
+    force: bool,
+    /// Provide filter values (e.g. "until=<timestamp>", "label=k=v")
+    #[arg(long = "filter")]
+    filter: Vec<String>,
+}
+
+pub async fn prune(client: &Client, args: PruneArgs) -> Result<i32, CliError> {
+    let exit1 = super::image_ops::exit1;
+    if !args.force {
+        print!("WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] ");
+        let _ = std::io::stdout().flush();
+        let mut line = String::new();
+        let _ = std::io::stdin().read_line(&mut line);
+        if !matches!(line.trim(), "y" | "Y" | "yes") {
+            return Ok(0);
+        }
+    }
+    let q = super::images::filters_query(&args.filter).map_err(exit1)?;
+    let path = if q.is_empty() {
+        "/containers/prune".to_string()
+    } else {
+        format!("/containers/prune?filters={q}")
+    };
+    let resp = client
+        .send(Method::POST, &path, empty())
+        .await
+        .map_err(exit1)?;
+    let v: serde_json::Value = crate::client::read_json(resp).await.map_err(exit1)?;
+    if let Some(ids) = v["ContainersDeleted"].as_array().filter(|a| !a.is_empty()) {
+        println!("Deleted Containers:");
+        for id in ids {
+            println!("{}", id.as_str().unwrap_or_default());
+        }
+        println!();
+    }
+    println!(
+        "Total reclaimed space: {}",
+        human_size(v["SpaceReclaimed"].as_i64().unwrap_or(0))
+    );
+    Ok(0)
+}
