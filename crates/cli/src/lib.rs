@@ -59,7 +59,25 @@ enum Command {
     #[command(subcommand)]
     Container(ContainerCommand),
     /// Remove one or more containers
-    Rm(cmd::containers::RmArgs),
+    Rm(cmd::lifecycle::RmArgs),
+    /// Start one or more stopped containers
+    Start(cmd::lifecycle::StartArgs),
+    /// Stop one or more running containers
+    Stop(cmd::lifecycle::StopArgs),
+    /// Restart one or more containers
+    Restart(cmd::lifecycle::StopArgs),
+    /// Kill one or more running containers
+    Kill(cmd::lifecycle::KillArgs),
+    /// Pause all processes within one or more containers
+    Pause(cmd::lifecycle::ContainersArgs),
+    /// Unpause all processes within one or more containers
+    Unpause(cmd::lifecycle::ContainersArgs),
+    /// Rename a container
+    Rename(cmd::lifecycle::RenameArgs),
+    /// Block until one or more containers stop, then print their exit codes
+    Wait(cmd::lifecycle::ContainersArgs),
+    /// Get real time events from the server
+    Events(cmd::events::EventsArgs),
     /// List images
     Images(cmd::images::ImagesArgs),
     /// Import the contents from a tarball to create a filesystem image
@@ -133,6 +151,25 @@ enum ImageCommand {
 
 #[derive(Debug, Subcommand)]
 enum ContainerCommand {
+    /// Remove one or more containers
+    #[command(alias = "remove")]
+    Rm(cmd::lifecycle::RmArgs),
+    /// Start one or more stopped containers
+    Start(cmd::lifecycle::StartArgs),
+    /// Stop one or more running containers
+    Stop(cmd::lifecycle::StopArgs),
+    /// Restart one or more containers
+    Restart(cmd::lifecycle::StopArgs),
+    /// Kill one or more running containers
+    Kill(cmd::lifecycle::KillArgs),
+    /// Pause all processes within one or more containers
+    Pause(cmd::lifecycle::ContainersArgs),
+    /// Unpause all processes within one or more containers
+    Unpause(cmd::lifecycle::ContainersArgs),
+    /// Rename a container
+    Rename(cmd::lifecycle::RenameArgs),
+    /// Block until one or more containers stop, then print their exit codes
+    Wait(cmd::lifecycle::ContainersArgs),
     /// List containers
     #[command(aliases = ["ps", "list"])]
     Ls(cmd::ps::PsArgs),
@@ -146,6 +183,8 @@ enum ContainerCommand {
 
 #[derive(Debug, Subcommand)]
 enum SystemCommand {
+    /// Get real time events from the server
+    Events(cmd::events::EventsArgs),
     /// Display system-wide information
     Info,
     /// Show docker disk usage
@@ -205,7 +244,36 @@ async fn dispatch(cli: Cli) -> Result<i32, CliError> {
             cmd::inspect::inspect(&client, a.into()).await
         }
         Command::Container(ContainerCommand::Prune(a)) => cmd::prune::prune(&client, a).await,
-        Command::Rm(args) => cmd::containers::rm(&client, args).await,
+        Command::Rm(a) | Command::Container(ContainerCommand::Rm(a)) => {
+            cmd::lifecycle::rm(&client, a).await
+        }
+        Command::Start(a) | Command::Container(ContainerCommand::Start(a)) => {
+            cmd::lifecycle::start(&client, a).await
+        }
+        Command::Stop(a) | Command::Container(ContainerCommand::Stop(a)) => {
+            cmd::lifecycle::stop(&client, a).await
+        }
+        Command::Restart(a) | Command::Container(ContainerCommand::Restart(a)) => {
+            cmd::lifecycle::restart(&client, a).await
+        }
+        Command::Kill(a) | Command::Container(ContainerCommand::Kill(a)) => {
+            cmd::lifecycle::kill(&client, a).await
+        }
+        Command::Pause(a) | Command::Container(ContainerCommand::Pause(a)) => {
+            cmd::lifecycle::pause(&client, a).await
+        }
+        Command::Unpause(a) | Command::Container(ContainerCommand::Unpause(a)) => {
+            cmd::lifecycle::unpause(&client, a).await
+        }
+        Command::Rename(a) | Command::Container(ContainerCommand::Rename(a)) => {
+            cmd::lifecycle::rename(&client, a).await
+        }
+        Command::Wait(a) | Command::Container(ContainerCommand::Wait(a)) => {
+            cmd::lifecycle::wait(&client, a).await
+        }
+        Command::Events(a) | Command::System(SystemCommand::Events(a)) => {
+            cmd::events::events(&client, a).await
+        }
         Command::Images(args) | Command::Image(ImageCommand::Ls(args)) => {
             cmd::images::images(&client, args).await
         }

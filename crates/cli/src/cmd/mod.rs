@@ -1,9 +1,10 @@
 //! One module per group of commands.
 
-pub mod containers;
+pub mod events;
 pub mod image_ops;
 pub mod images;
 pub mod inspect;
+pub mod lifecycle;
 pub mod login;
 pub mod logs;
 pub mod prune;

@@ -1,0 +1,516 @@
+//! A container's life through the CLI: start, stop, kill, restart, pause,
+//! unpause, rename, wait, rm, events; and what pierd does when a shim or
+//! pierd itself is SIGKILLed, or a crash left a half-made container.
+//! Messages pinned "as docker" were checked against dockerd 28.
+
+use pier_testutil::PierEnv;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn env() -> PierEnv {
+    let env = PierEnv::new(Path::new(env!("CARGO_BIN_EXE_pier")));
+    env.import_busybox("busybox");
+    env
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// `pier inspect -f FORMAT NAME`, trimmed.
+fn inspect(env: &PierEnv, name: &str, format: &str) -> String {
+    env.ok(&["inspect", "-f", format, name]).trim().to_string()
+}
+
+fn id_of(env: &PierEnv, name: &str) -> String {
+    inspect(env, name, "{{.Id}}")
+}
+
+/// Runs `pier ARGS`, expects it to fail with exit code `code`, returns stderr.
+fn fails(env: &PierEnv, args: &[&str], code: i32) -> String {
+    let out = env.run(args);
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "pier {args:?} should fail with {code}:\nstdout: {}\nstderr: {}",
+        stdout(&out),
+        stderr(&out)
+    );
+    stderr(&out)
+}
+
+/// Polls until `cond` holds; panics with `what` after a minute (a hang
+/// guard, not a timing assertion).
+fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !cond() {
+        assert!(Instant::now() < deadline, "never happened: {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Removes the containers a test made (and so their cgroups), even when it
+/// fails; PierEnv's Drop then kills pierd and unmounts.
+struct Cleanup<'a>(&'a PierEnv);
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        let out = self.0.run(&["ps", "-aq", "--no-trunc"]);
+        for id in stdout(&out).split_whitespace() {
+            let _ = self.0.run(&["rm", "-f", id]);
+        }
+    }
+}
+
+/// A container whose shell exits 3 on SIGTERM.
+const TRAPS_TERM: &str = "trap 'exit 3' TERM; while true; do sleep 0.1; done";
+
+fn is_mounted_under(dir: &Path) -> Option<String> {
+    let root = dir.to_string_lossy().into_owned();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.split(' ').nth(4).is_some_and(|p| p.starts_with(&root)))
+        .map(str::to_string)
+}
+
+/// Cgroup directories named after the container (`/pier/<id>` in any
+/// hierarchy).
+fn cgroup_dirs(id: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let v2 = format!("/sys/fs/cgroup/pier/{id}");
+    if Path::new(&v2).exists() {
+        found.push(v2);
+    }
+    for e in std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let p = e.path().join("pier").join(id);
+        if p.exists() {
+            found.push(p.display().to_string());
+        }
+    }
+    found
+}
+
+fn parent_pid(pid: i32) -> i32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    stat.rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        !matches!(
+            s.rsplit_once(')')
+                .and_then(|(_, r)| r.trim_start().chars().next()),
+            Some('Z' | 'X')
+        )
+    })
+}
+
+fn kill9(pid: i32) {
+    // SAFETY: signalling a process this test started (through pier).
+    assert_eq!(
+        unsafe { libc::kill(pid, libc::SIGKILL) },
+        0,
+        "kill -9 {pid}"
+    );
+}
+
+/// SIGKILLs the environment's pierd and waits until it is gone (its socket
+/// closed), so that the next command starts a new one.
+fn kill_pierd(env: &PierEnv) {
+    let pid = env.daemon_pid().expect("pierd runs");
+    kill9(pid);
+    eventually("the killed pierd to be gone", || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map_or(true, |s| s.contains(") Z") || s.contains(") X"))
+    });
+}
+
+#[test]
+fn stop_start_kill_wait_and_rm_as_docker() {
+    let env = env();
+    let _c = Cleanup(&env);
+    env.ok(&[
+        "run", "-d", "--name", "web", "busybox", "sh", "-c", TRAPS_TERM,
+    ]);
+    let id = id_of(&env, "web");
+
+    assert_eq!(env.ok(&["stop", "web"]), "web\n");
+    assert_eq!(
+        inspect(&env, "web", "{{.State.Status}} {{.State.ExitCode}}"),
+        "exited 3"
+    );
+    // As docker: stopping a stopped container is no error.
+    assert_eq!(env.ok(&["stop", "web"]), "web\n");
+
+    assert_eq!(env.ok(&["start", "web"]), "web\n");
+    assert_eq!(inspect(&env, "web", "{{.State.Status}}"), "running");
+    // As docker: starting a running container echoes it too.
+    assert_eq!(env.ok(&["start", "web"]), "web\n");
+    assert_eq!(env.ok(&["kill", "web"]), "web\n");
+    assert_eq!(env.ok(&["wait", "web"]), "137\n");
+
+    let err = fails(&env, &["kill", "web"], 1);
+    assert_eq!(
+        err.trim(),
+        format!(
+            "Error response from daemon: Cannot kill container: web: Container {id} is not running"
+        )
+    );
+    env.ok(&["start", "web"]);
+    let err = fails(&env, &["kill", "-s", "FOO", "web"], 1);
+    assert_eq!(
+        err.trim(),
+        "Error response from daemon: Invalid signal: FOO"
+    );
+    let err = fails(&env, &["stop", "nope", "web"], 1);
+    assert_eq!(
+        err.trim(),
+        "Error response from daemon: No such container: nope"
+    );
+    assert_eq!(inspect(&env, "web", "{{.State.ExitCode}}"), "3");
+
+    env.ok(&["restart", "-t", "5", "web"]);
+    assert_eq!(inspect(&env, "web", "{{.State.Status}}"), "running");
+    let err = fails(&env, &["rm", "web"], 1);
+    assert_eq!(
+        err.trim(),
+        format!("Error response from daemon: You cannot remove a running container {id}. Stop the container before attempting removal or force remove")
+    );
+    // As docker: with -f, a missing container is reported but not a failure.
+    let out = env.run(&["rm", "-f", "web", "nope"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "web\n");
+    assert!(stderr(&out).contains("No such container: nope"));
+    fails(&env, &["inspect", "web"], 1);
+}
+
+#[test]
+fn start_reruns_an_exited_container_on_its_own_filesystem() {
+    let env = env();
+    let _c = Cleanup(&env);
+    let script = "echo run >> /runs; cat /runs; exit 7";
+    let out = env.run(&["run", "--name", "again", "busybox", "sh", "-c", script]);
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "run\n");
+    let out = env.run(&["start", "-a", "again"]);
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "run\nrun\n");
+    assert_eq!(env.ok(&["start", "again"]), "again\n");
+    assert_eq!(env.ok(&["wait", "again"]), "7\n");
+    assert_eq!(env.ok(&["rm", "again"]), "again\n");
+}
+
+#[test]
+fn pause_unpause_and_stop_a_paused_container() {
+    let env = env();
+    let _c = Cleanup(&env);
+    env.ok(&["run", "-d", "--name", "frozen", "busybox", "sleep", "1000"]);
+    let id = id_of(&env, "frozen");
+    assert_eq!(env.ok(&["pause", "frozen"]), "frozen\n");
+    assert_eq!(
+        inspect(
+            &env,
+            "frozen",
+            "{{.State.Status}} {{.State.Paused}} {{.State.Running}}"
+        ),
+        "paused true true"
+    );
+    let freezer = format!("/sys/fs/cgroup/freezer/pier/{id}/freezer.state");
+    let events = format!("/sys/fs/cgroup/pier/{id}/cgroup.events");
+    if let Ok(state) = std::fs::read_to_string(&freezer) {
+        assert_eq!(state.trim(), "FROZEN");
+    } else {
+        let ev = std::fs::read_to_string(&events).expect("the container's cgroup");
+        assert!(ev.contains("frozen 1"), "{ev}");
+    }
+
+    // As docker, word for word.
+    let err = fails(&env, &["pause", "frozen"], 1);
+    assert_eq!(
+        err.trim(),
+        format!("Error response from daemon: Container {id} is already paused")
+    );
+    let err = fails(&env, &["start", "frozen"], 1);
+    assert_eq!(
+        err.trim(),
+        "Error response from daemon: cannot start a paused container, try unpause instead\n\
+         Error: failed to start containers: frozen"
+    );
+    let err = fails(&env, &["rm", "frozen"], 1);
+    assert_eq!(
+        err.trim(),
+        format!("Error response from daemon: You cannot remove a paused container {id}. Unpause and then stop the container before attempting removal or force remove")
+    );
+
+    assert_eq!(env.ok(&["unpause", "frozen"]), "frozen\n");
+    assert_eq!(
+        inspect(&env, "frozen", "{{.State.Status}} {{.State.Paused}}"),
+        "running false"
+    );
+    let err = fails(&env, &["unpause", "frozen"], 1);
+    assert_eq!(
+        err.trim(),
+        format!("Error response from daemon: Container {id} is not paused")
+    );
+
+    // A paused container stops: sleep as pid 1 ignores SIGTERM, so SIGKILL
+    // after the timeout.
+    env.ok(&["pause", "frozen"]);
+    assert_eq!(env.ok(&["stop", "-t", "1", "frozen"]), "frozen\n");
+    assert_eq!(
+        inspect(
+            &env,
+            "frozen",
+            "{{.State.Status}} {{.State.ExitCode}} {{.State.Paused}}"
+        ),
+        "exited 137 false"
+    );
+    let err = fails(&env, &["pause", "frozen"], 1);
+    assert_eq!(
+        err.trim(),
+        format!("Error response from daemon: Container {id} is not running")
+    );
+    assert!(cgroup_dirs(&id).is_empty(), "{:?}", cgroup_dirs(&id));
+}
+
+#[test]
+fn rename_as_docker() {
+    let env = env();
+    let _c = Cleanup(&env);
+    env.ok(&["run", "-d", "--name", "first", "busybox", "sleep", "1000"]);
+    env.ok(&["run", "-d", "--name", "second", "busybox", "sleep", "1000"]);
+    let second = id_of(&env, "second");
+    assert_eq!(env.ok(&["rename", "first", "third"]), "");
+    assert_eq!(inspect(&env, "third", "{{.Name}}"), "/third");
+    fails(&env, &["inspect", "first"], 1);
+
+    let err = fails(&env, &["rename", "third", "second"], 1);
+    assert_eq!(
+        err.trim(),
+        format!("Error response from daemon: Error when allocating new name: Conflict. The container name \"/second\" is already in use by container \"{second}\". You have to remove (or rename) that container to be able to reuse that name.\nError: failed to rename container named third")
+    );
+    let err = fails(&env, &["rename", "third", "third"], 1);
+    assert!(err.starts_with("Error response from daemon: Renaming a container with the same name as its current name\n"), "{err}");
+    let err = fails(&env, &["rename", "third", "bad name"], 1);
+    assert!(err.starts_with("Error response from daemon: Error when allocating new name: Invalid container name (/bad name), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed\n"), "{err}");
+    // The name is free again for a new container.
+    env.ok(&["run", "-d", "--name", "first", "busybox", "sleep", "1000"]);
+}
+
+#[test]
+fn events_are_streamed_and_replayed_as_docker_prints_them() {
+    let env = env();
+    let _c = Cleanup(&env);
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
+    // Streams live (after replaying since `since`), until we have seen the
+    // destroy.
+    let mut live = env
+        .pier()
+        .args([
+            "events",
+            "--since",
+            &since,
+            "--filter",
+            "type=container",
+            "--format",
+            "{{.Action}} {{.Actor.Attributes.name}}",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let reader = BufReader::new(live.stdout.take().unwrap());
+
+    env.ok(&[
+        "run", "-d", "--name", "ev", "busybox", "sh", "-c", TRAPS_TERM,
+    ]);
+    let id = id_of(&env, "ev");
+    env.ok(&["pause", "ev"]);
+    env.ok(&["unpause", "ev"]);
+    env.ok(&["stop", "ev"]);
+    env.ok(&["start", "ev"]);
+    env.ok(&["rename", "ev", "ev2"]);
+    env.ok(&["rm", "-f", "ev2"]);
+
+    let mut seen = Vec::new();
+    for line in reader.lines() {
+        let line = line.unwrap();
+        let done = line.starts_with("destroy");
+        seen.push(line);
+        if done {
+            break;
+        }
+    }
+    let _ = live.kill();
+    let _ = live.wait();
+    assert_eq!(
+        seen,
+        [
+            "create ev",
+            "start ev",
+            "pause ev",
+            "unpause ev",
+            "kill ev",
+            "die ev",
+            "stop ev",
+            "start ev",
+            "rename ev2",
+            "kill ev2",
+            "die ev2",
+            "destroy ev2"
+        ]
+    );
+
+    // Replayed between since and until, with docker's line format and the
+    // container filter.
+    let out = env.ok(&[
+        "events",
+        "--since",
+        &since,
+        "--until",
+        "0s",
+        "--filter",
+        &format!("container={id}"),
+        "--filter",
+        "event=die",
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    let (time, rest) = lines[0].split_once(' ').unwrap();
+    assert!(
+        time.ends_with('Z') && time.len() == "2026-11-30T15:16:54.287095456Z".len(),
+        "{time}"
+    );
+    assert_eq!(
+        rest,
+        format!("container die {id} (exitCode=3, image=busybox, name=ev)")
+    );
+}
+
+#[test]
+fn a_shim_killed_with_sigkill_leaves_nothing_behind() {
+    let env = env();
+    let _c = Cleanup(&env);
+    env.ok(&["run", "-d", "--name", "victim", "busybox", "sleep", "1000"]);
+    let id = id_of(&env, "victim");
+    let pid: i32 = inspect(&env, "victim", "{{.State.Pid}}").parse().unwrap();
+    let shim = parent_pid(pid);
+    let cmdline = std::fs::read_to_string(format!("/proc/{shim}/cmdline")).unwrap();
+    assert!(
+        cmdline.contains("pier-shim"),
+        "the init's parent is not its shim: {cmdline}"
+    );
+    assert!(
+        !cgroup_dirs(&id).is_empty(),
+        "the container has no cgroup to check"
+    );
+
+    kill9(shim);
+    // As docker when containerd's shim dies: exited, 137.
+    assert_eq!(env.ok(&["wait", "victim"]), "137\n");
+    assert_eq!(
+        inspect(&env, "victim", "{{.State.Status}} {{.State.ExitCode}}"),
+        "exited 137"
+    );
+    eventually("the container's init to be gone", || !alive(pid));
+    let dir = env.data_root.join("containers").join(&id);
+    assert_eq!(is_mounted_under(&dir), None);
+    assert!(cgroup_dirs(&id).is_empty(), "{:?}", cgroup_dirs(&id));
+    assert!(!env.exec_root.join("runtime").join(&id).exists());
+    // It starts again, and goes away cleanly.
+    assert_eq!(env.ok(&["start", "victim"]), "victim\n");
+    assert_eq!(env.ok(&["rm", "-f", "victim"]), "victim\n");
+    assert!(!dir.exists());
+    assert!(cgroup_dirs(&id).is_empty(), "{:?}", cgroup_dirs(&id));
+}
+
+#[test]
+fn running_containers_survive_a_sigkilled_pierd() {
+    let env = env();
+    let _c = Cleanup(&env);
+    env.ok(&[
+        "run", "-d", "--name", "one", "busybox", "sh", "-c", TRAPS_TERM,
+    ]);
+    env.ok(&["run", "-d", "--name", "two", "busybox", "sleep", "1000"]);
+    env.ok(&["run", "-d", "--name", "three", "busybox", "sleep", "1000"]);
+    let two_pid: i32 = inspect(&env, "two", "{{.State.Pid}}").parse().unwrap();
+
+    kill_pierd(&env);
+    // The next command starts a new pierd, which re-adopts them.
+    let ps = env.ok(&["ps", "--format", "{{.Names}} {{.State}}"]);
+    let mut ps: Vec<&str> = ps.lines().collect();
+    ps.sort();
+    assert_eq!(ps, ["one running", "three running", "two running"]);
+    assert_eq!(env.ok(&["stop", "one"]), "one\n");
+    assert_eq!(
+        inspect(&env, "one", "{{.State.Status}} {{.State.ExitCode}}"),
+        "exited 3"
+    );
+
+    // A container that ends while pierd is down: its exit is collected.
+    kill_pierd(&env);
+    kill9(two_pid);
+    eventually("two's init to be reaped", || !alive(two_pid));
+    assert_eq!(env.ok(&["wait", "two"]), "137\n");
+    assert_eq!(inspect(&env, "two", "{{.State.Status}}"), "exited");
+    assert_eq!(inspect(&env, "three", "{{.State.Status}}"), "running");
+    assert_eq!(env.ok(&["kill", "three"]), "three\n");
+    assert_eq!(env.ok(&["wait", "three"]), "137\n");
+}
+
+#[test]
+fn pierd_cleans_what_a_crash_during_create_or_start_left() {
+    let env = env();
+    let _c = Cleanup(&env);
+    env.ok(&["run", "--name", "done", "busybox", "true"]);
+    let done = id_of(&env, "done");
+    kill_pierd(&env);
+
+    // A create that died before writing its record, with its rootfs
+    // mounted; a stopped container whose rootfs a dying start left mounted;
+    // an exec dir without a shim.
+    let half = env.data_root.join("containers").join("f".repeat(64));
+    let done_rootfs = env.data_root.join("containers").join(&done).join("rootfs");
+    for d in ["upper", "work", "rootfs"] {
+        std::fs::create_dir_all(half.join(d)).unwrap();
+    }
+    for target in [half.join("rootfs"), done_rootfs.clone()] {
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "leftover"])
+            .arg(&target)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "mounting a tmpfs on {}", target.display());
+    }
+    let stale_exec = env.exec_root.join("containers").join("e".repeat(64));
+    std::fs::create_dir_all(&stale_exec).unwrap();
+
+    assert_eq!(env.ok(&["ps", "-a", "--format", "{{.Names}}"]), "done\n");
+    assert!(!half.exists(), "the half-made container is still there");
+    assert_eq!(is_mounted_under(&env.data_root), None);
+    assert!(!stale_exec.exists());
+    // The stopped container is whole and starts.
+    assert_eq!(env.ok(&["start", "-a", "done"]), "");
+}
