@@ -58,10 +58,19 @@ pub async fn restart(engine: State, Path(id): Path<String>, q: Query) -> Result<
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Errors name the container as dockerd's do: `Cannot kill container: NAME: ...`.
 pub async fn kill(engine: State, Path(id): Path<String>, q: Query) -> Result<StatusCode> {
-    let h = engine.find(&id)?;
     let sig = signal(&q)?.unwrap_or(libc::SIGKILL);
-    engine.kill(&h, sig).await?;
+    let killed = match engine.find(&id) {
+        Ok(h) => engine.kill(&h, sig).await,
+        Err(e) => Err(e),
+    };
+    killed.map_err(|e| {
+        Error::new(
+            e.status,
+            format!("Cannot kill container: {id}: {}", e.message),
+        )
+    })?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -308,7 +308,12 @@ impl Engine {
             return Err(Error::bad_request("Neither old nor new names may be empty"));
         }
         let new = names::validate(new)
-            .map_err(Error::bad_request)?
+            .map_err(|e| {
+                Error::bad_request(format!(
+                    "Error when allocating new name: {}",
+                    e.replace(&format!("({new})"), &format!("(/{new})"))
+                ))
+            })?
             .to_string();
         if new == old {
             return Err(Error::bad_request(
@@ -324,7 +329,7 @@ impl Engine {
                 .find(|o| o.id != h.id && lock(&o.record).name == new)
             {
                 return Err(Error::conflict(format!(
-                    "Conflict. The container name \"/{new}\" is already in use by container \"{}\". \
+                    "Error when allocating new name: Conflict. The container name \"/{new}\" is already in use by container \"{}\". \
                      You have to remove (or rename) that container to be able to reuse that name.",
                     other.id
                 )));
@@ -346,17 +351,16 @@ impl Engine {
         let rec = h.record();
         if rec.state.running() || rec.state.restarting {
             if !force {
-                let why = if rec.state.paused && rec.state.running() {
-                    "container is paused and must be unpaused first".to_string()
+                // As dockerd 28.
+                let state = rec.state.status_str();
+                let what = if state == "paused" {
+                    "Unpause and then stop"
                 } else {
-                    format!(
-                        "container is {}: stop the container before removing or force remove",
-                        rec.state.status_str()
-                    )
+                    "Stop"
                 };
                 return Err(Error::conflict(format!(
-                    "cannot remove container \"/{}\": {why}",
-                    rec.name
+                    "You cannot remove a {state} container {}. {what} the container before attempting removal or force remove",
+                    rec.id
                 )));
             }
             if rec.state.restarting {
