@@ -134,7 +134,7 @@ fn cp_into_a_running_container_follows_docker_rules() {
 #[test]
 fn cp_out_of_containers_running_and_stopped() {
     let env = env();
-    running(&env, "c1");
+    let id = running(&env, "c1");
     let host = env.dir.path().join("out");
     fs::create_dir(&host).unwrap();
     let h = |p: &str| host.join(p).to_string_lossy().into_owned();
@@ -167,7 +167,8 @@ fn cp_out_of_containers_running_and_stopped() {
     let md = fs::symlink_metadata(host.join("sh-file")).unwrap();
     assert!(md.is_file() && md.len() > 100_000, "{md:?}");
 
-    // Ownership: the caller's without -a, the container's with it.
+    // Ownership: files copied out belong to the caller, with -a too (as
+    // docker: its client never chowns on the host).
     fs::write(env.dir.path().join("owned"), "o").unwrap();
     std::os::unix::fs::chown(env.dir.path().join("owned"), Some(4321), Some(4321)).unwrap();
     env.ok(&[
@@ -179,7 +180,15 @@ fn cp_out_of_containers_running_and_stopped() {
     env.ok(&["cp", "c1:/tmp/owned", &h("plain")]);
     assert_eq!(fs::metadata(host.join("plain")).unwrap().uid(), 0);
     env.ok(&["cp", "-a", "c1:/tmp/owned", &h("kept")]);
-    assert_eq!(fs::metadata(host.join("kept")).unwrap().uid(), 4321);
+    assert_eq!(fs::metadata(host.join("kept")).unwrap().uid(), 0);
+    // In the container the owner was kept.
+    let md = fs::metadata(rootfs(&env, &id).join("tmp/owned")).unwrap();
+    assert_eq!((md.uid(), md.gid()), (4321, 4321));
+    // The whole root, named as docker names it (absolute entries).
+    fs::create_dir(host.join("all")).unwrap();
+    env.ok(&["cp", "c1:/", &h("all/rootcopy")]);
+    assert!(host.join("all/rootcopy/etc/passwd").is_file());
+    assert!(host.join("all/rootcopy/tmp/owned").is_file());
 
     let out = env.run(&["cp", "c1:/nope", &h("x")]);
     assert_eq!(out.status.code(), Some(1));

@@ -148,7 +148,11 @@ impl Rewrite {
             return name.to_vec();
         };
         let s = String::from_utf8_lossy(name).into_owned();
-        let s = s.trim_start_matches("./");
+        let mut s = s.trim_start_matches("./");
+        if self.from == "/" {
+            // Docker names the entries of `/` absolutely ("/bin/sh").
+            s = s.trim_start_matches('/');
+        }
         if self.from == "." || self.from == "/" {
             // Content entries: "./" is the directory itself.
             if s.is_empty() || s == "." {
@@ -367,16 +371,17 @@ async fn from_container(
         let to = (rebase.is_some()).then(|| src_base.clone());
         (d.path.clone(), to)
     } else if d.exists && st.is_dir() {
-        return Err(err("cannot copy a directory to a file"));
+        return Err(err("cannot copy directory"));
     } else if !d.exists && !st.is_dir() && trailing(dst) {
-        return Err(err(format!("no such directory: {dst}")));
+        return Err(err("no such directory"));
     } else {
         (PathBuf::from(parent(dst)), Some(base(dst)))
     };
     let rw = Rewrite {
         from: tar_base,
         to,
-        keep_owner: args.archive,
+        // As docker: files copied out belong to the caller, even with -a.
+        keep_owner: false,
     };
     let reader = body_reader(resp.into_body());
     tokio::task::spawn_blocking(move || extract_host(reader, &dir, rw))

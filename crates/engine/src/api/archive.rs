@@ -28,9 +28,8 @@ fn cp_error(e: CpError, path: &str, container: &str) -> Error {
         CpError::NotFound => Error::not_found(format!(
             "Could not find the file {path} in container {container}"
         )),
-        CpError::NotDirectory => Error::bad_request(format!(
-            "extraction point is not a directory: {path} in container {container}"
-        )),
+        // Docker's words exactly; its clients match on them.
+        CpError::NotDirectory => Error::bad_request("extraction point is not a directory"),
         CpError::Invalid(m) => Error::bad_request(m),
         CpError::Io(m) => Error::internal(format!("{path} in container {container}: {m}")),
     }

@@ -310,7 +310,6 @@ pub fn write_tar(item: &Item, w: impl Write) -> io::Result<()> {
     let mut walker = Walker {
         hardlinks: HashMap::new(),
     };
-    let contents_only = base == "." || base == "/";
     match &item.name {
         Some(n) => walker.append(&mut b, item.dir.as_fd(), n.as_c_str(), base.as_bytes())?,
         None => {
@@ -321,12 +320,14 @@ pub fn write_tar(item: &Item, w: impl Write) -> io::Result<()> {
                 OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
                 Mode::empty(),
             )?;
-            let root_name: &[u8] = if contents_only {
-                b"./"
-            } else {
-                base.as_bytes()
+            // As docker: `/` archives as "/", "/bin/", ...; a directory's
+            // content (`/.`) as "./", "./a", ...
+            let (root_name, prefixed): (&[u8], bool) = match base.as_str() {
+                "/" => (b"", true),
+                "." => (b"./", false),
+                b => (b.as_bytes(), true),
             };
-            walker.append_dir(&mut b, dir, &st, root_name, !contents_only)?;
+            walker.append_dir(&mut b, dir, &st, root_name, prefixed)?;
         }
     }
     b.into_inner()?.flush()
@@ -373,6 +374,8 @@ fn put_data<W: Write>(
         h.set_cksum();
         return b.append(h, data);
     }
+    // The tar crate writes long names as GNU extensions, relative only.
+    let name = name.strip_prefix(b"/").unwrap_or(name);
     b.append_data(h, Path::new(OsStr::from_bytes(name)), data)
 }
 
@@ -709,6 +712,8 @@ mod tests {
         assert_eq!(n, ["etc/", "etc/a", "etc/sub/", "etc/sub/b", "etc/up"]);
         let n = names(&resolve(root.as_fd(), "/etc/.").unwrap());
         assert_eq!(n, ["./", "./a", "./sub/", "./sub/b", "./up"]);
+        let n = names(&resolve(root.as_fd(), "/").unwrap());
+        assert_eq!(n[..3], ["/", "/etc/", "/etc/a"]);
     }
 
     #[test]
