@@ -181,3 +181,48 @@ fn always_survives_its_death_and_pierd_restarts_until_stopped() {
     assert_eq!(inspect(&env, "unless", "{{.State.Status}}"), "exited");
     assert_eq!(inspect(&env, "never", "{{.State.Status}}"), "exited");
 }
+
+#[test]
+fn a_restarting_container_stops_and_a_start_begins_a_new_count() {
+    let env = env();
+    let _c = Cleanup(&env);
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "loop",
+        "--restart",
+        "always",
+        "busybox",
+        "sh",
+        "-c",
+        "exit 1",
+    ]);
+    eventually("loop to be restarting", || {
+        inspect(&env, "loop", "{{.State.Status}} {{.State.Restarting}}") == "restarting true"
+    });
+    // Five restarts: the back-off alone makes the next five take 3s.
+    eventually("loop to restart a few times", || {
+        inspect(&env, "loop", "{{.RestartCount}}")
+            .parse::<u32>()
+            .unwrap()
+            >= 5
+    });
+    // As docker: stop cancels the pending restart; the last exit stays.
+    assert_eq!(env.ok(&["stop", "loop"]), "loop\n");
+    let count: u32 = inspect(&env, "loop", "{{.RestartCount}}").parse().unwrap();
+    assert_eq!(
+        inspect(
+            &env,
+            "loop",
+            "{{.State.Status}} {{.State.Restarting}} {{.State.ExitCode}}"
+        ),
+        "exited false 1"
+    );
+    assert_eq!(env.ok(&["start", "loop"]), "loop\n");
+    // As docker: a user's start resets the count (it would be at least
+    // `count` otherwise).
+    let again: u32 = inspect(&env, "loop", "{{.RestartCount}}").parse().unwrap();
+    assert!(again < count, "the count went on from {count} to {again}");
+    assert_eq!(env.ok(&["rm", "-f", "loop"]), "loop\n");
+}
