@@ -143,7 +143,10 @@ pub fn to_docker(
     let mut mem = json!({"usage": m.memory.usage, "stats": stats, "limit": limit});
     if !host.v2 {
         mem["max_usage"] = json!(m.memory.max_usage);
-        mem["failcnt"] = json!(m.memory.fail_count);
+        // omitempty in Docker's type.
+        if m.memory.fail_count > 0 {
+            mem["failcnt"] = json!(m.memory.fail_count);
+        }
     }
     v["memory_stats"] = mem;
     v
