@@ -8,6 +8,7 @@ pub mod error;
 pub mod format;
 pub mod progress;
 pub mod template;
+pub mod tty;
 
 use clap::{Parser, Subcommand};
 use client::{Client, Endpoint};
@@ -49,6 +50,10 @@ pub struct Cli {
 enum Command {
     /// Create and run a new container from an image
     Run(cmd::run::RunArgs),
+    /// Execute a command in a running container
+    Exec(cmd::exec::ExecArgs),
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(cmd::attach::AttachArgs),
     /// List containers
     Ps(cmd::ps::PsArgs),
     /// Fetch the logs of a container
@@ -233,6 +238,8 @@ async fn dispatch(cli: Cli) -> Result<i32, CliError> {
     });
     match cli.command {
         Command::Run(args) => cmd::run::run(&client, args).await,
+        Command::Exec(args) => cmd::exec::exec(&client, args).await,
+        Command::Attach(args) => cmd::attach::attach(&client, args).await,
         Command::Ps(args) | Command::Container(ContainerCommand::Ls(args)) => {
             cmd::ps::ps(&client, args).await
         }

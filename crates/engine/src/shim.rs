@@ -98,3 +98,48 @@ pub async fn attach(
         Err(io::Error::other(resp.error.unwrap_or_default()))
     }
 }
+
+/// Sets the window size of the container's terminal (`exec`: of that exec's).
+pub async fn resize(
+    state_dir: &Path,
+    exec: Option<&str>,
+    height: u16,
+    width: u16,
+) -> io::Result<()> {
+    request(
+        state_dir,
+        &Request::Resize {
+            exec: exec.map(str::to_owned),
+            height,
+            width,
+        },
+    )
+    .await
+    .map(drop)
+}
+
+/// Starts `process` in the container through its shim. Ok(Err(response))
+/// when the shim refused (the response carries the message and docker's
+/// exit code); else the pid and the exec stream (multiplexed frames ending
+/// with one `EXIT_STREAM` frame).
+pub async fn exec(
+    state_dir: &Path,
+    id: &str,
+    process: oci_spec::runtime::Process,
+    stdin: bool,
+) -> io::Result<Result<(i32, ShimStream), Response>> {
+    let (resp, stream) = call(
+        state_dir,
+        &Request::Exec {
+            id: id.to_owned(),
+            process: Box::new(process),
+            stdin,
+        },
+    )
+    .await?;
+    Ok(if resp.ok {
+        Ok((resp.pid, stream))
+    } else {
+        Err(resp)
+    })
+}

@@ -26,6 +26,11 @@ pub struct ShimConfig {
     /// Close the container's stdin when the first attached client detaches.
     #[serde(default)]
     pub stdin_once: bool,
+    /// The container's process has a terminal (`-t`): the shim receives
+    /// the pty master over a console socket, logs its output as "stdout"
+    /// and relays it raw (not multiplexed) to attach clients.
+    #[serde(default)]
+    pub tty: bool,
 }
 
 /// The one line a shim prints once the container is created (or not).
@@ -65,6 +70,31 @@ pub enum Request {
         #[serde(default)]
         stderr: bool,
     },
+    /// Sets the window size of the container's terminal, or of exec
+    /// `exec`'s.
+    Resize {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        exec: Option<String>,
+        height: u16,
+        width: u16,
+    },
+    /// Runs another process in the container. After the response (with its
+    /// pid) the connection carries its output as multiplexed frames (stdout
+    /// 1, stderr 2; a terminal's output as 1) and ends with one
+    /// [`EXIT_STREAM`] frame holding an [`ExecExit`] JSON; what the client
+    /// writes is the process's stdin (when `stdin`).
+    Exec {
+        id: String,
+        process: Box<oci_spec::runtime::Process>,
+        #[serde(default)]
+        stdin: bool,
+    },
+}
+
+/// The last frame of an exec stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecExit {
+    pub exit_code: i32,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -78,6 +108,10 @@ pub struct Response {
     pub status: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit: Option<ExitInfo>,
+    /// Docker's exit code for a failed exec: 127 not found, 126 not
+    /// executable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
 }
 
 impl Response {
@@ -110,6 +144,8 @@ pub struct ExitInfo {
 /// Stream ids of Docker's multiplexed attach format.
 pub const STDOUT: u8 = 1;
 pub const STDERR: u8 = 2;
+/// Stream id of the frame that ends an exec stream (not Docker's).
+pub const EXIT_STREAM: u8 = 255;
 
 /// The 8-byte header Docker puts before each chunk of a multiplexed stream:
 /// stream id, three zero bytes, big-endian length.

@@ -5,10 +5,11 @@
 
 use crate::jsonlog::JsonLog;
 use crate::protocol::{
-    frame_header, ExitInfo, Ready, Request, Response, ShimConfig, STDERR, STDOUT,
+    frame_header, ExecExit, ExitInfo, Ready, Request, Response, ShimConfig, EXIT_STREAM, STDERR,
+    STDOUT,
 };
 use crate::{CONFIG_FILE, EXIT_FILE, LOG_FILE, SOCKET_FILE};
-use pier_runtime::{Container, CreateOptions, Runtime, Stdio};
+use pier_runtime::{Container, CreateOptions, ExecOptions, Runtime, Stdio};
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, ErrorKind, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -21,6 +22,10 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 /// A client that lets this much output pile up unread is dropped.
 const MAX_CLIENT_BACKLOG: usize = 8 << 20;
 const MAX_REQUEST: usize = 64 << 10;
+/// Client input waiting for a process's stdin beyond this is not read.
+const MAX_STDIN_BACKLOG: usize = 64 << 10;
+/// One read from a pipe, pty or client (on the stack).
+const READ_BUF: usize = 16 << 10;
 
 pub fn run(dir: &Path) -> i32 {
     let cfg: ShimConfig = match std::fs::read(dir.join(CONFIG_FILE))
@@ -160,21 +165,37 @@ fn setup(dir: &Path, cfg: &ShimConfig) -> Result<Shim, SetupError> {
         .map_err(|e| (cfg.log_path.display(), e))?;
 
     let cloexec = rustix::pipe::PipeFlags::CLOEXEC;
-    let (out_r, out_w) = rustix::pipe::pipe_with(cloexec).map_err(|e| ("pipe", e))?;
-    let (err_r, err_w) = rustix::pipe::pipe_with(cloexec).map_err(|e| ("pipe", e))?;
-    let (stdin_ours, stdin_theirs) = if cfg.open_stdin {
-        let (r, w) = rustix::pipe::pipe_with(cloexec).map_err(|e| ("pipe", e))?;
-        (Some(File::from(w)), r)
+    let mut pipes = [None, None];
+    let mut stdin = None;
+    let mut master = None;
+    let console = if cfg.tty {
+        Some(Console::bind().map_err(|e| ("binding the console socket", e))?)
     } else {
-        let null = File::open("/dev/null").map_err(|e| ("/dev/null", e))?;
-        (None, OwnedFd::from(null))
+        None
     };
-    let opts = CreateOptions {
-        stdio: Stdio {
+    let stdio = if cfg.tty {
+        // The init's stdio becomes the pty slave.
+        Stdio::default()
+    } else {
+        let (out_r, out_w) = rustix::pipe::pipe_with(cloexec).map_err(|e| ("pipe", e))?;
+        let (err_r, err_w) = rustix::pipe::pipe_with(cloexec).map_err(|e| ("pipe", e))?;
+        let stdin_theirs = if cfg.open_stdin {
+            let (r, w) = rustix::pipe::pipe_with(cloexec).map_err(|e| ("pipe", e))?;
+            stdin = Some(Sink::new(File::from(w)));
+            r
+        } else {
+            OwnedFd::from(File::open("/dev/null").map_err(|e| ("/dev/null", e))?)
+        };
+        pipes = [Some(File::from(out_r)), Some(File::from(err_r))];
+        Stdio {
             stdin: Some(stdin_theirs),
             stdout: Some(out_w),
             stderr: Some(err_w),
-        },
+        }
+    };
+    let opts = CreateOptions {
+        stdio,
+        console_socket: console.as_ref().map(|_| CONSOLE_SOCKET.into()),
         ..Default::default()
     };
     let container = Runtime::new(&cfg.runtime_root)
@@ -183,8 +204,24 @@ fn setup(dir: &Path, cfg: &ShimConfig) -> Result<Shim, SetupError> {
             message: e.to_string(),
             exit_code: e.exit_code(),
         })?;
-    for fd in [&out_r, &err_r] {
-        set_nonblocking(fd.as_raw_fd());
+    if let Some(console) = console {
+        let m = console
+            .receive()
+            .map_err(|e| ("receiving the container's pty master", e))?;
+        let out = m.try_clone().map_err(|e| ("dup", e))?;
+        if cfg.open_stdin {
+            stdin = Some(Sink::new(File::from(
+                m.try_clone().map_err(|e| ("dup", e))?,
+            )));
+        }
+        pipes[0] = Some(File::from(out));
+        master = Some(m);
+    }
+    for p in pipes.iter().flatten() {
+        set_nonblocking(p.as_raw_fd());
+    }
+    if let Some(s) = &stdin {
+        set_nonblocking(s.file.as_raw_fd());
     }
     Ok(Shim {
         cfg: cfg.clone(),
@@ -192,13 +229,95 @@ fn setup(dir: &Path, cfg: &ShimConfig) -> Result<Shim, SetupError> {
         container,
         signals,
         listener: Some(listener),
-        pipes: [Some(File::from(out_r)), Some(File::from(err_r))],
-        stdin: stdin_ours,
+        pipes,
+        stdin,
+        master,
         log: JsonLog::new(log_file),
         clients: Vec::new(),
+        next_client: 0,
+        execs: Vec::new(),
         exit: None,
         drain_deadline: None,
     })
+}
+
+/// Name of the console socket, bound inside the state directory while the
+/// runtime creates a process with a terminal.
+const CONSOLE_SOCKET: &str = "console.sock";
+
+/// A console socket the runtime connects to; the process it creates sends
+/// the pty master over that connection (SCM_RIGHTS) before it runs.
+struct Console {
+    listener: UnixListener,
+}
+
+impl Console {
+    fn bind() -> io::Result<Console> {
+        let _ = std::fs::remove_file(CONSOLE_SOCKET);
+        let listener = UnixListener::bind(CONSOLE_SOCKET)?;
+        listener.set_nonblocking(true)?;
+        Ok(Console { listener })
+    }
+
+    /// The master, once the runtime has returned: the connection is queued
+    /// and the descriptor already sent.
+    fn receive(&self) -> io::Result<OwnedFd> {
+        let (conn, _) = self.listener.accept()?;
+        conn.set_nonblocking(false)?;
+        conn.set_read_timeout(Some(Duration::from_secs(5)))?;
+        recv_fd(conn.as_raw_fd())
+    }
+}
+
+impl Drop for Console {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(CONSOLE_SOCKET);
+    }
+}
+
+/// Receives one descriptor sent with SCM_RIGHTS.
+fn recv_fd(sock: RawFd) -> io::Result<OwnedFd> {
+    let mut data = [0u8; 64];
+    let mut iov = libc::iovec {
+        iov_base: data.as_mut_ptr().cast(),
+        iov_len: data.len(),
+    };
+    // u64s keep the control buffer aligned for cmsghdr.
+    let mut control = [0u64; 8];
+    // SAFETY: recvmsg with buffers that outlive the call; the control
+    // message is read only when the kernel filled it in.
+    unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = std::mem::size_of_val(&control) as _;
+        if libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let c = libc::CMSG_FIRSTHDR(&msg);
+        if c.is_null() || (*c).cmsg_level != libc::SOL_SOCKET || (*c).cmsg_type != libc::SCM_RIGHTS
+        {
+            return Err(io::Error::other("no descriptor received"));
+        }
+        let fd = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const libc::c_int);
+        Ok(OwnedFd::from_raw_fd(fd))
+    }
+}
+
+/// Sets a terminal's window size.
+fn set_winsize(fd: RawFd, height: u16, width: u16) -> io::Result<()> {
+    let ws = libc::winsize {
+        ws_row: height,
+        ws_col: width,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads a winsize that lives for the call.
+    if unsafe { libc::ioctl(fd, libc::TIOCSWINSZ, &ws) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 fn redirect_stdio(log: &Path) -> io::Result<()> {
@@ -254,6 +373,8 @@ enum Mode {
         stdout: bool,
         stderr: bool,
     },
+    /// Carrying an exec's stream.
+    Exec { stdin: bool },
     /// Waiting for the container's exit.
     Wait,
     /// Answered: close once the output buffer is flushed.
@@ -261,6 +382,7 @@ enum Mode {
 }
 
 struct Client {
+    id: u64,
     stream: UnixStream,
     mode: Mode,
     inbuf: Vec<u8>,
@@ -302,10 +424,107 @@ impl Client {
                 }
             }
         }
+        if self.outbuf.capacity() > 64 << 10 {
+            self.outbuf = Vec::new();
+        }
         if matches!(self.mode, Mode::Closing) {
             self.dead = true;
         }
     }
+
+    /// Whether the client's input is wanted now.
+    fn wants_input(&self) -> bool {
+        !self.read_closed
+            && matches!(
+                self.mode,
+                Mode::Request | Mode::Attach { .. } | Mode::Exec { .. } | Mode::Wait
+            )
+    }
+}
+
+/// A process's stdin: a non-blocking descriptor and what waits to be
+/// written to it.
+struct Sink {
+    file: File,
+    buf: Vec<u8>,
+    /// Close once `buf` is written (the client closed its side).
+    closing: bool,
+}
+
+impl Sink {
+    fn new(file: File) -> Sink {
+        Sink {
+            file,
+            buf: Vec::new(),
+            closing: false,
+        }
+    }
+
+    fn full(&self) -> bool {
+        self.buf.len() >= MAX_STDIN_BACKLOG
+    }
+
+    /// Writes what it can; false once the reader is gone.
+    fn flush(&mut self) -> bool {
+        while !self.buf.is_empty() {
+            match self.file.write(&self.buf) {
+                Ok(0) => return false,
+                Ok(n) => {
+                    self.buf.drain(..n);
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return true,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => return false,
+            }
+        }
+        if self.buf.capacity() > 64 << 10 {
+            self.buf = Vec::new();
+        }
+        true
+    }
+
+    fn push(&mut self, data: &[u8]) -> bool {
+        self.buf.extend_from_slice(data);
+        self.flush()
+    }
+
+    /// Whether it is done (closed and flushed).
+    fn done(&self) -> bool {
+        self.closing && self.buf.is_empty()
+    }
+}
+
+/// A process started by `exec`.
+struct Exec {
+    id: String,
+    pid: i32,
+    /// The client that gets its output and exit; gone if it disconnected.
+    client: u64,
+    /// stdout and stderr read ends (with a terminal: the master, and None).
+    out: [Option<File>; 2],
+    stdin: Option<Sink>,
+    master: Option<OwnedFd>,
+    exit: Option<i32>,
+    deadline: Option<Instant>,
+}
+
+impl Exec {
+    fn finished(&self, now: Instant) -> bool {
+        self.exit.is_some()
+            && (self.out.iter().all(Option::is_none) || self.deadline.is_some_and(|d| now >= d))
+    }
+}
+
+/// What one entry of the poll set stands for.
+#[derive(Clone, Copy)]
+enum Tok {
+    Signals,
+    Listener,
+    Out(usize),
+    Stdin,
+    Client(usize),
+    ExecOut(usize, usize),
+    ExecIn(usize),
 }
 
 struct Shim {
@@ -314,13 +533,29 @@ struct Shim {
     container: Container,
     signals: File,
     listener: Option<UnixListener>,
-    /// Read ends of the container's stdout and stderr; None at EOF.
+    /// Read ends of the container's stdout and stderr (with a terminal:
+    /// the master, and None); None at EOF.
     pipes: [Option<File>; 2],
-    stdin: Option<File>,
+    stdin: Option<Sink>,
+    /// The container's pty master, for resizing.
+    master: Option<OwnedFd>,
     log: JsonLog,
     clients: Vec<Client>,
+    next_client: u64,
+    execs: Vec<Exec>,
     exit: Option<ExitInfo>,
     drain_deadline: Option<Instant>,
+}
+
+/// Reads what is there; None at EOF or error (a pty master reports EIO
+/// once its slave is closed everywhere).
+fn read_some(f: &mut File, buf: &mut [u8]) -> Option<usize> {
+    match f.read(buf) {
+        Ok(0) => None,
+        Ok(n) => Some(n),
+        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => Some(0),
+        Err(_) => None,
+    }
 }
 
 impl Shim {
@@ -336,28 +571,61 @@ impl Shim {
     }
 
     fn poll_once(&mut self) {
-        let mut fds = Vec::with_capacity(4 + self.clients.len());
+        let mut fds = Vec::with_capacity(5 + self.clients.len());
+        let mut toks = Vec::with_capacity(fds.capacity());
         let pollin = libc::POLLIN;
-        fds.push(pfd(self.signals.as_raw_fd(), pollin));
-        fds.push(pfd(
-            self.listener.as_ref().map_or(-1, |l| l.as_raw_fd()),
-            pollin,
-        ));
-        for p in &self.pipes {
-            fds.push(pfd(p.as_ref().map_or(-1, |f| f.as_raw_fd()), pollin));
+        let mut add = |fd: RawFd, ev: i16, t: Tok| {
+            fds.push(pfd(fd, ev));
+            toks.push(t);
+        };
+        add(self.signals.as_raw_fd(), pollin, Tok::Signals);
+        if let Some(l) = &self.listener {
+            add(l.as_raw_fd(), pollin, Tok::Listener);
         }
-        for c in &self.clients {
+        for (i, p) in self.pipes.iter().enumerate() {
+            if let Some(p) = p {
+                add(p.as_raw_fd(), pollin, Tok::Out(i));
+            }
+        }
+        if let Some(s) = self.stdin.as_ref().filter(|s| !s.buf.is_empty()) {
+            add(s.file.as_raw_fd(), libc::POLLOUT, Tok::Stdin);
+        }
+        let stdin_full = self.stdin.as_ref().is_some_and(Sink::full);
+        for (i, c) in self.clients.iter().enumerate() {
             let mut ev = 0;
-            if !c.read_closed && matches!(c.mode, Mode::Request | Mode::Attach { .. } | Mode::Wait)
-            {
-                ev |= pollin;
+            if c.wants_input() {
+                let blocked = match c.mode {
+                    Mode::Attach { stdin: true, .. } => stdin_full,
+                    Mode::Exec { stdin: true } => self
+                        .execs
+                        .iter()
+                        .any(|e| e.client == c.id && e.stdin.as_ref().is_some_and(Sink::full)),
+                    _ => false,
+                };
+                if !blocked {
+                    ev |= pollin;
+                }
             }
             if !c.outbuf.is_empty() {
                 ev |= libc::POLLOUT;
             }
-            fds.push(pfd(c.stream.as_raw_fd(), ev));
+            add(c.stream.as_raw_fd(), ev, Tok::Client(i));
         }
-        let timeout = self.drain_deadline.map_or(-1, |d| {
+        let mut timeout_at = self.drain_deadline;
+        for (i, e) in self.execs.iter().enumerate() {
+            for (k, p) in e.out.iter().enumerate() {
+                if let Some(p) = p {
+                    add(p.as_raw_fd(), pollin, Tok::ExecOut(i, k));
+                }
+            }
+            if let Some(s) = e.stdin.as_ref().filter(|s| !s.buf.is_empty()) {
+                add(s.file.as_raw_fd(), libc::POLLOUT, Tok::ExecIn(i));
+            }
+            if let Some(d) = e.deadline {
+                timeout_at = Some(timeout_at.map_or(d, |t| t.min(d)));
+            }
+        }
+        let timeout = timeout_at.map_or(-1, |d| {
             d.saturating_duration_since(Instant::now())
                 .as_millis()
                 .min(1000) as i32
@@ -365,31 +633,42 @@ impl Shim {
         });
         // SAFETY: fds is a valid array of pollfd for the duration of the call.
         let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
-        if n <= 0 {
-            return;
-        }
-        let ready = |i: usize| fds[i].revents != 0;
-        if ready(0) {
-            self.handle_signals();
-        }
-        if ready(1) {
-            self.accept();
-        }
-        for (i, stream) in [(2, STDOUT), (3, STDERR)] {
-            if ready(i) {
-                self.read_output(stream);
+        if n > 0 {
+            for (p, t) in fds.iter().zip(&toks) {
+                if p.revents == 0 {
+                    continue;
+                }
+                match *t {
+                    Tok::Signals => self.handle_signals(),
+                    Tok::Listener => self.accept(),
+                    Tok::Out(i) => self.read_output(i),
+                    Tok::Stdin => {
+                        if !self.stdin.as_mut().is_some_and(Sink::flush) {
+                            self.stdin = None;
+                        }
+                    }
+                    Tok::Client(i) => {
+                        if p.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 {
+                            self.read_client(i);
+                        }
+                        if p.revents & libc::POLLOUT != 0 {
+                            self.clients[i].flush();
+                        }
+                    }
+                    Tok::ExecOut(i, k) => self.read_exec_output(i, k),
+                    Tok::ExecIn(i) => {
+                        let e = &mut self.execs[i];
+                        if !e.stdin.as_mut().is_some_and(Sink::flush) {
+                            e.stdin = None;
+                        }
+                    }
+                }
             }
         }
-        let n_clients = fds.len() - 4;
-        for i in 0..n_clients.min(self.clients.len()) {
-            let revents = fds[4 + i].revents;
-            if revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 {
-                self.read_client(i);
-            }
-            if revents & libc::POLLOUT != 0 {
-                self.clients[i].flush();
-            }
+        if self.stdin.as_ref().is_some_and(Sink::done) {
+            self.stdin = None;
         }
+        self.finish_execs();
         self.clients.retain(|c| !c.dead);
     }
 
@@ -409,7 +688,7 @@ impl Shim {
         self.reap();
     }
 
-    /// Reaps every exited child; records the init's status.
+    /// Reaps every exited child; records the init's and execs' status.
     fn reap(&mut self) {
         loop {
             let mut status = 0;
@@ -418,18 +697,21 @@ impl Shim {
             if pid <= 0 {
                 return;
             }
+            let exit_code = if libc::WIFEXITED(status) {
+                libc::WEXITSTATUS(status)
+            } else {
+                128 + libc::WTERMSIG(status)
+            };
             if pid == self.container.pid() && self.exit.is_none() {
-                let exit_code = if libc::WIFEXITED(status) {
-                    libc::WEXITSTATUS(status)
-                } else {
-                    128 + libc::WTERMSIG(status)
-                };
                 self.exit = Some(ExitInfo {
                     exit_code,
-                    oom_killed: false,
+                    oom_killed: self.container.oom_killed(),
                     finished_at: pier_common::time::now_rfc3339(),
                 });
                 self.drain_deadline = Some(Instant::now() + DRAIN_TIMEOUT);
+            } else if let Some(e) = self.execs.iter_mut().find(|e| e.pid == pid) {
+                e.exit = Some(exit_code);
+                e.deadline = Some(Instant::now() + DRAIN_TIMEOUT);
             }
         }
     }
@@ -440,7 +722,9 @@ impl Shim {
         };
         while let Ok((stream, _)) = listener.accept() {
             if stream.set_nonblocking(true).is_ok() {
+                self.next_client += 1;
                 self.clients.push(Client {
+                    id: self.next_client,
                     stream,
                     mode: Mode::Request,
                     inbuf: Vec::new(),
@@ -452,24 +736,20 @@ impl Shim {
         }
     }
 
-    fn read_output(&mut self, stream: u8) {
-        let idx = usize::from(stream == STDERR);
-        let mut buf = [0u8; 32 << 10];
+    fn read_output(&mut self, idx: usize) {
+        let mut buf = [0u8; READ_BUF];
         let Some(pipe) = &mut self.pipes[idx] else {
             return;
         };
-        let n = match pipe.read(&mut buf) {
-            Ok(0) => {
-                self.pipes[idx] = None;
-                return;
-            }
-            Ok(n) => n,
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => return,
-            Err(_) => {
+        let n = match read_some(pipe, &mut buf) {
+            Some(0) => return,
+            Some(n) => n,
+            None => {
                 self.pipes[idx] = None;
                 return;
             }
         };
+        let stream = if idx == 0 { STDOUT } else { STDERR };
         let data = &buf[..n];
         if let Err(e) = self.log.write(stream, data) {
             eprintln!("pier-shim {}: writing the log: {e}", self.cfg.id);
@@ -478,7 +758,9 @@ impl Shim {
         for c in &mut self.clients {
             if let Mode::Attach { stdout, stderr, .. } = c.mode {
                 if (stream == STDOUT && stdout) || (stream == STDERR && stderr) {
-                    c.queue(&header);
+                    if !self.cfg.tty {
+                        c.queue(&header);
+                    }
                     c.queue(data);
                     c.flush();
                 }
@@ -486,8 +768,51 @@ impl Shim {
         }
     }
 
+    fn read_exec_output(&mut self, i: usize, k: usize) {
+        let mut buf = [0u8; READ_BUF];
+        let e = &mut self.execs[i];
+        let Some(pipe) = &mut e.out[k] else { return };
+        let n = match read_some(pipe, &mut buf) {
+            Some(0) => return,
+            Some(n) => n,
+            None => {
+                e.out[k] = None;
+                return;
+            }
+        };
+        let stream = if k == 0 { STDOUT } else { STDERR };
+        let id = e.client;
+        if let Some(c) = self.clients.iter_mut().find(|c| c.id == id) {
+            c.queue(&frame_header(stream, n));
+            c.queue(&buf[..n]);
+            c.flush();
+        }
+    }
+
+    /// Ends the streams of execs that exited and whose output is drained.
+    fn finish_execs(&mut self) {
+        let now = Instant::now();
+        let mut i = 0;
+        while i < self.execs.len() {
+            if self.execs[i].stdin.as_ref().is_some_and(Sink::done) {
+                self.execs[i].stdin = None;
+            }
+            if !self.execs[i].finished(now) {
+                i += 1;
+                continue;
+            }
+            let e = self.execs.swap_remove(i);
+            let exit = ExecExit {
+                exit_code: e.exit.unwrap_or(255),
+            };
+            if let Some(c) = self.clients.iter_mut().find(|c| c.id == e.client) {
+                end_exec_stream(c, &exit);
+            }
+        }
+    }
+
     fn read_client(&mut self, i: usize) {
-        let mut buf = [0u8; 32 << 10];
+        let mut buf = [0u8; READ_BUF];
         let n = match self.clients[i].stream.read(&mut buf) {
             Ok(n) => n,
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => return,
@@ -500,7 +825,22 @@ impl Shim {
             let c = &mut self.clients[i];
             c.read_closed = true;
             match c.mode {
-                Mode::Attach { stdin: true, .. } if self.cfg.stdin_once => self.stdin = None,
+                Mode::Attach { stdin: true, .. } if self.cfg.stdin_once && !self.cfg.tty => {
+                    if let Some(s) = &mut self.stdin {
+                        s.closing = true;
+                    }
+                }
+                Mode::Exec { stdin: true } => {
+                    let id = c.id;
+                    if let Some(s) = self
+                        .execs
+                        .iter_mut()
+                        .find(|e| e.client == id)
+                        .and_then(|e| e.stdin.as_mut())
+                    {
+                        s.closing = true;
+                    }
+                }
                 Mode::Request | Mode::Wait => c.dead = true,
                 _ => {}
             }
@@ -522,18 +862,31 @@ impl Shim {
                     c.mode = Mode::Closing;
                 }
             }
-            Mode::Attach { .. } => self.forward_stdin(i, &buf[..n]),
+            Mode::Attach { .. } | Mode::Exec { .. } => self.forward_stdin(i, &buf[..n]),
             Mode::Wait | Mode::Closing => {}
         }
     }
 
     fn forward_stdin(&mut self, i: usize, data: &[u8]) {
-        if let Mode::Attach { stdin: true, .. } = self.clients[i].mode {
-            if let Some(stdin) = &mut self.stdin {
-                if stdin.write_all(data).is_err() {
-                    self.stdin = None;
+        match self.clients[i].mode {
+            Mode::Attach { stdin: true, .. } => {
+                if let Some(stdin) = &mut self.stdin {
+                    if !stdin.push(data) {
+                        self.stdin = None;
+                    }
                 }
             }
+            Mode::Exec { stdin: true } => {
+                let id = self.clients[i].id;
+                if let Some(e) = self.execs.iter_mut().find(|e| e.client == id) {
+                    if let Some(s) = &mut e.stdin {
+                        if !s.push(data) {
+                            e.stdin = None;
+                        }
+                    }
+                }
+            }
+            _ => {}
         }
     }
 
@@ -572,11 +925,143 @@ impl Shim {
                     stderr,
                 },
             ),
+            Request::Resize {
+                exec,
+                height,
+                width,
+            } => (self.resize(exec.as_deref(), height, width), Mode::Closing),
+            Request::Exec { id, process, stdin } => {
+                let client = self.clients[i].id;
+                match self.exec(client, id, &process, stdin) {
+                    Ok(pid) => (
+                        Response {
+                            ok: true,
+                            pid,
+                            ..Default::default()
+                        },
+                        Mode::Exec { stdin },
+                    ),
+                    Err(e) => (
+                        Response {
+                            exit_code: e.exit_code(),
+                            ..Response::error(e.to_string())
+                        },
+                        Mode::Closing,
+                    ),
+                }
+            }
         };
         let c = &mut self.clients[i];
         c.respond(&resp);
         c.mode = mode;
         c.flush();
+    }
+
+    fn resize(&self, exec: Option<&str>, height: u16, width: u16) -> Response {
+        let master = match exec {
+            None => self.master.as_ref(),
+            Some(id) => match self.execs.iter().find(|e| e.id == id) {
+                Some(e) => e.master.as_ref(),
+                None => return Response::error(format!("no such exec: {id}")),
+            },
+        };
+        let Some(m) = master else {
+            return Response::error("the process has no terminal");
+        };
+        match set_winsize(m.as_raw_fd(), height, width) {
+            Ok(()) => Response::ok(),
+            Err(e) => Response::error(format!("setting the window size: {e}")),
+        }
+    }
+
+    /// Starts an exec'd process whose output goes to client `client`.
+    fn exec(
+        &mut self,
+        client: u64,
+        id: String,
+        process: &oci_spec::runtime::Process,
+        stdin: bool,
+    ) -> pier_runtime::Result<i32> {
+        if self.exit.is_some() {
+            return Err(pier_runtime::Error::BadState {
+                id: self.cfg.id.clone(),
+                status: "stopped".into(),
+                what: "cannot exec in it".into(),
+            });
+        }
+        let io_err = |what: &'static str| {
+            move |e| pier_runtime::Error::Io {
+                context: what.into(),
+                source: e,
+            }
+        };
+        let tty = process.terminal() == Some(true);
+        let cloexec = rustix::pipe::PipeFlags::CLOEXEC;
+        let pipe = || {
+            rustix::pipe::pipe_with(cloexec)
+                .map_err(io::Error::from)
+                .map_err(io_err("pipe"))
+        };
+        let mut out = [None, None];
+        let mut sink = None;
+        let mut opts = ExecOptions::default();
+        let console = if tty {
+            let c = Console::bind().map_err(io_err("binding the console socket"))?;
+            opts.console_socket = Some(CONSOLE_SOCKET.into());
+            Some(c)
+        } else {
+            let (out_r, out_w) = pipe()?;
+            let (err_r, err_w) = pipe()?;
+            out = [Some(File::from(out_r)), Some(File::from(err_r))];
+            opts.stdio.stdout = Some(out_w);
+            opts.stdio.stderr = Some(err_w);
+            if stdin {
+                let (r, w) = pipe()?;
+                sink = Some(Sink::new(File::from(w)));
+                opts.stdio.stdin = Some(r);
+            } else {
+                let null = File::open("/dev/null").map_err(io_err("/dev/null"))?;
+                opts.stdio.stdin = Some(OwnedFd::from(null));
+            }
+            None
+        };
+        let pid = self.container.exec(process, opts)?;
+        let mut master = None;
+        if let Some(console) = console {
+            // The process runs: failing here only loses its terminal.
+            match console.receive().and_then(|m| Ok((m.try_clone()?, m))) {
+                Ok((read, m)) => {
+                    if stdin {
+                        if let Ok(w) = m.try_clone() {
+                            sink = Some(Sink::new(File::from(w)));
+                        }
+                    }
+                    out[0] = Some(File::from(read));
+                    master = Some(m);
+                }
+                Err(e) => eprintln!(
+                    "pier-shim {}: exec {id}: receiving the pty: {e}",
+                    self.cfg.id
+                ),
+            }
+        }
+        for p in out.iter().flatten() {
+            set_nonblocking(p.as_raw_fd());
+        }
+        if let Some(s) = &sink {
+            set_nonblocking(s.file.as_raw_fd());
+        }
+        self.execs.push(Exec {
+            id,
+            pid,
+            client,
+            out,
+            stdin: sink,
+            master,
+            exit: None,
+            deadline: None,
+        });
+        Ok(pid)
     }
 
     fn state(&self) -> Response {
@@ -588,10 +1073,10 @@ impl Shim {
         };
         Response {
             ok: true,
-            error: None,
             pid: self.container.pid(),
             status: Some(status.into()),
             exit: self.exit.clone(),
+            ..Default::default()
         }
     }
 
@@ -612,6 +1097,17 @@ impl Shim {
         // From here on, clients that connect read exit.json instead.
         self.listener = None;
         let _ = std::fs::remove_file(self.dir.join(SOCKET_FILE));
+        // The container's pid namespace is gone, and its execs with it.
+        self.reap();
+        for e in std::mem::take(&mut self.execs) {
+            let exit = ExecExit {
+                // Killed with the container's init (SIGKILL) if not reaped.
+                exit_code: e.exit.unwrap_or(128 + libc::SIGKILL),
+            };
+            if let Some(c) = self.clients.iter_mut().find(|c| c.id == e.client) {
+                end_exec_stream(c, &exit);
+            }
+        }
         let state = self.state();
         for c in &mut self.clients {
             if matches!(c.mode, Mode::Wait) {
@@ -641,6 +1137,16 @@ impl Shim {
         }
         0
     }
+}
+
+/// Queues an exec's exit frame; the connection closes once it is sent.
+fn end_exec_stream(c: &mut Client, exit: &ExecExit) {
+    if let Ok(body) = serde_json::to_vec(exit) {
+        c.queue(&frame_header(EXIT_STREAM, body.len()));
+        c.queue(&body);
+    }
+    c.mode = Mode::Closing;
+    c.flush();
 }
 
 fn result(r: pier_runtime::Result<()>) -> Response {

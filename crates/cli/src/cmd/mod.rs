@@ -1,6 +1,8 @@
 //! One module per group of commands.
 
+pub mod attach;
 pub mod events;
+pub mod exec;
 pub mod image_ops;
 pub mod images;
 pub mod inspect;

@@ -5,6 +5,7 @@ mod commit;
 mod containers;
 mod distribution;
 mod events;
+mod exec;
 mod images;
 mod lifecycle;
 mod inspect;
@@ -58,6 +59,11 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/containers/{id}/rename", post(lifecycle::rename))
         .route("/containers/{id}/wait", post(lifecycle::wait))
         .route("/containers/{id}/attach", post(containers::attach))
+        .route("/containers/{id}/exec", post(exec::create))
+        .route("/containers/{id}/resize", post(exec::container_resize))
+        .route("/exec/{id}/start", post(exec::start))
+        .route("/exec/{id}/resize", post(exec::resize))
+        .route("/exec/{id}/json", get(exec::inspect))
         .route("/containers/{id}", delete(lifecycle::remove))
         .route("/events", get(events::events))
         .fallback(|req: Request| async move {

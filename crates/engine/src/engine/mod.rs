@@ -16,6 +16,9 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{oneshot, watch};
 
 mod adopt;
+mod exec;
+
+pub use exec::{ExecConfig, ExecFailure, ExecRecord};
 mod events;
 mod observe;
 mod lifecycle;
@@ -32,6 +35,7 @@ pub struct Engine {
     /// Registry traffic (pull, push, login).
     pub registry: pier_registry_client::Client,
     containers: Mutex<HashMap<String, Arc<Handle>>>,
+    execs: exec::Execs,
     events: events::Events,
 }
 
@@ -129,6 +133,7 @@ impl Engine {
             images: Arc::new(images),
             registry,
             containers: Mutex::new(HashMap::new()),
+            execs: Default::default(),
             events: events::Events::default(),
         });
         engine.load_containers().await;
@@ -314,6 +319,7 @@ impl Engine {
             unmount: vec![rootfs.clone()],
             open_stdin: rec.config.open_stdin.unwrap_or(false),
             stdin_once: rec.config.stdin_once.unwrap_or(false),
+            tty: rec.config.tty.unwrap_or(false),
         };
         write_json_atomic(&exec_dir.join(pier_shim::CONFIG_FILE), &shim_cfg)
             .map_err(io_err("writing the shim's config"))?;
