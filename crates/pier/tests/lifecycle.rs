@@ -495,7 +495,14 @@ fn pierd_cleans_what_a_crash_during_create_or_start_left() {
     for d in ["upper", "work", "rootfs"] {
         std::fs::create_dir_all(half.join(d)).unwrap();
     }
-    for target in [half.join("rootfs"), done_rootfs.clone()] {
+    // ...and a `cp` of the stopped container cut short, its mount left.
+    let done_cp = env
+        .data_root
+        .join("containers")
+        .join(&done)
+        .join("cp-0123456789abcdef");
+    std::fs::create_dir_all(&done_cp).unwrap();
+    for target in [half.join("rootfs"), done_rootfs.clone(), done_cp.clone()] {
         let ok = std::process::Command::new("mount")
             .args(["-t", "tmpfs", "leftover"])
             .arg(&target)
@@ -513,4 +520,6 @@ fn pierd_cleans_what_a_crash_during_create_or_start_left() {
     assert!(!stale_exec.exists());
     // The stopped container is whole and starts.
     assert_eq!(env.ok(&["start", "-a", "done"]), "");
+    assert_eq!(env.ok(&["rm", "done"]), "done\n");
+    assert!(!env.data_root.join("containers").join(&done).exists());
 }

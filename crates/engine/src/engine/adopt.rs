@@ -58,9 +58,14 @@ pub(super) async fn monitor_exit(engine: &Engine, h: &Handle) -> ExitInfo {
     }
 }
 
-/// A container directory that create left without its record.
+/// A container directory (named by a container id) that create left
+/// without its record.
 fn half_made(dir: &Path) -> bool {
-    !dir.join(RECORD_FILE).exists()
+    let id_like = dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.len() == 64 && n.bytes().all(|b| b.is_ascii_hexdigit()));
+    id_like && !dir.join(RECORD_FILE).exists()
 }
 
 impl Engine {
@@ -81,7 +86,13 @@ impl Engine {
                 );
                 let id = entry.file_name().to_string_lossy().into_owned();
                 self.release_runtime(&id).await;
-                if let Err(e) = std::fs::remove_dir_all(&dir) {
+                if let Some(m) = super::lifecycle::mounts_under(&dir).first() {
+                    eprintln!(
+                        "pierd: leaving {}: {} is still mounted",
+                        dir.display(),
+                        m.display()
+                    );
+                } else if let Err(e) = std::fs::remove_dir_all(&dir) {
                     eprintln!("pierd: removing {}: {e}", dir.display());
                 }
                 continue;

@@ -9,6 +9,7 @@ use crate::error::{io as io_err, Error, Result};
 use crate::shim;
 use axum::http::StatusCode;
 use pier_shim::{ExitInfo, Request};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -379,6 +380,13 @@ impl Engine {
         self.release_runtime(&rec.id).await;
         let dir = self.container_dir(&rec.id);
         tokio::task::spawn_blocking(move || {
+            if let Some(m) = mounts_under(&dir).first() {
+                return Err(Error::internal(format!(
+                    "cannot remove {}: {} is still mounted; unmount it and remove the container again",
+                    dir.display(),
+                    m.display()
+                )));
+            }
             std::fs::remove_dir_all(&dir).map_err(io_err(format!("removing {}", dir.display())))
         })
         .await??;
@@ -392,11 +400,12 @@ impl Engine {
 
     /// Makes sure nothing of a container that no longer runs is left: its
     /// runtime state and cgroup (killing what is still in it), its rootfs
-    /// mount, its exec dir. The shim does this when the container exits;
+    /// and any other mount under its directory (a `cp` cut short), its
+    /// exec dir. The shim does this when the container exits;
     /// this covers a shim that died, or a pierd that died mid-start.
     pub(super) async fn release_runtime(&self, id: &str) {
         let runtime = pier_runtime::Runtime::new(self.config.runtime_root());
-        let rootfs = self.container_dir(id).join("rootfs");
+        let container_dir = self.container_dir(id);
         let exec_dir = self.config.container_exec_dir(id);
         let id = id.to_string();
         let _ = tokio::task::spawn_blocking(move || {
@@ -409,7 +418,7 @@ impl Engine {
                 Err(pier_runtime::Error::NotFound(_)) => {}
                 Err(e) => eprintln!("pierd: loading the runtime state of {id}: {e}"),
             }
-            let _ = pier_image::mount::unmount(&rootfs);
+            unmount_under(&container_dir);
             let _ = std::fs::remove_dir_all(&exec_dir);
         })
         .await;
@@ -449,6 +458,59 @@ impl Engine {
     }
 }
 
+/// Mount points at or under `dir`, deepest first, from mountinfo.
+pub(super) fn mounts_under(dir: &Path) -> Vec<PathBuf> {
+    let root = dir.to_string_lossy().into_owned();
+    let mut points: Vec<PathBuf> = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(unescape_mountinfo)
+        .filter(|p| *p == root || p.starts_with(&format!("{root}/")))
+        .map(PathBuf::from)
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.as_os_str().len()));
+    points.dedup();
+    points
+}
+
+/// mountinfo writes space, tab, newline and backslash as `\ooo`.
+fn unescape_mountinfo(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
+            out.push(v);
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Detaches every mount at or under `dir`, so that removing it cannot
+/// reach into a mounted filesystem.
+pub(super) fn unmount_under(dir: &Path) {
+    for _ in 0..3 {
+        let points = mounts_under(dir);
+        if points.is_empty() {
+            return;
+        }
+        for p in points {
+            if let Err(e) = pier_image::mount::unmount(&p) {
+                eprintln!("pierd: {e}");
+            }
+        }
+    }
+}
+
 /// Watches a running container through its shim, records its exit, then
 /// applies its restart policy or auto-remove.
 pub(super) async fn monitor(engine: Arc<Engine>, h: Arc<Handle>) {
@@ -460,6 +522,13 @@ pub(super) async fn monitor(engine: Arc<Engine>, h: Arc<Handle>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mountinfo_escapes() {
+        assert_eq!(unescape_mountinfo("/a\\040b"), "/a b");
+        assert_eq!(unescape_mountinfo("/a\\134"), "/a\\");
+        assert_eq!(unescape_mountinfo("/plain"), "/plain");
+    }
 
     #[test]
     fn signals_by_name_and_number() {
