@@ -153,6 +153,11 @@ fn ps_format_templates_and_sizes() {
             "ok:exited:"
         ]
     );
+    // docker's `.Label "key"`.
+    assert_eq!(
+        lines(&env.ok(&["ps", "-a", "--format", "{{.Names}}={{.Label \"tier\"}}"])),
+        ["runner=web", "bad=db", "ok="]
+    );
     let table = env.ok(&["ps", "--format", "table {{.ID}}\t{{.Names}}\t{{.Command}}"]);
     let rows = lines(&table);
     assert_eq!(rows.len(), 2, "{table}");

@@ -74,10 +74,11 @@ pub async fn ps(client: &Client, args: PsArgs) -> Result<i32, CliError> {
         "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"
     };
     let format = match args.format.as_deref() {
-        None | Some("") | Some("table") => default,
-        Some(f) => f,
+        None | Some("") | Some("table") => default.to_string(),
+        // docker's `{{.Label "key"}}` method, as an index into the labels.
+        Some(f) => f.replace(".Label \"", "index .LabelMap \""),
     };
-    super::image_ops::print_formatted(format, &rows, header).map_err(exit1)?;
+    super::image_ops::print_formatted(&format, &rows, header).map_err(exit1)?;
     Ok(0)
 }
 
@@ -158,6 +159,7 @@ fn context(c: &Value, trunc: bool) -> Value {
         "Size": size,
         "Names": names.join(","),
         "Labels": labels.join(","),
+        "LabelMap": c["Labels"],
         "Mounts": "",
         "Networks": networks.join(","),
         "LocalVolumes": "0",

@@ -25,18 +25,11 @@ pub async fn logs(engine: State, Path(id): Path<String>, q: Query) -> Result<Res
             "Bad parameters: you must choose at least one stream",
         ));
     }
-    let tail = match q.get("tail").map(|t| t.trim()) {
-        None | Some("") | Some("all") => None,
-        Some(t) => match t.parse::<i64>() {
-            Ok(n) if n < 0 => None,
-            Ok(n) => Some(n as usize),
-            Err(_) => {
-                return Err(Error::bad_request(format!(
-                    "invalid tail {t:?}: give a number of lines or \"all\""
-                )))
-            }
-        },
-    };
+    // As dockerd: a tail that is no count (or negative) means all.
+    let tail = q
+        .get("tail")
+        .and_then(|t| t.trim().parse::<i64>().ok())
+        .and_then(|n| usize::try_from(n).ok());
     let time = |key: &str| {
         parse_api_time(q.get(key).map_or("", |v| v.as_str()))
             .map_err(|e| Error::bad_request(format!("invalid {key}: {e}")))
