@@ -15,6 +15,8 @@ use hyper::body::{Frame, Incoming};
 use hyper::Method;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 #[derive(Debug, clap::Args)]
 pub struct CpArgs {
@@ -214,6 +216,7 @@ fn rewrite_tar(r: impl Read, w: impl Write, rw: &Rewrite) -> io::Result<()> {
 struct BodyRead {
     rx: tokio::sync::mpsc::Receiver<io::Result<Bytes>>,
     cur: Bytes,
+    count: Arc<AtomicU64>,
 }
 
 impl Read for BodyRead {
@@ -221,7 +224,10 @@ impl Read for BodyRead {
         while self.cur.is_empty() {
             match self.rx.blocking_recv() {
                 None => return Ok(0),
-                Some(Ok(b)) => self.cur = b,
+                Some(Ok(b)) => {
+                    self.count.fetch_add(b.len() as u64, Ordering::Relaxed);
+                    self.cur = b
+                }
                 Some(Err(e)) => return Err(e),
             }
         }
@@ -232,7 +238,7 @@ impl Read for BodyRead {
     }
 }
 
-fn body_reader(mut body: Incoming) -> BodyRead {
+fn body_reader(mut body: Incoming, count: Arc<AtomicU64>) -> BodyRead {
     let (tx, rx) = tokio::sync::mpsc::channel(8);
     tokio::spawn(async move {
         while let Some(frame) = body.frame().await {
@@ -258,6 +264,7 @@ fn body_reader(mut body: Incoming) -> BodyRead {
     BodyRead {
         rx,
         cur: Bytes::new(),
+        count,
     }
 }
 
@@ -383,11 +390,13 @@ async fn from_container(
         // As docker: files copied out belong to the caller, even with -a.
         keep_owner: false,
     };
-    let reader = body_reader(resp.into_body());
+    let count = Arc::new(AtomicU64::new(0));
+    let reader = body_reader(resp.into_body(), count.clone());
     tokio::task::spawn_blocking(move || extract_host(reader, &dir, rw))
         .await
         .map_err(|e| err(e.to_string()))?
         .map_err(err)?;
+    report(args, &count, dst);
     Ok(0)
 }
 
@@ -408,6 +417,7 @@ fn host_tar(src: &Path, name: Option<&str>, w: impl Write) -> io::Result<()> {
 /// A `Write` feeding a request body from a blocking thread.
 struct ChanWrite {
     tx: tokio::sync::mpsc::Sender<io::Result<Frame<Bytes>>>,
+    count: Arc<AtomicU64>,
 }
 
 impl Write for ChanWrite {
@@ -415,6 +425,7 @@ impl Write for ChanWrite {
         self.tx
             .blocking_send(Ok(Frame::data(Bytes::copy_from_slice(b))))
             .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the daemon stopped reading"))?;
+        self.count.fetch_add(b.len() as u64, Ordering::Relaxed);
         Ok(b.len())
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -457,6 +468,7 @@ async fn to_container(
         }
     };
     let copy_uid_gid = if args.archive { "&copyUIDGID=true" } else { "" };
+    let count = Arc::new(AtomicU64::new(0));
     let body;
     let target;
     if src == "-" {
@@ -514,9 +526,14 @@ async fn to_container(
         };
         target = dir;
         let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Frame<Bytes>>>(8);
+        let count = count.clone();
         tokio::task::spawn_blocking(move || {
-            let mut w = ChanWrite { tx: tx.clone() };
-            if let Err(e) = host_tar(&resolved, name.as_deref(), &mut w) {
+            let w = ChanWrite {
+                tx: tx.clone(),
+                count,
+            };
+            let w = io::BufWriter::with_capacity(256 << 10, w);
+            if let Err(e) = host_tar(&resolved, name.as_deref(), w) {
                 let _ = tx.blocking_send(Err(e));
             }
         });
@@ -536,7 +553,20 @@ async fn to_container(
         )
         .await
         .map_err(exit1)?;
+    report(args, &count, &format!("{ctr}:{dst}"));
     Ok(0)
+}
+
+/// Docker's closing line, on a terminal only.
+fn report(args: &CpArgs, count: &AtomicU64, dst: &str) {
+    use std::io::IsTerminal;
+    if !args.quiet && io::stderr().is_terminal() {
+        let n = count.load(Ordering::Relaxed) as i64;
+        eprintln!(
+            "Successfully copied {} to {dst}",
+            crate::format::human_size(n)
+        );
+    }
 }
 
 #[cfg(test)]
