@@ -203,6 +203,37 @@ fn stop_start_kill_wait_and_rm_as_docker() {
 }
 
 #[test]
+fn stop_uses_the_containers_stop_signal_unless_told_otherwise() {
+    let env = env();
+    let _c = Cleanup(&env);
+    let script = "trap 'exit 10' USR1; trap 'exit 12' USR2; while true; do sleep 0.1; done";
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "sig",
+        "--stop-signal",
+        "USR1",
+        "busybox",
+        "sh",
+        "-c",
+        script,
+    ]);
+    assert_eq!(env.ok(&["stop", "sig"]), "sig\n");
+    assert_eq!(inspect(&env, "sig", "{{.State.ExitCode}}"), "10");
+    env.ok(&["start", "sig"]);
+    assert_eq!(env.ok(&["stop", "-s", "USR2", "sig"]), "sig\n");
+    assert_eq!(inspect(&env, "sig", "{{.State.ExitCode}}"), "12");
+    env.ok(&["start", "sig"]);
+    assert_eq!(env.ok(&["restart", "-t", "3", "sig"]), "sig\n");
+    // As docker: a running container's exit code is 0 again.
+    assert_eq!(
+        inspect(&env, "sig", "{{.State.Status}} {{.State.ExitCode}}"),
+        "running 0"
+    );
+}
+
+#[test]
 fn start_reruns_an_exited_container_on_its_own_filesystem() {
     let env = env();
     let _c = Cleanup(&env);

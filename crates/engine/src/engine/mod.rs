@@ -378,6 +378,9 @@ impl Engine {
             r.state.error.clear();
             r.state.restarting = false;
             r.state.paused = false;
+            // As docker's SetRunning: the last exit is forgotten.
+            r.state.exit_code = 0;
+            r.state.oom_killed = false;
         })?;
         self.emit_container(&h.record(), "start", &[]);
         tokio::spawn(lifecycle::monitor(self.clone(), h.clone()));
