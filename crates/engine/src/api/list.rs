@@ -207,6 +207,13 @@ pub async fn prune(engine: State, q: Query) -> Result<Json<serde_json::Value>> {
             Err(e) => eprintln!("pierd: prune: not removing {}: {e}", c.id),
         }
     }
+    // As dockerd: one `container prune` event with the space reclaimed.
+    engine.emit(
+        "container",
+        "prune",
+        "",
+        HashMap::from([("reclaimed".to_string(), reclaimed.to_string())]),
+    );
     Ok(Json(serde_json::json!({
         "ContainersDeleted": if deleted.is_empty() { serde_json::Value::Null } else { deleted.into() },
         "SpaceReclaimed": reclaimed,
