@@ -128,7 +128,26 @@ fn cp_into_a_running_container_follows_docker_rules() {
     );
     let out = env.run(&["cp", &s("a"), &s("b")]);
     assert!(stderr(&out).contains("must specify at least one container source"));
-    env.ok(&["rm", "-f", "c1"]);
+    // A read-only root filesystem is refused (as docker), reading works.
+    env.ok(&[
+        "run",
+        "-d",
+        "--read-only",
+        "--name",
+        "ro",
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
+    let out = env.run(&["cp", &s("a"), "ro:/tmp/"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("container rootfs is marked read-only"),
+        "{}",
+        stderr(&out)
+    );
+    env.ok(&["cp", "ro:/etc/passwd", &s("ro-passwd")]);
+    env.ok(&["rm", "-f", "c1", "ro"]);
 }
 
 #[test]

@@ -119,10 +119,8 @@ pub async fn put(engine: State, Path(id): Path<String>, q: Query, body: Body) ->
     let h = engine.find(&id)?;
     let rec = h.record();
     if rec.host_config.readonly_rootfs == Some(true) {
-        return Err(Error::new(
-            axum::http::StatusCode::FORBIDDEN,
-            "container rootfs is marked read-only",
-        ));
+        // dockerd answers 500 here (the API spec says 403).
+        return Err(Error::internal("container rootfs is marked read-only"));
     }
     let no_overwrite = super::flag(&q, "noOverwriteDirNonDir");
     let copy_uid_gid = super::flag(&q, "copyUIDGID");
