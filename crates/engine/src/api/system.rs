@@ -27,11 +27,31 @@ pub async fn version() -> Json<SystemVersion> {
         os: Some("linux".into()),
         arch: Some(host::go_arch().into()),
         kernel_version: Some(host::kernel_version()),
+        // The docker CLI prints the server's API versions, OS/Arch and
+        // kernel from the Engine component's details.
         components: Some(vec![SystemVersionComponents {
             name: "Engine".into(),
             version: crate::VERSION.into(),
-            details: None,
+            details: Some(
+                [
+                    ("ApiVersion", crate::API_VERSION.to_string()),
+                    ("MinAPIVersion", crate::MIN_API_VERSION.to_string()),
+                    ("Os", "linux".to_string()),
+                    ("Arch", host::go_arch().to_string()),
+                    ("KernelVersion", host::kernel_version()),
+                    ("Experimental", "false".to_string()),
+                    ("GitCommit", String::new()),
+                    ("GoVersion", String::new()),
+                    ("BuildTime", String::new()),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+            ),
         }]),
+        platform: Some(bollard_stubs::models::SystemVersionPlatform {
+            name: format!("pier {}", crate::VERSION),
+        }),
         ..Default::default()
     })
 }
