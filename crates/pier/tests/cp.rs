@@ -147,7 +147,21 @@ fn cp_into_a_running_container_follows_docker_rules() {
         stderr(&out)
     );
     env.ok(&["cp", "ro:/etc/passwd", &s("ro-passwd")]);
-    env.ok(&["rm", "-f", "c1", "ro"]);
+    // -a into a container with a user: that user owns the files (as
+    // docker); without -a the archive's owners stay.
+    let uid = env
+        .ok(&[
+            "run", "-d", "--user", "nobody", "--name", "u1", "busybox", "sleep", "1000",
+        ])
+        .trim()
+        .to_string();
+    env.ok(&["cp", "-a", &s("a"), "u1:/tmp/fa"]);
+    env.ok(&["cp", &s("a"), "u1:/tmp/fp"]);
+    let md = fs::metadata(rootfs(&env, &uid).join("tmp/fa")).unwrap();
+    assert_eq!((md.uid(), md.gid()), (65534, 65534));
+    let md = fs::metadata(rootfs(&env, &uid).join("tmp/fp")).unwrap();
+    assert_eq!((md.uid(), md.gid()), (1234, 5678));
+    env.ok(&["rm", "-f", "c1", "ro", "u1"]);
 }
 
 #[test]
