@@ -220,3 +220,88 @@ fn logs_of_an_unknown_container_fail_as_docker() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn logs_follow_works_after_pierd_was_killed_and_ends_at_the_later_exit() {
+    let env = env();
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "survivor",
+        "busybox",
+        "sh",
+        "-c",
+        "echo before; while [ ! -e /go ]; do sleep 0.1; done; echo after",
+    ]);
+    let pid = env.daemon_pid().expect("pierd runs");
+    // SAFETY: signalling the pierd this test started.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    let t = Instant::now();
+    while env.daemon_pid().is_some() {
+        assert!(t.elapsed() < Duration::from_secs(30), "pierd did not die");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The next command starts a new pierd, which re-adopts the container.
+    let mut child = env
+        .pier()
+        .args(["logs", "-f", "survivor"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 256];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                return;
+            }
+        }
+    });
+    // Let the container finish only once the follower has its first line.
+    let mut seen = Vec::new();
+    while !seen.ends_with(b"before\n") {
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(chunk) => seen.extend(chunk),
+            Err(e) => {
+                let _ = child.kill();
+                panic!("logs -f showed no output ({e}): {}", text(&seen));
+            }
+        }
+    }
+    let ps = env.ok(&["ps", "--filter", "name=survivor", "--format", "{{.State}}"]);
+    assert_eq!(ps.trim(), "running", "the container did not survive pierd");
+    env.ok(&["exec", "survivor", "touch", "/go"]);
+    let t = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if t.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("logs -f did not end after the re-adopted container exited");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // The output ends with the follower: the channel closes.
+    seen.extend(rx.iter().flatten());
+    let out = text(&seen);
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(status.success(), "logs -f failed: {err}");
+    assert_eq!(out, "before\nafter\n");
+    let state = env.ok(&[
+        "inspect",
+        "-f",
+        "{{.State.Status}} {{.State.ExitCode}}",
+        "survivor",
+    ]);
+    assert_eq!(state.trim(), "exited 0");
+}
