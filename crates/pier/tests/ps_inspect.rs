@@ -307,7 +307,7 @@ fn inspect_shows_docker_keys_and_formats_templates() {
     );
     let image_id = env.ok(&["image", "inspect", "-f", "{{.Id}}", "busybox"]);
     assert_eq!(env.ok(&["inspect", "-f", "{{.Id}}", "busybox"]), image_id);
-    assert_eq!(env.ok(&["inspect", "-f", "{{.Image}}", &runner]), image_id);
+    assert_eq!(env.ok(&["inspect", "-f", "{{.Image}}", runner]), image_id);
     // -s adds the sizes.
     let sized: Value = serde_json::from_str(&env.ok(&["inspect", "-s", "ok"])).unwrap();
     assert!(sized[0]["SizeRootFs"].as_i64().unwrap() > 0);
