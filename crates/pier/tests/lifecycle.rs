@@ -377,6 +377,7 @@ fn events_are_streamed_and_replayed_as_docker_prints_them() {
         "run", "-d", "--name", "ev", "busybox", "sh", "-c", TRAPS_TERM,
     ]);
     let id = id_of(&env, "ev");
+    env.ok(&["exec", "ev", "true"]);
     env.ok(&["pause", "ev"]);
     env.ok(&["unpause", "ev"]);
     env.ok(&["stop", "ev"]);
@@ -400,6 +401,10 @@ fn events_are_streamed_and_replayed_as_docker_prints_them() {
         [
             "create ev",
             "start ev",
+            // As docker: "exec_create: " + entrypoint + " " + args.
+            "exec_create: true  ev",
+            "exec_start: true  ev",
+            "exec_die ev",
             "pause ev",
             "unpause ev",
             "kill ev",

@@ -104,6 +104,35 @@ impl Engine {
         self.emit("container", action, &rec.id, attrs);
     }
 
+    /// An exec event on its container, as docker's: the action names the
+    /// command (`exec_create: sh -c date`) except for exec_die, and the
+    /// attributes carry `execID`.
+    pub fn emit_exec(
+        &self,
+        container_id: &str,
+        action: &str,
+        exec_id: &str,
+        cmd: &[String],
+        extra: &[(&str, String)],
+    ) {
+        let Some(rec) = super::lock(&self.containers)
+            .get(container_id)
+            .map(|h| h.record())
+        else {
+            return;
+        };
+        let action = if cmd.is_empty() || action == "exec_die" {
+            action.to_string()
+        } else {
+            // As dockerd: entrypoint, a space, the arguments (so a command
+            // without arguments ends in a space).
+            format!("{action}: {} {}", cmd[0], cmd[1..].join(" "))
+        };
+        let mut extra = extra.to_vec();
+        extra.push(("execID", exec_id.to_string()));
+        self.emit_container(&rec, &action, &extra);
+    }
+
     pub fn events(&self) -> &Events {
         &self.events
     }

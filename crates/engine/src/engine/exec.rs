@@ -75,7 +75,13 @@ impl Engine {
             return Err(Error::bad_request("No exec command specified"));
         }
         let id = crate::container::names::new_id();
-        // TODO(events): exec_create
+        self.emit_exec(
+            &h.id,
+            "exec_create",
+            &id,
+            config.cmd.as_deref().unwrap_or_default(),
+            &[],
+        );
         lock(&self.execs.0).insert(
             id.clone(),
             ExecRecord {
@@ -132,7 +138,13 @@ impl Engine {
                 if let Some(e) = e {
                     e.pid = pid;
                 }
-                // TODO(events): exec_start
+                self.emit_exec(
+                    &rec.container_id,
+                    "exec_start",
+                    &rec.id,
+                    rec.config.cmd.as_deref().unwrap_or_default(),
+                    &[],
+                );
                 Ok(stream)
             }
             Err(f) => {
@@ -221,11 +233,20 @@ impl Engine {
 
     /// Records an exec's exit code.
     pub fn exec_exited(&self, id: &str, exit_code: i32) {
-        if let Some(e) = lock(&self.execs.0).get_mut(id) {
+        let container = lock(&self.execs.0).get_mut(id).map(|e| {
             e.running = false;
             e.exit_code = Some(exit_code);
+            e.container_id.clone()
+        });
+        if let Some(container) = container {
+            self.emit_exec(
+                &container,
+                "exec_die",
+                id,
+                &[],
+                &[("exitCode", exit_code.to_string())],
+            );
         }
-        // TODO(events): exec_die
     }
 
     /// `POST /exec/{id}/resize`.
