@@ -444,3 +444,34 @@ fn container_prune_removes_only_stopped_containers() {
     let out = env.run(&["container", "prune", "-f", "--filter", "bogus=1"]);
     assert_eq!(out.status.code(), Some(1));
 }
+
+#[test]
+fn paused_containers_show_as_docker_shows_them() {
+    let env = env();
+    let id = env.ok(&["run", "-d", "--name", "frozen", "busybox", "sleep", "1000"]);
+    let id = id.trim();
+    env.ok(&["pause", "frozen"]);
+    // As docker: State "paused", STATUS "Up ... (Paused)", still Running.
+    let row = env.ok(&["ps", "--format", "{{.State}}|{{.Status}}"]);
+    let (state, status) = row.trim().split_once('|').unwrap();
+    assert_eq!(state, "paused");
+    assert!(
+        status.starts_with("Up ") && status.ends_with(" (Paused)"),
+        "{status}"
+    );
+    assert_eq!(
+        env.ok(&[
+            "inspect",
+            "-f",
+            "{{.State.Status}} {{.State.Running}} {{.State.Paused}}",
+            "frozen"
+        ])
+        .trim(),
+        "paused true true"
+    );
+    let q = |f: &str| env.ok(&["ps", "-q", "--no-trunc", "--filter", f]);
+    assert_eq!(q("status=paused").trim(), id);
+    assert_eq!(q("status=running").trim(), "");
+    env.ok(&["unpause", "frozen"]);
+    assert_eq!(q("status=running").trim(), id);
+}
