@@ -126,6 +126,21 @@ fn cp_into_a_running_container_follows_docker_rules() {
         "{}",
         stderr(&out)
     );
+    // A file on the way: dockerd's words, both ways.
+    let out = env.run(&["cp", &s("a"), "c1:/etc/passwd/x"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("Error response from daemon: extraction point is not a directory"),
+        "{}",
+        stderr(&out)
+    );
+    let out = env.run(&["cp", "c1:/etc/passwd/x", &s("x")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("lstat /etc/passwd/x: not a directory"),
+        "{}",
+        stderr(&out)
+    );
     let out = env.run(&["cp", &s("a"), &s("b")]);
     assert!(stderr(&out).contains("must specify at least one container source"));
     // A read-only root filesystem is refused (as docker), reading works.

@@ -224,9 +224,15 @@ impl Item {
 /// ends in `/` or `/.`.
 pub fn resolve(root: BorrowedFd<'_>, path: &str) -> Result<Item, CpError> {
     let p = CtrPath::parse(path);
+    // A file on the way ("/etc/passwd/x", "/etc/passwd/"): dockerd's lstat
+    // error, without its host path.
+    let not_dir = |e: Errno| match e {
+        Errno::NOTDIR => CpError::Io(format!("lstat {path}: not a directory")),
+        e => errno("resolving the path", e),
+    };
     if p.follows_last() {
-        let fd = open_in(root, p.abs().as_bytes(), OFlags::PATH | OFlags::DIRECTORY)
-            .map_err(|e| errno("resolving the path", e))?;
+        let fd =
+            open_in(root, p.abs().as_bytes(), OFlags::PATH | OFlags::DIRECTORY).map_err(not_dir)?;
         return Ok(Item {
             dir: fd,
             name: None,
@@ -239,11 +245,7 @@ pub fn resolve(root: BorrowedFd<'_>, path: &str) -> Result<Item, CpError> {
         format!("/{}", parent.join("/")).as_bytes(),
         OFlags::PATH | OFlags::DIRECTORY,
     )
-    .map_err(|e| match e {
-        // A file on the way ("/etc/passwd/x") is "not found" as Docker says.
-        Errno::NOTDIR => CpError::NotFound,
-        e => errno("resolving the path", e),
-    })?;
+    .map_err(not_dir)?;
     let item = Item {
         dir,
         name: Some(cstring(name.as_bytes())?),
