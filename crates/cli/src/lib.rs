@@ -50,6 +50,8 @@ pub struct Cli {
 enum Command {
     /// Create and run a new container from an image
     Run(cmd::run::RunArgs),
+    /// Create a new container
+    Create(cmd::create::CreateArgs),
     /// Execute a command in a running container
     Exec(cmd::exec::ExecArgs),
     /// Attach local standard input, output, and error streams to a running container
@@ -238,6 +240,7 @@ async fn dispatch(cli: Cli) -> Result<i32, CliError> {
     });
     match cli.command {
         Command::Run(args) => cmd::run::run(&client, args).await,
+        Command::Create(args) => cmd::create::create(&client, args).await,
         Command::Exec(args) => cmd::exec::exec(&client, args).await,
         Command::Attach(args) => cmd::attach::attach(&client, args).await,
         Command::Ps(args) | Command::Container(ContainerCommand::Ls(args)) => {

@@ -1,6 +1,8 @@
 //! One module per group of commands.
 
 pub mod attach;
+pub mod container_flags;
+pub mod create;
 pub mod events;
 pub mod exec;
 pub mod image_ops;

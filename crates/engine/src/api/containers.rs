@@ -16,8 +16,9 @@ pub async fn create(engine: State, q: Query, body: Bytes) -> Result<Response> {
         Error::bad_request(format!("invalid container config in request body: {e}"))
     })?;
     let name = q.get("name").filter(|n| !n.is_empty()).map(String::as_str);
+    let warnings = crate::container::validate::warnings(&body);
     let id = engine.create(name, body).await?;
-    let resp = serde_json::json!({ "Id": id, "Warnings": [] });
+    let resp = serde_json::json!({ "Id": id, "Warnings": warnings });
     Ok((StatusCode::CREATED, Json(resp)).into_response())
 }
 

@@ -5,8 +5,11 @@ pub mod filters;
 pub mod logs;
 pub mod names;
 pub mod record;
+pub mod resources;
+pub mod security;
 pub mod size;
 pub mod spec;
 pub mod user;
+pub mod validate;
 
 pub use record::{ContainerRecord, Status};

@@ -3,9 +3,10 @@
 //! and read-only /proc paths) plus what the container's config asks for.
 
 use super::user::User;
-use super::ContainerRecord;
+use super::validate::{self, Network};
+use super::{resources, security, ContainerRecord};
 use serde_json::{json, Value};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Docker's default capability set.
 pub const DEFAULT_CAPS: &[&str] = &[
@@ -51,10 +52,19 @@ pub const READONLY_PATHS: &[&str] = &[
 pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// A file pierd manages for the container and bind-mounts into it
-/// (/etc/hostname, /etc/hosts).
-pub struct EtcFile<'a> {
-    pub source: &'a Path,
-    pub destination: &'a str,
+/// (/etc/hostname, /etc/hosts, /etc/resolv.conf).
+pub struct EtcFile {
+    pub source: PathBuf,
+    pub destination: &'static str,
+}
+
+/// Installs pier's init (once per data root) for a container started with
+/// `--init`; `dir` is the container's directory, DATA_ROOT/containers/ID.
+pub fn install_init(dir: &Path) -> std::io::Result<PathBuf> {
+    let data_root = dir.parent().and_then(Path::parent).unwrap_or(dir);
+    let path = data_root.join("pier-init");
+    pier_init::install(&path)?;
+    Ok(path)
 }
 
 /// The process environment: the container's Env (image env merged at
@@ -74,8 +84,55 @@ pub fn process_env(rec: &ContainerRecord, hostname: &str) -> Vec<String> {
     env
 }
 
+/// The container's network (none unless it asked for the host's).
+pub fn network(rec: &ContainerRecord) -> Network {
+    validate::network(rec.host_config.network_mode.as_deref()).unwrap_or(Network::None)
+}
+
+/// Writes the container's /etc files into its directory `dir`: hostname,
+/// hosts (and resolv.conf), the host's own hosts and resolv.conf for a
+/// host-network container, as Docker.
+pub fn etc_files(dir: &Path, rec: &ContainerRecord) -> std::io::Result<Vec<EtcFile>> {
+    let hostname = rec.hostname();
+    let mut files = Vec::new();
+    let mut put = |name: &str, destination: &'static str, data: String| {
+        let source = dir.join(name);
+        std::fs::write(&source, data)?;
+        files.push(EtcFile {
+            source,
+            destination,
+        });
+        Ok::<_, std::io::Error>(())
+    };
+    put("hostname", "/etc/hostname", format!("{hostname}\n"))?;
+    match network(rec) {
+        Network::None => put("hosts", "/etc/hosts", hosts_file(&hostname))?,
+        Network::Host => {
+            let hosts =
+                std::fs::read_to_string("/etc/hosts").unwrap_or_else(|_| hosts_file(&hostname));
+            put("hosts", "/etc/hosts", hosts)?;
+            if let Ok(resolv) = std::fs::read_to_string("/etc/resolv.conf") {
+                put("resolv.conf", "/etc/resolv.conf", resolv)?;
+            }
+        }
+    }
+    if rec.host_config.init.unwrap_or(false) {
+        files.push(EtcFile {
+            source: install_init(dir)?,
+            destination: INIT_PATH,
+        });
+    }
+    Ok(files)
+}
+
+/// Where a container started with `--init` finds pier's init.
+pub const INIT_PATH: &str = "/dev/init";
+
 /// The runtime spec for `rec` with its root filesystem mounted at `rootfs`.
 pub fn build(rec: &ContainerRecord, rootfs: &Path, user: &User, etc: &[EtcFile]) -> Value {
+    let hc = &rec.host_config;
+    let privileged = hc.privileged.unwrap_or(false);
+    let net = network(rec);
     let hostname = rec.hostname();
     let cwd = rec
         .config
@@ -83,10 +140,17 @@ pub fn build(rec: &ContainerRecord, rootfs: &Path, user: &User, etc: &[EtcFile])
         .clone()
         .filter(|w| !w.is_empty())
         .unwrap_or_else(|| "/".into());
-    let args: Vec<&str> = std::iter::once(rec.path.as_str())
-        .chain(rec.args.iter().map(String::as_str))
-        .collect();
-    let caps = DEFAULT_CAPS;
+    let init = hc.init.unwrap_or(false);
+    let mut args: Vec<&str> = Vec::new();
+    if init {
+        args.extend([INIT_PATH, "--"]);
+    }
+    args.push(rec.path.as_str());
+    args.extend(rec.args.iter().map(String::as_str));
+    let caps = security::capabilities(hc);
+    let opts = security::parse_security_opts(hc.security_opt.as_deref().unwrap_or_default())
+        .unwrap_or_default();
+    let ro = |rw: bool| if rw { "rw" } else { "ro" };
     let mut mounts = vec![
         json!({"destination": "/proc", "type": "proc", "source": "proc",
                "options": ["nosuid", "noexec", "nodev"]}),
@@ -95,15 +159,50 @@ pub fn build(rec: &ContainerRecord, rootfs: &Path, user: &User, etc: &[EtcFile])
         json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts",
                "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
         json!({"destination": "/sys", "type": "sysfs", "source": "sysfs",
-               "options": ["nosuid", "noexec", "nodev", "ro"]}),
+               "options": ["nosuid", "noexec", "nodev", ro(privileged)]}),
+        json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+               "options": ["nosuid", "noexec", "nodev", "relatime", ro(privileged)]}),
         json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
                "options": ["nosuid", "noexec", "nodev"]}),
         json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
                "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
     ];
     for f in etc {
+        // pier's init is read-only, as Docker's.
+        let options = if f.destination == INIT_PATH {
+            json!(["bind", "ro", "rprivate"])
+        } else {
+            json!(["rbind", "rprivate"])
+        };
         mounts.push(json!({"destination": f.destination, "type": "bind",
-                           "source": f.source, "options": ["rbind", "rprivate"]}));
+                           "source": f.source, "options": options}));
+    }
+    let mut namespaces = vec![
+        json!({"type": "pid"}),
+        json!({"type": "ipc"}),
+        json!({"type": "uts"}),
+        json!({"type": "mount"}),
+    ];
+    if net == Network::None {
+        namespaces.push(json!({"type": "network"}));
+    }
+    let device_rules = if privileged {
+        json!([{"allow": true, "access": "rwm"}])
+    } else {
+        security::default_device_rules()
+    };
+    let mut linux = json!({
+        "cgroupsPath": format!("/pier/{}", rec.id),
+        "namespaces": namespaces,
+        "resources": resources::linux_resources(hc, device_rules),
+        "maskedPaths": if privileged { &[][..] } else { MASKED_PATHS },
+        "readonlyPaths": if privileged { &[][..] } else { READONLY_PATHS },
+    });
+    if privileged {
+        linux["devices"] = json!(security::host_devices());
+    }
+    if let Some(filter) = security::seccomp(hc, &opts, &caps) {
+        linux["seccomp"] = filter;
     }
     json!({
         "ociVersion": "1.2.0",
@@ -114,19 +213,13 @@ pub fn build(rec: &ContainerRecord, rootfs: &Path, user: &User, etc: &[EtcFile])
             "env": process_env(rec, &hostname),
             "cwd": cwd,
             "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
-            "noNewPrivileges": false,
+            "rlimits": resources::rlimits(hc),
+            "noNewPrivileges": opts.no_new_privileges,
         },
-        "root": {"path": rootfs, "readonly": rec.host_config.readonly_rootfs.unwrap_or(false)},
+        "root": {"path": rootfs, "readonly": hc.readonly_rootfs.unwrap_or(false)},
         "hostname": hostname,
         "mounts": mounts,
-        "linux": {
-            "namespaces": [
-                {"type": "pid"}, {"type": "ipc"}, {"type": "uts"},
-                {"type": "mount"}, {"type": "network"}
-            ],
-            "maskedPaths": MASKED_PATHS,
-            "readonlyPaths": READONLY_PATHS,
-        },
+        "linux": linux,
         "annotations": {"org.opencontainers.image.ref.name": rec.image},
     })
 }
@@ -172,13 +265,12 @@ mod tests {
             gid: 2,
             additional_gids: vec![3],
         };
-        let hosts = Path::new("/x/hosts");
         let v = build(
             &rec,
             Path::new("/r"),
             &user,
             &[EtcFile {
-                source: hosts,
+                source: "/x/hosts".into(),
                 destination: "/etc/hosts",
             }],
         );

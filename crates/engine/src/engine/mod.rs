@@ -1,7 +1,7 @@
 //! The engine: pierd's state (images, containers) and the container
 //! lifecycle behind the API handlers.
 
-use crate::container::spec::{self, EtcFile};
+use crate::container::spec;
 use crate::container::{names, record::State, user, ContainerRecord, Status};
 use crate::error::{io as io_err, Error, Result};
 use crate::fsutil::write_json_atomic;
@@ -195,6 +195,8 @@ impl Engine {
     /// `POST /containers/create`: records the container and makes its
     /// writable layer; nothing runs yet.
     pub async fn create(&self, name: Option<&str>, body: ContainerCreateBody) -> Result<String> {
+        let mut body = body;
+        crate::container::validate::create_body(&mut body).map_err(Error::bad_request)?;
         let image_name = body
             .image
             .clone()
@@ -516,23 +518,7 @@ fn prepare_bundle(
         &read("etc/group"),
     )
     .map_err(Error::bad_request)?;
-    let hostname = rec.hostname();
-    let hostname_file = dir.join("hostname");
-    let hosts_file = dir.join("hosts");
-    std::fs::write(&hostname_file, format!("{hostname}\n"))
-        .map_err(io_err("writing /etc/hostname"))?;
-    std::fs::write(&hosts_file, spec::hosts_file(&hostname))
-        .map_err(io_err("writing /etc/hosts"))?;
-    let etc = [
-        EtcFile {
-            source: &hostname_file,
-            destination: "/etc/hostname",
-        },
-        EtcFile {
-            source: &hosts_file,
-            destination: "/etc/hosts",
-        },
-    ];
+    let etc = spec::etc_files(dir, rec).map_err(io_err("writing the container's /etc files"))?;
     let spec = spec::build(rec, rootfs, &user, &etc);
     write_json_atomic(&dir.join("config.json"), &spec).map_err(io_err("writing the OCI spec"))
 }
