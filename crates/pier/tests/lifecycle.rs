@@ -247,6 +247,37 @@ fn start_reruns_an_exited_container_on_its_own_filesystem() {
     assert_eq!(env.ok(&["start", "again"]), "again\n");
     assert_eq!(env.ok(&["wait", "again"]), "7\n");
     assert_eq!(env.ok(&["rm", "again"]), "again\n");
+
+    // -i: our stdin goes to the restarted container.
+    let with_input = |args: &[&str], input: &str| {
+        use std::io::Write;
+        let mut child = env
+            .pier()
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let script = "read x; echo got $x";
+    let out = with_input(
+        &[
+            "run", "-i", "--name", "reader", "busybox", "sh", "-c", script,
+        ],
+        "one\n",
+    );
+    assert_eq!(stdout(&out), "got one\n", "{}", stderr(&out));
+    let out = with_input(&["start", "-ai", "reader"], "two\n");
+    assert_eq!(stdout(&out), "got two\n", "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(0));
 }
 
 #[test]

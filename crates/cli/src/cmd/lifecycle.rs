@@ -310,50 +310,11 @@ async fn start_attached(client: &Client, name: &str, stdin: bool) -> Result<i32,
     post(client, format!("/containers/{id}/start"))
         .await
         .map_err(CliError::with_start_code)?;
-    pump(stream, stdin, tty).await;
+    let resize = format!("/containers/{id}/resize");
+    if crate::tty::pump(client, stream, stdin, tty, Some(resize)).await
+        == crate::tty::Ended::Detached
+    {
+        return Ok(0);
+    }
     wait_result(waiter, &id).await.map(|c| c as i32)
-}
-
-/// Our stdin to the container (with `-i`), its output to our stdout and
-/// stderr (raw with a tty, else Docker's multiplexed frames) until it ends.
-async fn pump<S>(stream: S, stdin: bool, tty: bool)
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let (mut rd, mut wr) = tokio::io::split(stream);
-    let input = stdin.then(|| {
-        tokio::spawn(async move {
-            let _ = tokio::io::copy(&mut tokio::io::stdin(), &mut wr).await;
-            let _ = wr.shutdown().await;
-        })
-    });
-    let mut out = tokio::io::stdout();
-    let mut err = tokio::io::stderr();
-    if tty {
-        let _ = tokio::io::copy(&mut rd, &mut out).await;
-    } else {
-        let mut header = [0u8; 8];
-        let mut buf = vec![0u8; 32 << 10];
-        'frames: while rd.read_exact(&mut header).await.is_ok() {
-            let mut len = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
-            while len > 0 {
-                let n = len.min(buf.len());
-                if rd.read_exact(&mut buf[..n]).await.is_err() {
-                    break 'frames;
-                }
-                let _ = match header[0] {
-                    2 => err.write_all(&buf[..n]).await,
-                    _ => out.write_all(&buf[..n]).await,
-                };
-                len -= n;
-            }
-            let _ = out.flush().await;
-            let _ = err.flush().await;
-        }
-    }
-    let _ = out.flush().await;
-    if let Some(input) = input {
-        input.abort();
-    }
 }
