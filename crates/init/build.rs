@@ -1,5 +1,5 @@
 //! Compiles src/init.rs alone into a static executable (crt-static, panic
-//! abort, size-optimized, stripped): the init must run in images without a
+//! abort, size-optimized with LTO, stripped): the init must run in images without a
 //! C library. Falls back to a dynamic one, with a warning, where the C
 //! library has no static archive.
 
@@ -25,13 +25,13 @@ fn main() {
         .args(["--target", &target])
         .args([
             "-C",
-            "opt-level=s",
+            "opt-level=z",
             "-C",
             "panic=abort",
             "-C",
             "strip=symbols",
         ])
-        .args(["-C", "codegen-units=1"]);
+        .args(["-C", "codegen-units=1", "-C", "lto=fat"]);
         if static_crt {
             c.args(["-C", "target-feature=+crt-static"]);
         }
