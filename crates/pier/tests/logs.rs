@@ -305,3 +305,29 @@ fn logs_follow_works_after_pierd_was_killed_and_ends_at_the_later_exit() {
     ]);
     assert_eq!(state.trim(), "exited 0");
 }
+
+#[test]
+fn logs_larger_than_a_read_come_out_whole() {
+    let env = env();
+    // About 3 MB of json-file log: more than pierd reads at once.
+    env.ok(&[
+        "run",
+        "--name",
+        "chatty",
+        "busybox",
+        "sh",
+        "-c",
+        "i=0; while [ $i -lt 30000 ]; do echo line-$i-padding-padding-padding; i=$((i+1)); done",
+    ]);
+    let out = env.run(&["logs", "chatty"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let all = text(&out.stdout);
+    let lines: Vec<&str> = all.lines().collect();
+    assert_eq!(lines.len(), 30000);
+    assert_eq!(lines[0], "line-0-padding-padding-padding");
+    assert_eq!(lines[29999], "line-29999-padding-padding-padding");
+    assert_eq!(
+        env.ok(&["logs", "--tail", "1", "chatty"]),
+        "line-29999-padding-padding-padding\n"
+    );
+}

@@ -112,7 +112,13 @@ pub async fn logs(engine: State, Path(id): Path<String>, q: Query) -> Result<Res
                         return;
                     }
                 }
-                if done || tx.is_closed() {
+                if tx.is_closed() {
+                    return;
+                }
+                if reader.as_ref().is_some_and(Reader::more) {
+                    continue;
+                }
+                if done {
                     return;
                 }
                 std::thread::sleep(FOLLOW_POLL);

@@ -133,13 +133,19 @@ pub fn parse_line(line: &[u8]) -> Option<Entry> {
 pub struct Reader {
     file: std::fs::File,
     pending: Vec<u8>,
+    /// The last read filled its chunk: more may be there at once.
+    more: bool,
 }
+
+/// How much of the file one [`Reader::read_new`] takes in.
+const CHUNK: u64 = 1024 * 1024;
 
 impl Reader {
     pub fn open(path: &std::path::Path) -> std::io::Result<Reader> {
         Ok(Reader {
             file: std::fs::File::open(path)?,
             pending: Vec::new(),
+            more: false,
         })
     }
 
@@ -175,10 +181,17 @@ impl Reader {
         Ok(())
     }
 
-    /// The entries written since the last call.
+    /// Whether the last [`read_new`](Self::read_new) stopped at its chunk
+    /// size rather than at the end of the file.
+    pub fn more(&self) -> bool {
+        self.more
+    }
+
+    /// The entries written since the last call (at most a chunk's worth).
     pub fn read_new(&mut self) -> std::io::Result<Vec<Entry>> {
         let mut data = Vec::new();
-        self.file.read_to_end(&mut data)?;
+        (&mut self.file).take(CHUNK).read_to_end(&mut data)?;
+        self.more = data.len() as u64 == CHUNK;
         if data.is_empty() {
             return Ok(Vec::new());
         }
@@ -270,5 +283,25 @@ mod tests {
         assert!(logs(&mut r).is_empty());
         f.write_all(b.as_bytes()).unwrap();
         assert_eq!(logs(&mut r), ["late\n"]);
+    }
+
+    #[test]
+    fn a_log_bigger_than_a_chunk_reads_whole_in_steps() {
+        let tmp = tempfile::NamedTempFile::new().unwrap();
+        let mut f = tmp.reopen().unwrap();
+        let one = line("stdout", &"x".repeat(999), "2026-11-30T10:00:00Z");
+        let n = (2 * CHUNK as usize) / one.len() + 3;
+        for _ in 0..n {
+            f.write_all(one.as_bytes()).unwrap();
+        }
+        let mut r = Reader::open(tmp.path()).unwrap();
+        let mut got = r.read_new().unwrap().len();
+        let mut reads = 1;
+        while r.more() {
+            got += r.read_new().unwrap().len();
+            reads += 1;
+        }
+        assert_eq!(got, n);
+        assert!(reads >= 3, "{reads}");
     }
 }
