@@ -414,7 +414,8 @@ fn docker_stop_records_the_exit_and_rm_removes_the_container() {
         "docker rm removed a running container"
     );
     assert!(
-        stderr(&out).contains("stop the container before removing or force remove"),
+        // dockerd 28's words (checked against the dockerd installed here).
+        stderr(&out).contains("Stop the container before attempting removal or force remove"),
         "{}",
         stderr(&out)
     );
