@@ -158,6 +158,10 @@ enum ImageCommand {
 
 #[derive(Debug, Subcommand)]
 enum ContainerCommand {
+    /// Create and run a new container from an image
+    Run(cmd::run::RunArgs),
+    /// Create a new container
+    Create(cmd::create::CreateArgs),
     /// Remove one or more containers
     #[command(alias = "remove")]
     Rm(cmd::lifecycle::RmArgs),
@@ -239,8 +243,12 @@ async fn dispatch(cli: Cli) -> Result<i32, CliError> {
         autostart: true,
     });
     match cli.command {
-        Command::Run(args) => cmd::run::run(&client, args).await,
-        Command::Create(args) => cmd::create::create(&client, args).await,
+        Command::Run(args) | Command::Container(ContainerCommand::Run(args)) => {
+            cmd::run::run(&client, args).await
+        }
+        Command::Create(args) | Command::Container(ContainerCommand::Create(args)) => {
+            cmd::create::create(&client, args).await
+        }
         Command::Exec(args) => cmd::exec::exec(&client, args).await,
         Command::Attach(args) => cmd::attach::attach(&client, args).await,
         Command::Ps(args) | Command::Container(ContainerCommand::Ls(args)) => {

@@ -375,4 +375,10 @@ fn create_makes_a_container_that_start_runs() {
     let code = env.ok(&["wait", "made-by-create"]);
     assert_eq!(code.trim(), "0");
     env.ok(&["rm", "made-by-create"]);
+    // `container create` and `container run` are the same commands.
+    let id = env.ok(&["container", "create", "busybox", "true"]);
+    env.ok(&["rm", id.trim()]);
+    let out = env.ok(&["container", "run", "--rm", "busybox", "echo", "ran"]);
+    assert_eq!(out, "ran\n");
+    assert_eq!(all_containers(&env), Vec::<String>::new());
 }
