@@ -120,6 +120,9 @@ fn ps_filters_as_docker() {
     assert_eq!(q(&["since=ok"]), [runner, bad]);
     assert_eq!(q(&["health=none"]).len(), 3);
     assert!(q(&["health=healthy"]).is_empty());
+    // pier containers are on docker's "none" network unless on the host's.
+    assert_eq!(q(&["network=none"]).len(), 3);
+    assert!(q(&["network=host"]).is_empty());
     // A status filter lists stopped containers without -a, as docker.
     assert_eq!(
         lines(&env.ok(&["ps", "-q", "--no-trunc", "--filter", "status=exited"])),

@@ -201,12 +201,7 @@ fn host_config_json(rec: &ContainerRecord) -> Value {
 }
 
 fn network_settings_json(rec: &ContainerRecord) -> Value {
-    let mode = rec
-        .host_config
-        .network_mode
-        .clone()
-        .filter(|m| !m.is_empty() && m != "default")
-        .unwrap_or_else(|| "none".into());
+    let mode = crate::container::filters::network_name(rec);
     let endpoint = json!({
         "IPAMConfig": null,
         "Links": null,

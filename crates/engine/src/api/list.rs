@@ -122,7 +122,12 @@ fn summary(c: &ContainerRecord) -> serde_json::Value {
         "State": crate::container::filters::state_word(c),
         "Status": status_text(c),
         "HostConfig": { "NetworkMode": network_mode },
-        "NetworkSettings": { "Networks": {} },
+        "NetworkSettings": { "Networks": { crate::container::filters::network_name(c): {
+            "IPAMConfig": null, "Links": null, "Aliases": null, "NetworkID": "",
+            "EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0,
+            "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+            "MacAddress": "", "DriverOpts": null,
+        } } },
         "Mounts": [],
     })
 }

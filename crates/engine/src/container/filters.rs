@@ -22,8 +22,10 @@ pub struct Filters {
     health: Option<bool>,
     /// `until=` (prune): created before this unix time.
     until: Option<Time>,
-    /// A filter on something pier containers have none of (networks,
-    /// volumes, ports): nothing matches.
+    /// `network=`: the network's name ("none", "host").
+    networks: Vec<String>,
+    /// A filter on something pier containers have none of (volumes,
+    /// ports): nothing matches.
     never: bool,
 }
 
@@ -113,9 +115,9 @@ impl Filters {
                     }
                 },
                 "until" => f.until = Some(parse_until(v)?),
-                // Networks, volumes, ports: pier containers have none of
-                // their own to match.
-                "network" | "volume" | "publish" | "expose" | "is-task" | "isolation" => {
+                // Volumes, ports: pier containers have none to match.
+                "network" => f.networks.push(v.clone()),
+                "volume" | "publish" | "expose" | "is-task" | "isolation" => {
                     f.never = true;
                 }
                 _ => return Err(FilterError::Invalid(format!("Invalid filter '{k}'"))),
@@ -169,10 +171,22 @@ impl Filters {
         if self.until.is_some_and(|u| t >= u) {
             return false;
         }
+        if !self.networks.is_empty() && !self.networks.contains(&network_name(rec)) {
+            return false;
+        }
         if self.health == Some(false) {
             return false;
         }
         true
+    }
+}
+
+/// The one network a container is on, by docker's name for it: "host"
+/// for `--network host`, else "none" (pier gives containers no bridge).
+pub fn network_name(rec: &ContainerRecord) -> String {
+    match rec.host_config.network_mode.as_deref() {
+        Some("host") => "host".into(),
+        _ => "none".into(),
     }
 }
 
