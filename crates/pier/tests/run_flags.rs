@@ -171,7 +171,7 @@ fn env_env_file_workdir_user_entrypoint_hostname() {
             "/tmp/work",
             "-u",
             "12:34",
-            "--hostname",
+            "-h", // as docker: -h is --hostname
             "flags-box",
             "busybox",
             "sh",

@@ -9,8 +9,13 @@
 use crate::error::CliError;
 use serde_json::{json, Map, Value};
 
+/// The commands that flatten these flags disable clap's `-h` (Docker's
+/// `-h` is `--hostname`) and get `--help` from here.
 #[derive(Debug, Default, clap::Args)]
 pub struct ContainerFlags {
+    /// Print usage
+    #[arg(long, action = clap::ArgAction::Help)]
+    pub help: Option<bool>,
     /// Assign a name to the container
     #[arg(long)]
     pub name: Option<String>,
@@ -36,7 +41,7 @@ pub struct ContainerFlags {
     #[arg(short, long)]
     pub user: Option<String>,
     /// Container host name
-    #[arg(long)]
+    #[arg(short = 'h', long)]
     pub hostname: Option<String>,
     /// Overwrite the default ENTRYPOINT of the image
     #[arg(long)]

@@ -7,7 +7,7 @@ use crate::client::Client;
 use crate::error::CliError;
 
 #[derive(Debug, clap::Args)]
-#[command(trailing_var_arg = true)]
+#[command(trailing_var_arg = true, disable_help_flag = true)]
 pub struct CreateArgs {
     #[command(flatten)]
     flags: ContainerFlags,

@@ -12,7 +12,7 @@ use super::container_flags::ContainerFlags;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[derive(Debug, clap::Args)]
-#[command(trailing_var_arg = true)]
+#[command(trailing_var_arg = true, disable_help_flag = true)]
 pub struct RunArgs {
     /// Run in the background and print the container ID
     #[arg(short, long)]
