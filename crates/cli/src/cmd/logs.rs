@@ -192,7 +192,8 @@ fn parse_datetime(v: &str) -> Option<(i64, u32)> {
     Some((base + hh * 3600 + mm * 60 + whole - offset, nanos))
 }
 
-/// Splits a trailing zone off: ("T15:04:05", offset seconds east of UTC).
+/// Splits a trailing zone off: ("T15:04:05", offset seconds east of UTC);
+/// without a zone, docker's CLI takes the local zone's offset now.
 fn split_zone(rest: &str) -> Option<(&str, i64)> {
     if let Some(r) = rest.strip_suffix(['Z', 'z']) {
         return Some((r, 0));
@@ -207,7 +208,20 @@ fn split_zone(rest: &str) -> Option<(&str, i64)> {
             return Some((r, if zb[0] == b'-' { -off } else { off }));
         }
     }
-    Some((rest, 0))
+    Some((rest, local_offset()))
+}
+
+/// The local time zone's offset from UTC now, in seconds.
+fn local_offset() -> i64 {
+    let now = pier_common::time::unix_now().0 as libc::time_t;
+    // SAFETY: localtime_r writes only into the zeroed tm we pass.
+    unsafe {
+        let mut tm: libc::tm = std::mem::zeroed();
+        if libc::localtime_r(&now, &mut tm).is_null() {
+            return 0;
+        }
+        tm.tm_gmtoff
+    }
 }
 
 #[cfg(test)]
@@ -229,14 +243,22 @@ mod tests {
             "1700000000.250000000"
         );
         assert_eq!(
-            timestamp("2023-11-14", now).unwrap(),
+            timestamp("2023-11-14Z", now).unwrap(),
             "1699920000.000000000"
         );
         assert_eq!(
-            timestamp("2023-11-14T22:13", now).unwrap(),
+            timestamp("2023-11-14T22:13Z", now).unwrap(),
             "1699999980.000000000"
         );
+        assert_eq!(
+            timestamp("2023-11-14", now).unwrap(),
+            format!("{}.000000000", 1_699_920_000 - local_offset())
+        );
         assert!(timestamp("bogus", now).is_err());
+        // Without a zone: local time, as docker's CLI.
+        let local = timestamp("2023-11-14T22:13:20", now).unwrap();
+        let secs: i64 = local.split('.').next().unwrap().parse().unwrap();
+        assert_eq!(secs, 1_700_000_000 - local_offset());
         assert!(timestamp("2023-13-99Tx", now).is_err());
     }
 
