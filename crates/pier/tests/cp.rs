@@ -196,6 +196,12 @@ fn cp_out_of_containers_running_and_stopped() {
     assert!(fs::read_to_string(host.join("grp"))
         .unwrap()
         .contains("nogroup"));
+    // Files the running container has mounted (as docker shows them).
+    env.ok(&["cp", "c1:/etc/hostname", &h("hostname")]);
+    assert_eq!(
+        fs::read_to_string(host.join("hostname")).unwrap(),
+        format!("{}\n", &id[..12])
+    );
     // A directory, its content, and a new name.
     env.ok(&["cp", "c1:/etc", &h("")]);
     assert!(host.join("etc/passwd").is_file());

@@ -35,6 +35,25 @@ fn cp_error(e: CpError, path: &str, container: &str) -> Error {
     }
 }
 
+/// For a running container, its /etc files mounted from the container's
+/// directory (docker shows them as the container sees them).
+fn overrides_for(
+    engine: &crate::Engine,
+    h: &crate::engine::Handle,
+) -> impl Fn(std::os::fd::BorrowedFd<'_>) -> archive::Overrides + Send + 'static {
+    let files: Vec<(&'static str, std::path::PathBuf)> = if h.record().state.running() {
+        let dir = engine.config.containers_dir().join(&h.id);
+        ["hostname", "hosts", "resolv.conf"]
+            .into_iter()
+            .zip(["/etc/hostname", "/etc/hosts", "/etc/resolv.conf"])
+            .map(|(src, dst)| (dst, dir.join(src)))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    move |root| archive::Overrides::new(root, &files)
+}
+
 fn stat_response(st: &PathStat, body: Body) -> Response {
     let mut resp = ([(header::CONTENT_TYPE, "application/x-tar")], body).into_response();
     if let Ok(v) = HeaderValue::from_str(&st.header_value()) {
@@ -47,12 +66,13 @@ fn stat_response(st: &PathStat, body: Body) -> Response {
 pub async fn head(engine: State, Path(id): Path<String>, q: Query) -> Result<Response> {
     let path = query_path(&q)?;
     let h = engine.find(&id)?;
+    let ov = overrides_for(&engine, &h);
     let p = path.clone();
     let st = engine
         .with_rootfs(h, false, move |root| {
             let root = archive::open_root(root)?;
             let item = archive::resolve(root.as_fd(), &p)?;
-            archive::stat(root.as_fd(), &item)
+            archive::stat_with(root.as_fd(), &item, &ov(root.as_fd()))
         })
         .await?
         .map_err(|e| cp_error(e, &path, &id))?;
@@ -64,6 +84,7 @@ pub async fn head(engine: State, Path(id): Path<String>, q: Query) -> Result<Res
 pub async fn get(engine: State, Path(id): Path<String>, q: Query) -> Result<Response> {
     let path = query_path(&q)?;
     let h = engine.find(&id)?;
+    let ov = overrides_for(&engine, &h);
     let (stat_tx, stat_rx) =
         tokio::sync::oneshot::channel::<std::result::Result<PathStat, CpError>>();
     let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(8);
@@ -74,10 +95,11 @@ pub async fn get(engine: State, Path(id): Path<String>, q: Query) -> Result<Resp
             .with_rootfs(h, false, move |root| {
                 let prepared = archive::open_root(root).and_then(|root| {
                     let item = archive::resolve(root.as_fd(), &p)?;
-                    let st = archive::stat(root.as_fd(), &item)?;
-                    Ok((root, item, st))
+                    let ov = ov(root.as_fd());
+                    let st = archive::stat_with(root.as_fd(), &item, &ov)?;
+                    Ok((root, item, st, ov))
                 });
-                let (_root, item, st) = match prepared {
+                let (_root, item, st, ov) = match prepared {
                     Ok(x) => x,
                     Err(e) => {
                         let _ = stat_tx.send(Err(e));
@@ -88,8 +110,8 @@ pub async fn get(engine: State, Path(id): Path<String>, q: Query) -> Result<Resp
                     return;
                 }
                 let mut w = ChannelWriter::new(tx);
-                let written =
-                    archive::write_tar(&item, &mut w).and_then(|()| std::io::Write::flush(&mut w));
+                let written = archive::write_tar_with(&item, &ov, &mut w)
+                    .and_then(|()| std::io::Write::flush(&mut w));
                 if let Err(e) = written {
                     w.fail(format!("archiving {p}: {e}"));
                 }
@@ -115,43 +137,68 @@ pub async fn get(engine: State, Path(id): Path<String>, q: Query) -> Result<Resp
 /// `PUT /containers/{id}/archive?path=&noOverwriteDirNonDir=&copyUIDGID=`:
 /// extracts the tar body into the directory `path`.
 pub async fn put(engine: State, Path(id): Path<String>, q: Query, body: Body) -> Result<Response> {
-    let path = query_path(&q)?;
-    let h = engine.find(&id)?;
-    let rec = h.record();
-    if rec.host_config.readonly_rootfs == Some(true) {
-        // dockerd answers 500 here (the API spec says 403).
-        return Err(Error::internal("container rootfs is marked read-only"));
-    }
-    let no_overwrite = super::flag(&q, "noOverwriteDirNonDir");
-    let copy_uid_gid = super::flag(&q, "copyUIDGID");
-    let user = rec.config.user.clone().unwrap_or_default();
     let (reader, feeder) = BodyReader::feed(body);
+    let res = put_body(&engine, &id, &q, reader).await;
+    feeder.abort();
+    res.map(|()| axum::http::StatusCode::OK.into_response())
+}
+
+/// Reads the rest of the upload before an error is answered, so that the
+/// client, still sending, gets the answer rather than a broken connection.
+async fn drained(mut reader: BodyReader, e: Error) -> Error {
+    let _ =
+        tokio::task::spawn_blocking(move || std::io::copy(&mut reader, &mut std::io::sink())).await;
+    e
+}
+
+async fn put_body(engine: &State, id: &str, q: &Query, reader: BodyReader) -> Result<()> {
+    let checked = query_path(q).and_then(|path| {
+        let h = engine.find(id)?;
+        if h.record().host_config.readonly_rootfs == Some(true) {
+            // dockerd answers 500 here (the API spec says 403).
+            return Err(Error::internal("container rootfs is marked read-only"));
+        }
+        Ok((path, h))
+    });
+    let (path, h) = match checked {
+        Ok(x) => x,
+        Err(e) => return Err(drained(reader, e).await),
+    };
+    let rec = h.record();
+    let no_overwrite = super::flag(q, "noOverwriteDirNonDir");
+    let copy_uid_gid = super::flag(q, "copyUIDGID");
+    let user = rec.config.user.clone().unwrap_or_default();
     let p = path.clone();
     let res = engine
         .with_rootfs(h, true, move |root| {
-            let root = archive::open_root(root)?;
-            let chown = if copy_uid_gid && !user.is_empty() {
-                let read = |f: &str| archive::read_small(root.as_fd(), f).unwrap_or_default();
-                let u = crate::container::user::resolve(
-                    &user,
-                    &read("/etc/passwd"),
-                    &read("/etc/group"),
-                )
-                .map_err(CpError::Invalid)?;
-                Some((u.uid, u.gid))
-            } else {
-                None
-            };
-            let opts = ExtractOptions {
-                no_overwrite_dir_non_dir: no_overwrite,
-                chown,
-            };
-            archive::extract(root.as_fd(), &p, reader, &opts)
+            let mut reader = reader;
+            let r = (|| {
+                let root = archive::open_root(root)?;
+                let chown = if copy_uid_gid && !user.is_empty() {
+                    let read = |f: &str| archive::read_small(root.as_fd(), f).unwrap_or_default();
+                    let u = crate::container::user::resolve(
+                        &user,
+                        &read("/etc/passwd"),
+                        &read("/etc/group"),
+                    )
+                    .map_err(CpError::Invalid)?;
+                    Some((u.uid, u.gid))
+                } else {
+                    None
+                };
+                let opts = ExtractOptions {
+                    no_overwrite_dir_non_dir: no_overwrite,
+                    chown,
+                };
+                archive::extract(root.as_fd(), &p, &mut reader, &opts)
+            })();
+            if r.is_err() {
+                let _ = std::io::copy(&mut reader, &mut std::io::sink());
+            }
+            r
         })
         .await;
-    feeder.abort();
-    res?.map_err(|e| cp_error(e, &path, &id))?;
-    Ok(axum::http::StatusCode::OK.into_response())
+    res?.map_err(|e| cp_error(e, &path, id))
 }
 
 /// A blocking reader of a request body, for a blocking thread.

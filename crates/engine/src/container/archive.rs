@@ -264,7 +264,15 @@ fn fd_path(fd: BorrowedFd<'_>) -> Result<PathBuf, CpError> {
 /// Docker's stat of a resolved item; a symlink's `linkTarget` is where it
 /// leads inside the container.
 pub fn stat(root: BorrowedFd<'_>, item: &Item) -> Result<PathStat, CpError> {
-    let st = item.stat()?;
+    stat_with(root, item, &Overrides::default())
+}
+
+/// [`stat`] with the files a running container has mounted over its rootfs.
+pub fn stat_with(root: BorrowedFd<'_>, item: &Item, ov: &Overrides) -> Result<PathStat, CpError> {
+    let mut st = item.stat()?;
+    if let Some(host) = ov.get(&st) {
+        st = rfs::stat(host).map_err(|e| errno("stat of a mounted file", e))?;
+    }
     let mode = go_mode(st.st_mode);
     let mut link_target = String::new();
     if mode & GO_SYMLINK != 0 {
@@ -306,11 +314,52 @@ pub fn stat(root: BorrowedFd<'_>, item: &Item) -> Result<PathStat, CpError> {
 /// as links) with entries named after `item.path.base()`; for `/.` and `/`
 /// the directory's own entry is `./` and its children are named plainly.
 pub fn write_tar(item: &Item, w: impl Write) -> io::Result<()> {
+    write_tar_with(item, &Overrides::default(), w)
+}
+
+/// Files a running container sees bind-mounted over its rootfs
+/// (`/etc/hostname`, `/etc/hosts`, `/etc/resolv.conf`): their content comes
+/// from the mounted source, as docker mounts them for a copy.
+#[derive(Debug, Default)]
+pub struct Overrides(HashMap<(u64, u64), PathBuf>);
+
+impl Overrides {
+    /// `files`: (path in the container, source on the host). Each path is
+    /// resolved inside the root as the runtime resolves a mount target.
+    pub fn new(root: BorrowedFd<'_>, files: &[(&str, PathBuf)]) -> Overrides {
+        let mut map = HashMap::new();
+        for (path, source) in files {
+            if !source.is_file() {
+                continue;
+            }
+            let Ok(fd) = open_in(root, path.as_bytes(), OFlags::PATH) else {
+                continue;
+            };
+            if let Ok(st) = rfs::fstat(&fd) {
+                if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile {
+                    map.insert((st.st_dev, st.st_ino), source.clone());
+                }
+            }
+        }
+        Overrides(map)
+    }
+
+    fn get(&self, st: &rfs::Stat) -> Option<&PathBuf> {
+        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+            return None;
+        }
+        self.0.get(&(st.st_dev, st.st_ino))
+    }
+}
+
+/// [`write_tar`] with the files a running container has mounted.
+pub fn write_tar_with(item: &Item, ov: &Overrides, w: impl Write) -> io::Result<()> {
     let mut b = tar::Builder::new(w);
     b.mode(tar::HeaderMode::Complete);
     let base = item.path.base();
     let mut walker = Walker {
         hardlinks: HashMap::new(),
+        overrides: ov,
     };
     match &item.name {
         Some(n) => walker.append(&mut b, item.dir.as_fd(), n.as_c_str(), base.as_bytes())?,
@@ -335,7 +384,8 @@ pub fn write_tar(item: &Item, w: impl Write) -> io::Result<()> {
     b.into_inner()?.flush()
 }
 
-struct Walker {
+struct Walker<'a> {
+    overrides: &'a Overrides,
     hardlinks: HashMap<(u64, u64), Vec<u8>>,
 }
 
@@ -401,7 +451,7 @@ fn put_link<W: Write>(
     )
 }
 
-impl Walker {
+impl Walker<'_> {
     fn append<W: Write>(
         &mut self,
         b: &mut tar::Builder<W>,
@@ -437,13 +487,25 @@ impl Walker {
                     OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
                     Mode::empty(),
                 )?;
-                let st = rfs::fstat(&fd)?;
+                let mut st = rfs::fstat(&fd)?;
                 if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
                     return Err(io::Error::other(format!(
                         "{} changed while it was read",
                         path.display()
                     )));
                 }
+                let fd = match self.overrides.get(&st) {
+                    Some(host) => {
+                        let fd = rfs::open(
+                            host,
+                            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                            Mode::empty(),
+                        )?;
+                        st = rfs::fstat(&fd)?;
+                        fd
+                    }
+                    None => fd,
+                };
                 let mut h = header_for(&st, tar::EntryType::Regular);
                 let size = st.st_size.max(0) as u64;
                 h.set_size(size);
