@@ -590,3 +590,112 @@ fn pierd_cleans_what_a_crash_during_create_or_start_left() {
     assert_eq!(env.ok(&["rm", "done"]), "done\n");
     assert!(!env.data_root.join("containers").join(&done).exists());
 }
+
+/// The docker CLI itself against pierd: each lifecycle command and the
+/// event stream parse as docker's.
+#[test]
+fn the_docker_cli_drives_the_lifecycle_and_reads_the_events() {
+    if !pier_testutil::dockerd::ensure(&["docker"], "docker.io") {
+        pier_testutil::skip("the docker CLI is not installed (Debian docker.io)");
+        return;
+    }
+    let env = env();
+    let _c = Cleanup(&env);
+    let docker = |args: &[&str]| {
+        std::process::Command::new("docker")
+            .env(
+                "DOCKER_HOST",
+                format!("unix://{}", env.exec_root.join("pier.sock").display()),
+            )
+            .env("DOCKER_CONFIG", env.dir.path().join("docker-config"))
+            .env_remove("DOCKER_API_VERSION")
+            .env_remove("DOCKER_CONTEXT")
+            .args(args)
+            .output()
+            .expect("running docker")
+    };
+    let ok = |args: &[&str]| {
+        let out = docker(args);
+        assert!(
+            out.status.success(),
+            "docker {args:?} against pierd failed:\n{}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        stdout(&out)
+    };
+    assert!(!ok(&["version", "-f", "{{.Server.Version}}"])
+        .trim()
+        .is_empty());
+    let t0 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
+    ok(&[
+        "run", "-d", "--name", "dk", "busybox", "sh", "-c", TRAPS_TERM,
+    ]);
+    assert_eq!(ok(&["pause", "dk"]), "dk\n");
+    assert_eq!(
+        ok(&["inspect", "-f", "{{.State.Status}}", "dk"]),
+        "paused\n"
+    );
+    assert_eq!(ok(&["unpause", "dk"]), "dk\n");
+    assert_eq!(ok(&["rename", "dk", "dk2"]), "");
+    assert_eq!(ok(&["restart", "-t", "5", "dk2"]), "dk2\n");
+    assert_eq!(ok(&["stop", "dk2"]), "dk2\n");
+    assert_eq!(ok(&["wait", "dk2"]), "3\n");
+    assert_eq!(ok(&["start", "dk2"]), "dk2\n");
+    assert_eq!(ok(&["kill", "-s", "KILL", "dk2"]), "dk2\n");
+    assert_eq!(ok(&["wait", "dk2"]), "137\n");
+    assert_eq!(ok(&["rm", "dk2"]), "dk2\n");
+    let out = docker(&["stop", "dk2"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out).trim(),
+        "Error response from daemon: No such container: dk2"
+    );
+
+    // The CLI sends whole seconds: an `until` in the next second or later
+    // takes in every event so far (the stream then ends at that time).
+    let until = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1)
+    .to_string();
+    let events = ok(&[
+        "events",
+        "--since",
+        &t0,
+        "--until",
+        &until,
+        "--filter",
+        "type=container",
+        "--format",
+        "{{.Action}} {{.Actor.Attributes.name}} {{index .Actor.Attributes \"exitCode\"}}",
+    ]);
+    let events: Vec<&str> = events.lines().map(str::trim_end).collect();
+    assert_eq!(
+        events,
+        [
+            "create dk",
+            "start dk",
+            "pause dk",
+            "unpause dk",
+            "rename dk2",
+            "kill dk2",
+            "die dk2 3",
+            "stop dk2",
+            "start dk2",
+            "restart dk2",
+            "kill dk2",
+            "die dk2 3",
+            "stop dk2",
+            "start dk2",
+            "kill dk2",
+            "die dk2 137",
+            "destroy dk2",
+        ]
+    );
+}
