@@ -118,6 +118,16 @@ fn cap_drop_and_cap_add() {
     let script = "ip addr add 10.123.0.1/8 dev lo 2>/dev/null; echo $?";
     assert_eq!(sh(&env, &[], script).trim(), "2", "NET_ADMIN by default");
     assert_eq!(sh(&env, &["--cap-add", "NET_ADMIN"], script).trim(), "0");
+
+    // CAP_SYS_ADMIN also opens the default seccomp profile's mount rules
+    // (the profile is conditioned on the capabilities, as docker's).
+    let script = "mkdir -p /mnt/t; mount -t tmpfs none /mnt/t 2>/dev/null; echo $?";
+    assert_eq!(
+        sh(&env, &[], script).trim(),
+        "1",
+        "mount without CAP_SYS_ADMIN"
+    );
+    assert_eq!(sh(&env, &["--cap-add", "SYS_ADMIN"], script).trim(), "0");
 }
 
 #[test]
