@@ -4,7 +4,7 @@
 //! container stops.
 
 use super::{flag, Query, State};
-use crate::container::logs::{parse_api_time, Options, Reader};
+use crate::container::logs::{parse_api_time, Changes, Options, Reader};
 use crate::error::{Error, Result};
 use axum::body::{Body, Bytes};
 use axum::extract::Path;
@@ -12,8 +12,9 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use std::time::Duration;
 
-/// How often a follower looks for new output.
-const FOLLOW_POLL: Duration = Duration::from_millis(50);
+/// How often a follower checks whether the container still runs (new
+/// output wakes it at once).
+const FOLLOW_POLL: Duration = Duration::from_millis(100);
 
 pub async fn logs(engine: State, Path(id): Path<String>, q: Query) -> Result<Response> {
     let h = engine.find(&id)?;
@@ -60,6 +61,7 @@ pub async fn logs(engine: State, Path(id): Path<String>, q: Query) -> Result<Res
                 h.removed() || !r.state.running()
             };
             let mut reader = None;
+            let mut changes = None;
             loop {
                 // Read the state first: what was logged before a stop is
                 // then all in the file when we read it.
@@ -74,6 +76,9 @@ pub async fn logs(engine: State, Path(id): Path<String>, q: Query) -> Result<Res
                                 }
                             }
                             reader = Some(r);
+                            if follow {
+                                changes = Some(Changes::watch(&path));
+                            }
                         }
                         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                         Err(e) => {
@@ -121,7 +126,10 @@ pub async fn logs(engine: State, Path(id): Path<String>, q: Query) -> Result<Res
                 if done {
                     return;
                 }
-                std::thread::sleep(FOLLOW_POLL);
+                match &changes {
+                    Some(c) => c.wait(FOLLOW_POLL),
+                    None => std::thread::sleep(FOLLOW_POLL),
+                }
             }
         })
         .map_err(|e| Error::internal(format!("starting a log reader: {e}")))?;

@@ -209,6 +209,51 @@ impl Reader {
     }
 }
 
+/// Wakes a follower when the log file changes (inotify), or after a
+/// timeout, so it can also notice the container stopping.
+pub struct Changes {
+    fd: Option<rustix::fd::OwnedFd>,
+}
+
+impl Changes {
+    /// Watches `path`; without inotify, [`wait`](Self::wait) just sleeps.
+    pub fn watch(path: &std::path::Path) -> Changes {
+        use rustix::fs::inotify;
+        let fd = inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK)
+            .ok()
+            .filter(|fd| {
+                inotify::add_watch(
+                    fd,
+                    path,
+                    inotify::WatchFlags::MODIFY | inotify::WatchFlags::CLOSE_WRITE,
+                )
+                .is_ok()
+            });
+        Changes { fd }
+    }
+
+    /// Returns once the file changed or `timeout` passed.
+    pub fn wait(&self, timeout: std::time::Duration) {
+        use rustix::event::{poll, PollFd, PollFlags, Timespec};
+        let Some(fd) = &self.fd else {
+            std::thread::sleep(timeout);
+            return;
+        };
+        let ts = Timespec {
+            tv_sec: timeout.as_secs() as _,
+            tv_nsec: timeout.subsec_nanos() as _,
+        };
+        let mut fds = [PollFd::new(fd, PollFlags::IN)];
+        if poll(&mut fds, Some(&ts)).is_err() {
+            std::thread::sleep(timeout);
+            return;
+        }
+        // Drain the events; what changed is read from the file itself.
+        let mut buf = [0u8; 4096];
+        while matches!(rustix::io::read(fd, &mut buf), Ok(n) if n > 0) {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -303,5 +348,16 @@ mod tests {
         }
         assert_eq!(got, n);
         assert!(reads >= 3, "{reads}");
+    }
+
+    #[test]
+    fn changes_wake_on_writes() {
+        let tmp = tempfile::NamedTempFile::new().unwrap();
+        let changes = Changes::watch(tmp.path());
+        assert!(changes.fd.is_some(), "no inotify watch");
+        let mut f = tmp.reopen().unwrap();
+        f.write_all(b"x").unwrap();
+        // Returns on the write (the long timeout is only a hang guard).
+        changes.wait(std::time::Duration::from_secs(600));
     }
 }
