@@ -87,12 +87,20 @@ pub async fn top(engine: State, Path(id): Path<String>, q: Query) -> Result<Json
         };
         // `-q PIDS` asks ps for just these; some options (f) refuse it,
         // then all processes are listed and filtered here.
-        let out = match run(Some(format!("-q{pid_list}"))) {
+        let first = run(Some(format!("-q{pid_list}")));
+        // No ps on the host: docker's default columns from /proc.
+        if matches!(first, Err(ref e) if e.kind() == std::io::ErrorKind::NotFound) {
+            if args != ["-ef"] {
+                return Err(Error::internal(
+                    "ps is not installed on the host: install procps to use ps options with top",
+                ));
+            }
+            return Ok(proc_ps(&pids));
+        }
+        let out = match first {
             Ok(o) if o.status.success() && !pids.is_empty() => o,
             _ => {
-                let o = run(None).map_err(|e| {
-                    Error::internal(format!("running ps: {e}: install procps on the host"))
-                })?;
+                let o = run(None).map_err(|e| Error::internal(format!("running ps: {e}")))?;
                 if !o.status.success() {
                     let err = String::from_utf8_lossy(&o.stderr);
                     let first = err.lines().next().unwrap_or("ps failed");
@@ -107,8 +115,111 @@ pub async fn top(engine: State, Path(id): Path<String>, q: Query) -> Result<Json
     Ok(Json(v))
 }
 
+/// `ps -ef` for `pids`, read from /proc: UID PID PPID C STIME TTY TIME CMD.
+pub fn proc_ps(pids: &[i32]) -> Value {
+    let hz = 100u64; // USER_HZ
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let uptime: f64 = std::fs::read_to_string("/proc/uptime")
+        .ok()
+        .and_then(|u| u.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0);
+    let (now, _) = pier_common::time::unix_now();
+    let boot = now - uptime as i64;
+    let mut rows = Vec::new();
+    for pid in pids {
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some((head, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let comm = head.split_once('(').map_or("", |(_, c)| c);
+        // Fields after the command: state(0) ppid(1) ... tty_nr(4) ...
+        // utime(11) stime(12) ... starttime(19).
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let num = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let uid = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|l| l.split_whitespace().next())
+            .unwrap_or("0")
+            .to_string();
+        let user = passwd
+            .lines()
+            .map(|l| l.split(':').collect::<Vec<_>>())
+            .find(|e| e.len() > 2 && e[2] == uid)
+            .map_or(uid.clone(), |e| e[0].to_string());
+        let cpu_secs = (num(11) + num(12)) / hz;
+        let start = boot + (num(19) / hz) as i64;
+        let elapsed = (now - start).max(1) as u64;
+        let c = cpu_secs * 100 / elapsed;
+        let stime = {
+            let sod = start.rem_euclid(86_400);
+            if now - start < 86_400 {
+                format!("{:02}:{:02}", sod / 3600, sod / 60 % 60)
+            } else {
+                let (_, m, d) = pier_common::time::civil_from_days(start.div_euclid(86_400));
+                let months = [
+                    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov",
+                    "Dec",
+                ];
+                format!("{}{d:02}", months[(m as usize).clamp(1, 12) - 1])
+            }
+        };
+        let tty_nr = num(4);
+        let tty = match (tty_nr >> 8) & 0xfff {
+            0 => "?".to_string(),
+            136..=143 => format!("pts/{}", (tty_nr & 0xff) | ((tty_nr >> 12) & 0xfff00)),
+            _ => "?".to_string(),
+        };
+        let time = format!(
+            "{:02}:{:02}:{:02}",
+            cpu_secs / 3600,
+            cpu_secs / 60 % 60,
+            cpu_secs % 60
+        );
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let cmd = String::from_utf8_lossy(&cmdline)
+            .split('\0')
+            .filter(|a| !a.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let cmd = if cmd.is_empty() {
+            format!("[{comm}]")
+        } else {
+            cmd
+        };
+        rows.push(vec![
+            user,
+            pid.to_string(),
+            num(1).to_string(),
+            c.to_string(),
+            stime,
+            tty,
+            time,
+            cmd,
+        ]);
+    }
+    json!({
+        "Titles": ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"],
+        "Processes": rows,
+    })
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn proc_fallback_reads_our_own_process() {
+        let me = std::process::id() as i32;
+        let v = super::proc_ps(&[me]);
+        let row = &v["Processes"][0];
+        assert_eq!(row[1], me.to_string());
+        assert_eq!(row[2], std::os::unix::process::parent_id().to_string());
+        assert!(row[7].as_str().unwrap().contains("pier_engine"), "{row}");
+        assert_eq!(v["Titles"][7], "CMD");
+    }
+
     use super::*;
 
     #[test]
