@@ -127,11 +127,8 @@ impl Engine {
             // killed in the middle of start leaves a mounted rootfs, a shim
             // or runtime state).
             self.release_runtime(&rec.id).await;
+            // As dockerd's restore: no new restart counted.
             if rec.state.restarting || restart::restarts_at_daemon_start(&rec) {
-                let _ = self.update(&h, |r| {
-                    r.state.restarting = false;
-                    r.state.restart_count = r.state.restart_count.saturating_sub(1);
-                });
                 self.schedule_restart(&h, Duration::ZERO);
             }
         }

@@ -435,6 +435,10 @@ impl Engine {
             r.state.exit_code = exit.exit_code;
             r.state.oom_killed = exit.oom_killed;
             r.state.finished_at = exit.finished_at.clone();
+            if !h.removed() && super::restart::restarts_after_exit(r) {
+                r.state.restarting = true;
+                r.state.restart_count += 1;
+            }
         });
         let rec = rec.unwrap_or_else(|_| h.record());
         if rec.state.oom_killed {

@@ -33,7 +33,7 @@ fn policy(rec: &ContainerRecord) -> (Policy, u32) {
 
 /// Whether the policy restarts a container that just exited (docker's
 /// restartmanager: a user's stop cancels every policy).
-fn restarts_after_exit(rec: &ContainerRecord) -> bool {
+pub(super) fn restarts_after_exit(rec: &ContainerRecord) -> bool {
     if rec.state.stopped_by_user {
         return false;
     }
@@ -73,7 +73,9 @@ impl Engine {
             return;
         }
         let rec = h.record();
-        if restarts_after_exit(&rec) {
+        // record_exit decided, in the same update as the exit, so that no
+        // waiter sees the container stopped for good in between.
+        if rec.state.restarting {
             let ran = pier_common::time::parse_rfc3339(&rec.state.finished_at)
                 .zip(pier_common::time::parse_rfc3339(&rec.state.started_at))
                 .map_or(0, |(f, s)| f - s);
@@ -94,15 +96,14 @@ impl Engine {
         }
     }
 
-    /// Marks the container restarting and starts it again after `delay`,
-    /// unless the restart is cancelled meanwhile.
+    /// Marks the container restarting (if it is not yet) and starts it
+    /// again after `delay`, unless the restart is cancelled meanwhile.
     pub(super) fn schedule_restart(self: &Arc<Self>, h: &Arc<Handle>, delay: Duration) {
         let generation = lock(&h.backoff).generation;
-        if let Err(e) = self.update(h, |r| {
-            r.state.restarting = true;
-            r.state.restart_count += 1;
-        }) {
-            eprintln!("pierd: recording the restart of {}: {e}", h.id);
+        if !h.record().state.restarting {
+            if let Err(e) = self.update(h, |r| r.state.restarting = true) {
+                eprintln!("pierd: recording the restart of {}: {e}", h.id);
+            }
         }
         let engine = self.clone();
         let h = h.clone();
