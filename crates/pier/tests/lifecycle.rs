@@ -464,6 +464,9 @@ fn events_are_streamed_and_replayed_as_docker_prints_them() {
     ]);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 2, "{out}");
+    // As docker: `until` alone replays everything before it.
+    let all = env.ok(&["events", "--until", "0s", "--filter", "event=destroy"]);
+    assert_eq!(all.lines().count(), 1, "{all}");
     let (time, rest) = lines[0].split_once(' ').unwrap();
     assert!(
         time.ends_with('Z') && time.len() == "2026-11-30T15:16:54.287095456Z".len(),

@@ -126,7 +126,8 @@ pub async fn events(engine: State, q: Query) -> Result<Response> {
         since.is_none_or(|s| ev.time_nano >= s) && until.is_none_or(|u| ev.time_nano <= u)
     };
     tokio::spawn(async move {
-        if since.is_some() {
+        // As dockerd: the buffer is replayed when either bound is given.
+        if since.is_some() || until.is_some() {
             for ev in past.iter().filter(|e| in_range(e) && filter.matches(e)) {
                 if tx.send(line(ev)).await.is_err() {
                     return;
