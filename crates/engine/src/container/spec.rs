@@ -302,4 +302,68 @@ mod tests {
             .iter()
             .any(|m| m.destination().to_str() == Some("/etc/hosts")));
     }
+
+    #[test]
+    fn host_config_shapes_the_spec() {
+        let user = User {
+            uid: 0,
+            gid: 0,
+            additional_gids: vec![],
+        };
+        let mut rec = record();
+        let plain = build(&rec, Path::new("/r"), &user, &[]);
+        assert_eq!(plain["linux"]["cgroupsPath"], format!("/pier/{}", rec.id));
+        assert_eq!(plain["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ERRNO");
+        assert_eq!(plain["linux"]["resources"]["devices"][0]["allow"], false);
+        assert!(plain["linux"].get("devices").is_none());
+        assert_eq!(plain["process"]["noNewPrivileges"], false);
+
+        rec.host_config = serde_json::from_value(json!({
+            "Privileged": true, "NetworkMode": "host", "Init": true, "ReadonlyRootfs": true,
+            "Memory": 64 << 20, "PidsLimit": 9,
+            "Ulimits": [{"Name": "nofile", "Soft": 10, "Hard": 20}],
+            "SecurityOpt": ["no-new-privileges"],
+        }))
+        .unwrap();
+        let init = [EtcFile {
+            source: "/data/pier-init".into(),
+            destination: INIT_PATH,
+        }];
+        let v = build(&rec, Path::new("/r"), &user, &init);
+        let spec: oci_spec::runtime::Spec =
+            serde_json::from_value(v.clone()).expect("valid OCI spec");
+        let linux = spec.linux().as_ref().unwrap();
+        assert!(linux.seccomp().is_none(), "privileged: no seccomp");
+        assert!(linux.masked_paths().as_ref().unwrap().is_empty());
+        assert!(linux.readonly_paths().as_ref().unwrap().is_empty());
+        assert!(
+            !linux.devices().as_ref().unwrap().is_empty(),
+            "host devices"
+        );
+        let ns = linux.namespaces().as_ref().unwrap();
+        assert!(!ns
+            .iter()
+            .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Network));
+        let p = spec.process().as_ref().unwrap();
+        assert_eq!(&p.args().as_ref().unwrap()[..3], ["/dev/init", "--", "sh"]);
+        assert_eq!(p.no_new_privileges(), Some(true));
+        assert_eq!(p.rlimits().as_ref().unwrap().len(), 1);
+        assert_eq!(spec.root().as_ref().unwrap().readonly(), Some(true));
+        assert_eq!(v["linux"]["resources"]["pids"]["limit"], 9);
+        assert_eq!(v["linux"]["resources"]["devices"][0]["allow"], true);
+        let init_mount = v["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["destination"] == INIT_PATH)
+            .expect("the init is mounted");
+        assert_eq!(init_mount["options"], json!(["bind", "ro", "rprivate"]));
+        let sys = v["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["destination"] == "/sys")
+            .unwrap();
+        assert!(sys["options"].as_array().unwrap().contains(&json!("rw")));
+    }
 }
