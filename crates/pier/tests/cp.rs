@@ -533,3 +533,66 @@ fn archive_head_sends_docker_path_stat() {
     assert_eq!(v["linkTarget"], "");
     env.ok(&["rm", "-f", "c1"]);
 }
+
+#[test]
+fn docker_cli_copies_lists_and_measures_through_pierd() {
+    if !pier_testutil::dockerd::ensure(&["docker"], "docker.io") {
+        pier_testutil::skip("the docker CLI is not installed (Debian docker.io)");
+        return;
+    }
+    let env = env();
+    let id = running(&env, "c1");
+    let docker = |args: &[&str]| {
+        let out = Command::new("docker")
+            .env(
+                "DOCKER_HOST",
+                format!("unix://{}", env.exec_root.join("pier.sock").display()),
+            )
+            .env("DOCKER_CONFIG", env.dir.path().join("docker-config"))
+            .env_remove("DOCKER_API_VERSION")
+            .env_remove("DOCKER_CONTEXT")
+            .args(args)
+            .output()
+            .expect("running docker");
+        assert!(out.status.success(), "docker {args:?}: {}", stderr(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let out_dir = env.dir.path().join("out");
+    fs::create_dir(&out_dir).unwrap();
+    let o = |p: &str| out_dir.join(p).to_string_lossy().into_owned();
+    // Docker's client rebases our archive entries: a directory, its
+    // content into a new directory, a file to a new name.
+    docker(&["cp", "c1:/etc", &o("")]);
+    assert!(out_dir.join("etc/passwd").is_file());
+    docker(&["cp", "c1:/etc/.", &o("content")]);
+    assert!(out_dir.join("content/passwd").is_file());
+    assert!(
+        !out_dir.join("passwd").exists(),
+        "entries landed beside the target"
+    );
+    docker(&["cp", "c1:/etc/group", &o("grp")]);
+    assert!(fs::read_to_string(out_dir.join("grp"))
+        .unwrap()
+        .contains("nogroup"));
+    // And into the container.
+    let src = host_tree(env.dir.path());
+    docker(&["cp", src.to_str().unwrap(), "c1:/tmp/"]);
+    assert!(rootfs(&env, &id).join("tmp/src/sub/b").is_file());
+    docker(&["cp", &format!("{}/.", src.display()), "c1:/newdir"]);
+    assert!(rootfs(&env, &id).join("newdir/sub/b").is_file());
+    // top and stats read our answers.
+    let top = docker(&["top", "c1"]);
+    assert!(
+        top.starts_with("UID") && top.contains("sleep 1000"),
+        "{top}"
+    );
+    let stats = docker(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.Name}} {{.PIDs}}",
+        "c1",
+    ]);
+    assert_eq!(stats.trim(), "c1 1");
+    env.ok(&["rm", "-f", "c1"]);
+}
