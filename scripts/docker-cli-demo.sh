@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 command -v docker >/dev/null || { echo "the docker CLI is not installed (apt-get install docker.io)" >&2; exit 1; }
 [ -x /bin/busybox ] || { echo "/bin/busybox is missing (apt-get install busybox-static)" >&2; exit 1; }
 
-cargo build --release --bins -q
+[ -n "${PIER_NO_BUILD:-}" ] || cargo build --release --bins -q   # PIER_NO_BUILD=1: binaries as they are
 bin=$PWD/target/release
 work=$(mktemp -d /tmp/pier-docker-demo.XXXXXX)
 export PIER_DATA_ROOT=$work/data PIER_EXEC_ROOT=$work/run
