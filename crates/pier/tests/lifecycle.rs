@@ -524,14 +524,25 @@ fn running_containers_survive_a_sigkilled_pierd() {
     ]);
     env.ok(&["run", "-d", "--name", "two", "busybox", "sleep", "1000"]);
     env.ok(&["run", "-d", "--name", "three", "busybox", "sleep", "1000"]);
+    env.ok(&["run", "-d", "--name", "four", "busybox", "sleep", "1000"]);
     let two_pid: i32 = inspect(&env, "two", "{{.State.Pid}}").parse().unwrap();
+    let four_pid: i32 = inspect(&env, "four", "{{.State.Pid}}").parse().unwrap();
+    let four = id_of(&env, "four");
 
     kill_pierd(&env);
     // The next command starts a new pierd, which re-adopts them.
     let ps = env.ok(&["ps", "--format", "{{.Names}} {{.State}}"]);
     let mut ps: Vec<&str> = ps.lines().collect();
     ps.sort();
-    assert_eq!(ps, ["one running", "three running", "two running"]);
+    assert_eq!(
+        ps,
+        [
+            "four running",
+            "one running",
+            "three running",
+            "two running"
+        ]
+    );
     assert_eq!(env.ok(&["stop", "one"]), "one\n");
     assert_eq!(
         inspect(&env, "one", "{{.State.Status}} {{.State.ExitCode}}"),
@@ -539,9 +550,26 @@ fn running_containers_survive_a_sigkilled_pierd() {
     );
 
     // A container that ends while pierd is down: its exit is collected.
+    // One whose shim dies meanwhile: reported killed, and cleaned up.
     kill_pierd(&env);
     kill9(two_pid);
     eventually("two's init to be reaped", || !alive(two_pid));
+    let four_shim = parent_pid(four_pid);
+    assert!(
+        std::fs::read_to_string(format!("/proc/{four_shim}/cmdline"))
+            .unwrap()
+            .contains("pier-shim")
+    );
+    kill9(four_shim);
+    eventually("four's shim to be gone", || !alive(four_shim));
+    assert_eq!(
+        inspect(&env, "four", "{{.State.Status}} {{.State.ExitCode}}"),
+        "exited 137"
+    );
+    eventually("four's init to be killed", || !alive(four_pid));
+    let four_dir = env.data_root.join("containers").join(&four);
+    assert_eq!(is_mounted_under(&four_dir), None);
+    assert!(cgroup_dirs(&four).is_empty(), "{:?}", cgroup_dirs(&four));
     assert_eq!(env.ok(&["wait", "two"]), "137\n");
     assert_eq!(inspect(&env, "two", "{{.State.Status}}"), "exited");
     assert_eq!(inspect(&env, "three", "{{.State.Status}}"), "running");

@@ -118,9 +118,24 @@ impl Engine {
         for h in loaded {
             let rec = h.record();
             if rec.state.running() {
-                // The shim may have outlived us: the monitor re-adopts it
-                // or collects the exit it recorded.
-                tokio::spawn(monitor(self.clone(), h));
+                if rec.state.shim_pid > 0 && !shim_alive(rec.state.shim_pid) {
+                    // Ended while we were down: its exit is recorded before
+                    // pierd answers anything, so nobody sees it running.
+                    let exit = match pier_shim::read_exit(&self.config.container_exec_dir(&h.id)) {
+                        Some(exit) => {
+                            // The shim may have died before releasing it all.
+                            self.release_runtime(&h.id).await;
+                            exit
+                        }
+                        None => self.exit_of_dead_shim(&h.id).await,
+                    };
+                    self.record_exit(&h, exit);
+                    let engine = self.clone();
+                    tokio::spawn(async move { engine.after_exit(&h).await });
+                } else {
+                    // The shim outlived us: the monitor re-adopts it.
+                    tokio::spawn(monitor(self.clone(), h));
+                }
                 continue;
             }
             // Not running: nothing of it may still hold resources (a pierd
