@@ -245,6 +245,14 @@ fn security_opts() {
     );
     assert_eq!(out, "mkdir=1\ntouch=0\n");
 
+    // As docker: systempaths=unconfined lifts the masked and read-only
+    // /proc paths (no mount over /proc/keys, /proc/sys writable).
+    let script = "grep -c ' /proc/keys ' /proc/self/mountinfo; \
+                  (echo x > /proc/sys/kernel/domainname) 2>/dev/null; echo procsys=$?";
+    assert_eq!(sh(&env, &[], script), "1\nprocsys=1\n");
+    let out = sh(&env, &["--security-opt", "systempaths=unconfined"], script);
+    assert_eq!(out, "0\nprocsys=0\n");
+
     // AppArmor and SELinux options are accepted with a warning: this host
     // has neither.
     let out = env.run(&[

@@ -146,6 +146,8 @@ pub struct SecurityOpts {
     pub seccomp: Option<String>,
     /// Accepted, not applied on this host (no AppArmor, no SELinux).
     pub ignored: Vec<String>,
+    /// `systempaths=unconfined`: no masked or read-only /proc paths.
+    pub unconfined_paths: bool,
 }
 
 /// Parses `SecurityOpt` as dockerd does, with its error texts.
@@ -166,6 +168,7 @@ pub fn parse_security_opts(opts: &[String]) -> Result<SecurityOpts, String> {
         };
         match k {
             "label" | "apparmor" => out.ignored.push(opt.clone()),
+            "systempaths" if v == "unconfined" => out.unconfined_paths = true,
             "seccomp" => {
                 out.seccomp = match v {
                     "builtin" | "" => None,
@@ -357,6 +360,9 @@ mod tests {
         assert!(o.no_new_privileges);
         assert_eq!(o.seccomp.as_deref(), Some("unconfined"));
         assert_eq!(o.ignored, ["apparmor=unconfined"]);
+        let o = parse_security_opts(&["systempaths=unconfined".into()]).unwrap();
+        assert!(o.unconfined_paths);
+        assert!(parse_security_opts(&["systempaths=x".into()]).is_err());
         assert_eq!(
             parse_security_opts(&["foo".into()]),
             Err("invalid --security-opt 1: \"foo\"".into())

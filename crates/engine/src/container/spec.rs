@@ -150,6 +150,7 @@ pub fn build(rec: &ContainerRecord, rootfs: &Path, user: &User, etc: &[EtcFile])
     let caps = security::capabilities(hc);
     let opts = security::parse_security_opts(hc.security_opt.as_deref().unwrap_or_default())
         .unwrap_or_default();
+    let unmasked = privileged || opts.unconfined_paths;
     let ro = |rw: bool| if rw { "rw" } else { "ro" };
     let mut mounts = vec![
         json!({"destination": "/proc", "type": "proc", "source": "proc",
@@ -195,8 +196,8 @@ pub fn build(rec: &ContainerRecord, rootfs: &Path, user: &User, etc: &[EtcFile])
         "cgroupsPath": format!("/pier/{}", rec.id),
         "namespaces": namespaces,
         "resources": resources::linux_resources(hc, device_rules),
-        "maskedPaths": if privileged { &[][..] } else { MASKED_PATHS },
-        "readonlyPaths": if privileged { &[][..] } else { READONLY_PATHS },
+        "maskedPaths": if unmasked { &[][..] } else { MASKED_PATHS },
+        "readonlyPaths": if unmasked { &[][..] } else { READONLY_PATHS },
     });
     if privileged {
         linux["devices"] = json!(security::host_devices());
