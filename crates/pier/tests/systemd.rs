@@ -20,7 +20,10 @@ fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
         if let Some(v) = f() {
             return v;
         }
-        assert!(t.elapsed() < Duration::from_secs(30), "never happened: {what}");
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "never happened: {what}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -33,6 +36,23 @@ fn ping(sock: &Path) -> Option<String> {
     let mut out = String::new();
     s.read_to_string(&mut out).ok()?;
     Some(out)
+}
+
+/// In the forked child: makes `fd` the child's fd 3, inheritable. dup2
+/// onto itself would keep close-on-exec, so fd 3 itself is only cleared.
+fn pass_as_fd_3(fd: i32) -> std::io::Result<()> {
+    // SAFETY: dup2 and fcntl are async-signal-safe and touch descriptors only.
+    let r = unsafe {
+        if fd == 3 {
+            libc::fcntl(3, libc::F_SETFD, 0)
+        } else {
+            libc::dup2(fd, 3)
+        }
+    };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 #[test]
@@ -57,14 +77,9 @@ fn pierd_serves_the_listener_systemd_passes_as_fd_3() {
         .env_remove("PIER_HOST")
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    // SAFETY: dup2 is async-signal-safe; it runs in the forked child only.
+    // SAFETY: the closure runs in the forked child only (pass_as_fd_3).
     unsafe {
-        cmd.pre_exec(move || {
-            if libc::dup2(listener_fd, 3) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
+        cmd.pre_exec(move || pass_as_fd_3(listener_fd));
     }
     let mut pierd = cmd.spawn().unwrap();
     drop(listener);
@@ -88,7 +103,12 @@ fn pierd_serves_the_listener_systemd_passes_as_fd_3() {
     let tar = env.dir.path().join("busybox.tar");
     pier_testutil::write_busybox_tar(&tar).unwrap();
     let pier = |args: &[&str]| {
-        let out = env.pier().env("PIER_HOST", &host).args(args).output().unwrap();
+        let out = env
+            .pier()
+            .env("PIER_HOST", &host)
+            .args(args)
+            .output()
+            .unwrap();
         assert!(
             out.status.success(),
             "pier {args:?}: {}",
@@ -121,7 +141,10 @@ fn pierd_serves_the_listener_systemd_passes_as_fd_3() {
         "the shim inherited socket activation's variables"
     );
     let socket_link = format!("socket:[{sock_inode}]");
-    for fd in std::fs::read_dir(format!("/proc/{shim}/fd")).unwrap().flatten() {
+    for fd in std::fs::read_dir(format!("/proc/{shim}/fd"))
+        .unwrap()
+        .flatten()
+    {
         let target = std::fs::read_link(fd.path()).unwrap_or_default();
         assert_ne!(
             target.to_string_lossy(),
@@ -159,12 +182,7 @@ fn pierd_refuses_a_passed_descriptor_that_is_not_a_listening_unix_socket() {
         .env_remove("PIER_HOST");
     // SAFETY: as above.
     unsafe {
-        cmd.pre_exec(move || {
-            if libc::dup2(fd, 3) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
+        cmd.pre_exec(move || pass_as_fd_3(fd));
     }
     let out = cmd.output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
