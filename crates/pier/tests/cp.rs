@@ -596,3 +596,43 @@ fn docker_cli_copies_lists_and_measures_through_pierd() {
     assert_eq!(stats.trim(), "c1 1");
     env.ok(&["rm", "-f", "c1"]);
 }
+
+#[test]
+fn whiteout_named_files_never_delete_host_files() {
+    let env = env();
+    let id = env
+        .ok(&[
+            "run",
+            "-d",
+            "--name",
+            "wh",
+            "busybox",
+            "sh",
+            "-c",
+            "mkdir /d; touch /d/.wh.victim; echo k > /d/keep; sleep 1000",
+        ])
+        .trim()
+        .to_string();
+    let keep = rootfs(&env, &id).join("d/keep");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while fs::read_to_string(&keep).unwrap_or_default() != "k\n" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the container did not write /d/keep"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let host = env.dir.path().join("host");
+    fs::create_dir(&host).unwrap();
+    fs::write(host.join("victim"), "precious").unwrap();
+    let out = env.run(&["cp", "wh:/d/.", host.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("skipping ./.wh.victim"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(fs::read_to_string(host.join("victim")).unwrap(), "precious");
+    assert_eq!(fs::read_to_string(host.join("keep")).unwrap(), "k\n");
+    env.ok(&["rm", "-f", "wh"]);
+}

@@ -176,6 +176,13 @@ impl Rewrite {
     }
 }
 
+/// Whether the last component of a tar name starts with `.wh.`.
+fn is_whiteout(name: &[u8]) -> bool {
+    let trimmed = name.strip_suffix(b"/").unwrap_or(name);
+    let base = trimmed.rsplit(|&c| c == b'/').next().unwrap_or(trimmed);
+    base.starts_with(b".wh.")
+}
+
 /// Copies a tar from `r` to `w` entry by entry through `rw`.
 fn rewrite_tar(r: impl Read, w: impl Write, rw: &Rewrite) -> io::Result<()> {
     let mut a = tar::Archive::new(r);
@@ -185,6 +192,15 @@ fn rewrite_tar(r: impl Read, w: impl Write, rw: &Rewrite) -> io::Result<()> {
         let mut entry = entry?;
         let mut h = entry.header().clone();
         let name = rw.name(&entry.path_bytes());
+        if is_whiteout(&name) {
+            // pier-image's extractor reads these as layer deletions: it
+            // would remove the file they name instead of writing them.
+            eprintln!(
+                "pier: skipping {}: names starting with .wh. mark deletions in image layers",
+                String::from_utf8_lossy(&name)
+            );
+            continue;
+        }
         if !rw.keep_owner {
             h.set_uid(u64::from(uid.as_raw()));
             h.set_gid(u64::from(gid.as_raw()));
@@ -586,6 +602,13 @@ mod tests {
         assert_eq!(parent("/a"), "/");
         assert_eq!(parent("b"), ".");
         assert_eq!(parent("/a/b/."), "/a/b");
+    }
+
+    #[test]
+    fn whiteout_names_are_recognised() {
+        assert!(is_whiteout(b"a/.wh.b"));
+        assert!(is_whiteout(b".wh..wh..opq"));
+        assert!(!is_whiteout(b"a.wh.b/c"));
     }
 
     #[test]

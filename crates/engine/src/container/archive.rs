@@ -636,6 +636,18 @@ fn copy_checked(
     for entry in archive.entries().map_err(bad)? {
         let mut entry = entry.map_err(bad)?;
         let name = entry.path_bytes().into_owned();
+        let trimmed = name.strip_suffix(b"/").unwrap_or(&name);
+        if trimmed
+            .rsplit(|&c| c == b'/')
+            .next()
+            .is_some_and(|b| b.starts_with(b".wh."))
+        {
+            // The extractor would take it for a layer's deletion marker.
+            return Err(CpError::Invalid(format!(
+                "cannot copy {:?}: names starting with .wh. mark deletions in image layers",
+                String::from_utf8_lossy(&name)
+            )));
+        }
         let mut h = entry.header().clone();
         let kind = h.entry_type();
         if opts.no_overwrite_dir_non_dir {
@@ -816,5 +828,17 @@ mod tests {
             extract(root.as_fd(), "/etc/a", &buf[..], &opts),
             Err(CpError::NotDirectory)
         ));
+        // A whiteout name would delete /etc/a: refused, /etc/a stays.
+        let mut buf = Vec::new();
+        {
+            let mut b = tar::Builder::new(&mut buf);
+            let mut h = tar::Header::new_gnu();
+            h.set_size(0);
+            b.append_data(&mut h, ".wh.a", &b""[..]).unwrap();
+            b.finish().unwrap();
+        }
+        let e = extract(root.as_fd(), "/etc", &buf[..], &opts).unwrap_err();
+        assert!(e.to_string().contains(".wh."), "{e}");
+        assert!(t.path().join("etc/a").is_file());
     }
 }
