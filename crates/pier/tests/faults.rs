@@ -310,6 +310,10 @@ fn containers_outlive_a_sigkilled_pierd_and_are_readopted() {
     start("f-self".into(), &["busybox", "sh", "-c", EXIT_4_ON_GO]);
     assert_eq!(names.len(), 20);
     let pids: Vec<(String, i32)> = names.iter().map(|n| (n.clone(), pid_of(&env, n))).collect();
+    let ids: Vec<String> = names
+        .iter()
+        .map(|n| inspect(&env, n)["Id"].as_str().unwrap().to_string())
+        .collect();
     // Something was logged before the crash.
     eventually("f-log-0 logged before the crash", || {
         let out = env.run(&["logs", "f-log-0"]);
@@ -442,6 +446,13 @@ fn containers_outlive_a_sigkilled_pierd_and_are_readopted() {
     }
     assert_eq!(container_dirs(&env), Vec::<String>::new());
     assert_eq!(mounts_under(&env.data_root), Vec::<String>::new());
+    for id in &ids {
+        assert_eq!(
+            cgroups_of(id),
+            Vec::<PathBuf>::new(),
+            "cgroups left of {id}"
+        );
+    }
 }
 
 #[test]
