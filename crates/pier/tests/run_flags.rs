@@ -133,6 +133,11 @@ fn ulimits_as_given_and_inherited_by_default() {
         ),
         "100\n200\n"
     );
+    // As docker: -1 is unlimited.
+    assert_eq!(
+        sh(&env, &["--ulimit", "core=-1"], "ulimit -c"),
+        "unlimited\n"
+    );
     // As docker: no rlimits of its own by default; the container has what
     // the engine has (pierd inherits ours here).
     let mut own = libc::rlimit {

@@ -61,6 +61,14 @@ pub fn linux_resources(hc: &HostConfig, devices: Value) -> Value {
     Value::Object(r)
 }
 
+/// A ulimit value as an rlimit: negative is unlimited (RLIM_INFINITY).
+fn rlim(v: Option<i64>) -> u64 {
+    match v.unwrap_or(0) {
+        v if v < 0 => u64::MAX,
+        v => v as u64,
+    }
+}
+
 /// `process.rlimits` from `--ulimit` (`nofile` -> `RLIMIT_NOFILE`).
 pub fn rlimits(hc: &HostConfig) -> Vec<Value> {
     hc.ulimits
@@ -70,8 +78,8 @@ pub fn rlimits(hc: &HostConfig) -> Vec<Value> {
             let name = u.name.as_deref()?;
             Some(json!({
                 "type": format!("RLIMIT_{}", name.to_ascii_uppercase()),
-                "soft": u.soft.unwrap_or(0).max(0),
-                "hard": u.hard.unwrap_or(0).max(0),
+                "soft": rlim(u.soft),
+                "hard": rlim(u.hard),
             }))
         })
         .collect()
@@ -139,6 +147,15 @@ mod tests {
             rlimits(&hc),
             [json!({"type": "RLIMIT_NOFILE", "soft": 100, "hard": 200})]
         );
+        let hc = HostConfig {
+            ulimits: Some(vec![ResourcesUlimits {
+                name: Some("core".into()),
+                soft: Some(-1),
+                hard: Some(-1),
+            }]),
+            ..Default::default()
+        };
+        assert_eq!(rlimits(&hc)[0]["hard"], u64::MAX);
     }
 
     #[test]
