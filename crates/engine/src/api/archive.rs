@@ -85,10 +85,19 @@ pub async fn get(engine: State, Path(id): Path<String>, q: Query) -> Result<Resp
     let path = query_path(&q)?;
     let h = engine.find(&id)?;
     let ov = overrides_for(&engine, &h);
-    let (stat_tx, stat_rx) =
-        tokio::sync::oneshot::channel::<std::result::Result<PathStat, CpError>>();
+    let (stat_tx, stat_rx) = tokio::sync::oneshot::channel::<Result<PathStat>>();
+    // Shared with the task: if the filesystem cannot be opened (mount
+    // failure) the closure never runs and the task sends that error.
+    let stat_tx = std::sync::Arc::new(std::sync::Mutex::new(Some(stat_tx)));
+    let task_tx = stat_tx.clone();
+    let send = move |tx: &std::sync::Mutex<Option<_>>, r: Result<PathStat>| {
+        let tx: Option<tokio::sync::oneshot::Sender<Result<PathStat>>> =
+            tx.lock().ok().and_then(|mut t| t.take());
+        tx.is_some_and(|tx| tx.send(r).is_ok())
+    };
     let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(8);
     let p = path.clone();
+    let (path2, id2) = (path.clone(), id.clone());
     let engine2 = engine.0.clone();
     tokio::spawn(async move {
         let res = engine2
@@ -102,11 +111,11 @@ pub async fn get(engine: State, Path(id): Path<String>, q: Query) -> Result<Resp
                 let (_root, item, st, ov) = match prepared {
                     Ok(x) => x,
                     Err(e) => {
-                        let _ = stat_tx.send(Err(e));
+                        send(&stat_tx, Err(cp_error(e, &path2, &id2)));
                         return;
                     }
                 };
-                if stat_tx.send(Ok(st)).is_err() {
+                if !send(&stat_tx, Ok(st)) {
                     return;
                 }
                 let mut w = ChannelWriter::new(tx);
@@ -118,18 +127,14 @@ pub async fn get(engine: State, Path(id): Path<String>, q: Query) -> Result<Resp
             })
             .await;
         if let Err(e) = res {
-            eprintln!("pierd: archive of a container: {e}");
+            send(&task_tx, Err(e));
         }
     });
-    let st = match stat_rx.await {
-        Ok(r) => r.map_err(|e| cp_error(e, &path, &id))?,
-        // The closure never ran: mounting failed.
-        Err(_) => {
-            return Err(Error::internal(format!(
-                "could not open the filesystem of container {id} (see pierd's log)"
-            )))
-        }
-    };
+    let st = stat_rx.await.map_err(|_| {
+        Error::internal(format!(
+            "archiving {path} of container {id}: the task ended"
+        ))
+    })??;
     let stream = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
     Ok(stat_response(&st, Body::from_stream(stream)))
 }
