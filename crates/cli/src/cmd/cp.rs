@@ -627,5 +627,19 @@ mod tests {
         };
         assert_eq!(rw.name(b"./"), b"new/");
         assert_eq!(rw.name(b"a.txt"), b"new/a.txt");
+        // `/` comes with absolute names (as docker), `/.` with "./" ones.
+        let rw = Rewrite {
+            from: "/".into(),
+            to: Some("rootcopy".into()),
+            keep_owner: true,
+        };
+        assert_eq!(rw.name(b"/"), b"rootcopy/");
+        assert_eq!(rw.name(b"/bin/sh"), b"rootcopy/bin/sh");
+        let rw = Rewrite {
+            from: ".".into(),
+            to: Some("new".into()),
+            keep_owner: true,
+        };
+        assert_eq!(rw.name(b"./sub/b"), b"new/sub/b");
     }
 }
