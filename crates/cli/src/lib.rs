@@ -106,6 +106,12 @@ enum Command {
     Commit(cmd::image_ops::CommitArgs),
     /// Inspect changes to files or directories on a container's filesystem
     Diff(cmd::image_ops::DiffArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(cmd::cp::CpArgs),
+    /// Display the running processes of a container
+    Top(cmd::top::TopArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(cmd::stats::StatsArgs),
     /// Export a container's filesystem as a tar archive
     Export(cmd::image_ops::ExportArgs),
     /// Download an image from a registry
@@ -325,6 +331,9 @@ async fn dispatch(cli: Cli) -> Result<i32, CliError> {
         Command::Logout(a) => cmd::login::logout(a).await,
         Command::Commit(a) => cmd::image_ops::commit(&client, a).await,
         Command::Diff(a) => cmd::image_ops::diff(&client, a).await,
+        Command::Cp(a) => cmd::cp::cp(&client, a).await,
+        Command::Top(a) => cmd::top::top(&client, a).await,
+        Command::Stats(a) => cmd::stats::stats(&client, a).await,
         Command::Export(a) => cmd::image_ops::export(&client, a).await,
         Command::Registry(c) => cmd::registry::run(c).await,
         Command::System(SystemCommand::Df(a)) => cmd::image_ops::df(&client, a).await,

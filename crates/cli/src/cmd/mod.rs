@@ -2,6 +2,7 @@
 
 pub mod attach;
 pub mod container_flags;
+pub mod cp;
 pub mod create;
 pub mod events;
 pub mod exec;
@@ -17,4 +18,6 @@ pub mod pull;
 pub mod push;
 pub mod registry;
 pub mod run;
+pub mod stats;
 pub mod system;
+pub mod top;

@@ -1,6 +1,7 @@
 //! The Docker Engine API over pierd's unix socket: routes, the version
 //! prefix (`/v1.45/...`), query helpers.
 
+mod archive;
 mod commit;
 mod containers;
 mod distribution;
@@ -11,7 +12,9 @@ mod lifecycle;
 mod inspect;
 mod list;
 mod logs;
+mod stats;
 mod system;
+mod top;
 
 use crate::error::Error;
 use crate::Engine;
@@ -44,6 +47,12 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/commit", post(commit::commit))
         .route("/system/df", get(commit::system_df))
         .route("/containers/{id}/changes", get(commit::changes))
+        .route(
+            "/containers/{id}/archive",
+            get(archive::get).head(archive::head).put(archive::put),
+        )
+        .route("/containers/{id}/top", get(top::top))
+        .route("/containers/{id}/stats", get(stats::stats))
         .route("/containers/{id}/export", get(commit::export))
         .route("/containers/json", get(list::list))
         .route("/containers/create", post(containers::create))

@@ -3,6 +3,7 @@
 
 pub mod filters;
 pub mod logs;
+pub mod archive;
 pub mod names;
 pub mod record;
 pub mod resources;

@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{oneshot, watch};
 
 mod adopt;
+mod rootfs;
 mod exec;
 
 pub use exec::{ExecConfig, ExecFailure, ExecRecord};
