@@ -159,7 +159,12 @@ pub fn command(process: &oci_spec::runtime::Process) -> Result<(Vec<String>, Vec
 }
 
 /// Builds the init plan. `bundle` must be absolute.
-pub fn prepare(spec: &Spec, bundle: &Path, fifo: &Path) -> Result<Prepared> {
+pub fn prepare(
+    spec: &Spec,
+    bundle: &Path,
+    fifo: &Path,
+    seccomp_cache: Option<&Path>,
+) -> Result<Prepared> {
     check_supported(spec)?;
     let ns = namespaces(spec)?;
     let inv = |m: &str| Error::InvalidConfig(m.to_owned());
@@ -323,7 +328,7 @@ pub fn prepare(spec: &Spec, bundle: &Path, fifo: &Path) -> Result<Prepared> {
         no_new_privileges: process.no_new_privileges().unwrap_or(false),
         seccomp: linux
             .and_then(|l| l.seccomp().as_ref())
-            .map(crate::seccomp::compile)
+            .map(|s| crate::seccomp::compile_cached(s, seccomp_cache))
             .transpose()?,
         hooks_sync: {
             let h = spec.hooks().as_ref();

@@ -208,7 +208,7 @@ fn create_in(
         mut plan,
         ns,
         rootfs,
-    } = config::prepare(spec, bundle, &fifo)?;
+    } = config::prepare(spec, bundle, &fifo, dir.parent())?;
     let raw = |f: &Option<OwnedFd>| f.as_ref().map(|f| f.as_raw_fd());
     plan.stdio = [
         raw(&opts.stdio.stdin),

@@ -101,7 +101,7 @@ pub fn exec(c: &Container, process: &Process, opts: ExecOptions) -> Result<i32> 
         .linux()
         .as_ref()
         .and_then(|l| l.seccomp().as_ref())
-        .map(crate::seccomp::compile)
+        .map(|s| crate::seccomp::compile_cached(s, c.state_dir().parent()))
         .transpose()?;
 
     // Descriptors the child needs, kept open (and above the preserved

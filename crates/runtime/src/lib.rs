@@ -40,6 +40,7 @@ mod mounts;
 mod process;
 mod rootfs;
 mod seccomp;
+mod seccomp_cache;
 mod seccomp_enosys;
 pub mod seccomp_profile;
 mod state;
