@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Time to run /bin/true in a fresh container, side by side in one run:
 #   pier run --rm busybox true        (CLI -> pierd -> pier-shim -> runtime)
-#   runc run  (the same busybox rootfs as an OCI bundle, the same namespaces
-#              as pier's containers: pid, mount, uts, ipc, net, cgroup;
-#              the runtime alone, no engine)
+#   runc run  (the same busybox rootfs as an OCI bundle, the runtime alone,
+#              no engine), twice: `runc spec`'s config with pier's
+#              namespaces (pid, ipc, uts, mount, net), and the config.json
+#              pier itself wrote for a container (docker's seccomp profile,
+#              capabilities, mounts, masked paths), which is the same work)
 #   docker run --rm --network none busybox true   (a dockerd of the script's
 #              own, the same busybox imported)
 # Runs are interleaved so that machine noise hits every contender alike;
@@ -25,6 +27,7 @@ cleanup() {
     stop_pierd
     stop_dockerd
     runc --root "$work/runc" delete -f bench-runc >/dev/null 2>&1 || true
+    rmdir /sys/fs/cgroup/*/pier-bench/runc /sys/fs/cgroup/*/pier-bench 2>/dev/null || true
     sleep 0.3
     unmount_under "$work"
     rm -rf "$work"
@@ -42,12 +45,33 @@ import json, sys
 p = sys.argv[1]; c = json.load(open(p))
 c["process"]["terminal"] = False
 c["process"]["args"] = ["/bin/true"]
-ns = {n["type"] for n in c["linux"]["namespaces"]}
-for t in ("pid", "network", "ipc", "uts", "mount", "cgroup"):
-    if t not in ns:
-        c["linux"]["namespaces"].append({"type": t})
+# pier's (and docker's on cgroup v1) namespaces: no cgroup namespace.
+c["linux"]["namespaces"] = [{"type": t} for t in ("pid", "ipc", "uts", "mount", "network")]
 json.dump(c, open(p, "w"))
 PY
+# A second bundle with the config.json pier itself wrote for a container
+# (docker's seccomp profile, capabilities, mounts, masked and read-only
+# paths): runc doing exactly the work pier's runtime does.
+"$bin/pier" run --name bench-config busybox true
+cid=$("$bin/pier" inspect -f '{{.Id}}' bench-config)
+mkdir -p "$work/bundle-pier"
+python3 - "$PIER_DATA_ROOT/containers/$cid" "$work/bundle-pier" <<'PY'
+import json, os, shutil, sys
+src, dst = sys.argv[1], sys.argv[2]
+c = json.load(open(os.path.join(src, "config.json")))
+c["root"] = {"path": os.path.join(os.path.dirname(dst), "bundle", "rootfs"), "readonly": False}
+c["process"]["args"] = ["/bin/true"]
+c["process"]["terminal"] = False
+c["linux"]["cgroupsPath"] = "/pier-bench/runc"
+for m in c["mounts"]:
+    s = m.get("source", "")
+    if s.startswith(src):   # /etc/hostname, /etc/hosts: copies of pier's files
+        copy = os.path.join(dst, os.path.basename(s))
+        shutil.copy(s, copy)
+        m["source"] = copy
+json.dump(c, open(os.path.join(dst, "config.json"), "w"))
+PY
+"$bin/pier" rm bench-config >/dev/null
 
 have_docker=0
 if command -v dockerd >/dev/null && start_dockerd "$work/docker"; then
@@ -56,7 +80,7 @@ else
     echo "(no dockerd: docker's column is left out)" >&2
 fi
 
-declare -a t_pier t_runc t_docker
+declare -a t_pier t_runc t_runc2 t_docker
 "$bin/pier" run --rm busybox true   # warm-up: starts pierd
 [ $have_docker = 1 ] && docker run --rm --network none busybox true
 for _ in $(seq "$runs"); do
@@ -64,22 +88,26 @@ for _ in $(seq "$runs"); do
     t_pier+=($((b - a)))
     a=$(now_us); (cd "$work/bundle" && runc --root "$work/runc" run bench-runc); b=$(now_us)
     t_runc+=($((b - a)))
+    a=$(now_us); (cd "$work/bundle-pier" && runc --root "$work/runc" run bench-runc); b=$(now_us)
+    t_runc2+=($((b - a)))
     if [ $have_docker = 1 ]; then
         a=$(now_us); docker run --rm --network none busybox true; b=$(now_us)
         t_docker+=($((b - a)))
     fi
 done
-mp=$(median "${t_pier[@]}"); mr=$(median "${t_runc[@]}")
+mp=$(median "${t_pier[@]}"); mr=$(median "${t_runc[@]}"); mr2=$(median "${t_runc2[@]}")
 md=; [ $have_docker = 1 ] && md=$(median "${t_docker[@]}")
 echo "run /bin/true in a new container: median of $runs runs each, interleaved"
-printf '%-38s %10s %10s %10s\n' "" "median ms" "vs runc" "vs docker"
+printf '%-40s %9s %11s %11s %10s\n' "" "median ms" "vs runc" "vs runc-cfg" "vs docker"
+ratio() { printf '%.2fx' "$(echo "$1/$2" | bc -l)"; }
 row() {
     local vs_docker=-
-    [ -n "$md" ] && vs_docker=$(printf '%.2fx' "$(echo "$2/$md" | bc -l)")
-    printf '%-38s %10.1f %10s %10s\n' "$1" "$(echo "$2/1000" | bc -l)" \
-        "$(printf '%.2fx' "$(echo "$2/$mr" | bc -l)")" "$vs_docker"
+    [ -n "$md" ] && vs_docker=$(ratio "$2" "$md")
+    printf '%-40s %9.1f %11s %11s %10s\n' "$1" "$(echo "$2/1000" | bc -l)" \
+        "$(ratio "$2" "$mr")" "$(ratio "$2" "$mr2")" "$vs_docker"
 }
 row "pier run --rm busybox true" "$mp"
-row "runc run (bundle, /bin/true)" "$mr"
+row "runc run (runc spec bundle)" "$mr"
+row "runc run (pier's config.json) = runc-cfg" "$mr2"
 [ -n "$md" ] && row "docker run --rm --network none" "$md"
 exit 0
