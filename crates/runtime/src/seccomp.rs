@@ -88,6 +88,7 @@ fn compare(op: LinuxSeccompOperator, value: u64, value_two: Option<u64>) -> (Scm
 
 /// Compiles an OCI seccomp object. Unknown syscall names are skipped (as
 /// runc does); rules whose action is the default action are skipped too.
+#[cfg(test)]
 pub fn compile(s: &LinuxSeccomp) -> Result<SeccompPlan> {
     compile_cached(s, None)
 }

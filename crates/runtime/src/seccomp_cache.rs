@@ -24,7 +24,7 @@ const INSN: usize = std::mem::size_of::<libc::sock_filter>();
 
 /// Everything the compiled program depends on.
 fn key(s: &LinuxSeccomp) -> Option<Vec<u8>> {
-    let lib = libseccomp::get_library_version()
+    let lib = libseccomp::ScmpVersion::current()
         .map(|v| format!("{}.{}.{}", v.major, v.minor, v.micro))
         .unwrap_or_default();
     let arch = libseccomp::ScmpArch::native();
