@@ -77,10 +77,16 @@ impl Drop for DockerCli {
     fn drop(&mut self) {
         // PierEnv's drop kills pierd, shims and containers; this removes
         // them through the API first so that their cgroups go too.
-        let _ = self
-            .env
-            .run(&["rm", "-f", "dcli-run", "dcli-exec", "dcli-logs"]);
-        let _ = self.env.run(&["rm", "-f", "dcli-stop", "dcli-rm"]);
+        let Ok(out) = self.env.pier().args(["ps", "-a", "-q"]).output() else {
+            return;
+        };
+        let ids: Vec<String> = stdout(&out)
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        if !ids.is_empty() {
+            let _ = self.env.pier().arg("rm").arg("-f").args(&ids).output();
+        }
     }
 }
 
@@ -449,5 +455,184 @@ fn docker_images_lists_the_imported_image() {
         ])
         .trim(),
         format!("{id} busybox:latest")
+    );
+}
+
+#[test]
+fn docker_create_start_and_wait() {
+    let Some(d) = setup() else { return };
+    let id = d.ok(&[
+        "create", "--name", "dcli-cw", "busybox", "sh", "-c", "exit 4",
+    ]);
+    assert_eq!(id.trim().len(), 64, "{id:?}");
+    assert_eq!(
+        d.ok(&["ps", "-a", "--format", "{{.Names}}|{{.Status}}"]),
+        "dcli-cw|Created\n"
+    );
+    assert_eq!(d.ok(&["start", "dcli-cw"]), "dcli-cw\n");
+    assert_eq!(d.ok(&["wait", "dcli-cw"]), "4\n");
+    assert_eq!(
+        d.inspect("dcli-cw", "{{.State.Status}} {{.State.ExitCode}}"),
+        "exited 4"
+    );
+}
+
+#[test]
+fn docker_pause_rename_restart_and_kill() {
+    let Some(d) = setup() else { return };
+    d.run_detached(&["--name", "dcli-k", "busybox", "sleep", "1000"]);
+    assert_eq!(d.ok(&["pause", "dcli-k"]), "dcli-k\n");
+    assert_eq!(
+        d.inspect("dcli-k", "{{.State.Status}} {{.State.Paused}}"),
+        "paused true"
+    );
+    // as docker: "Up ... (Paused)"
+    let ps = d.ok(&["ps", "--format", "{{.Status}}"]);
+    assert!(ps.trim_end().ends_with("(Paused)"), "{ps:?}");
+    assert_eq!(d.ok(&["unpause", "dcli-k"]), "dcli-k\n");
+    assert_eq!(
+        d.inspect("dcli-k", "{{.State.Status}} {{.State.Paused}}"),
+        "running false"
+    );
+
+    assert_eq!(d.ok(&["rename", "dcli-k", "dcli-k2"]), "");
+    assert_eq!(d.inspect("dcli-k2", "{{.Name}}"), "/dcli-k2");
+    assert_ne!(d.run(&["inspect", "dcli-k"]).status.code(), Some(0));
+
+    let pid = d.inspect("dcli-k2", "{{.State.Pid}}");
+    assert_eq!(d.ok(&["restart", "-t", "1", "dcli-k2"]), "dcli-k2\n");
+    // as docker: a restart by hand does not count in RestartCount.
+    let after = d.inspect(
+        "dcli-k2",
+        "{{.State.Status}} {{.RestartCount}} {{.State.Pid}}",
+    );
+    let fields: Vec<&str> = after.split(' ').collect();
+    assert_eq!(&fields[..2], &["running", "0"], "{after}");
+    assert_ne!(fields[2], pid, "docker restart left the same init running");
+
+    assert_eq!(d.ok(&["kill", "dcli-k2"]), "dcli-k2\n");
+    assert_eq!(d.ok(&["wait", "dcli-k2"]), "137\n");
+}
+
+#[test]
+fn docker_top_stats_and_cp() {
+    let Some(d) = setup() else { return };
+    d.run_detached(&["--name", "dcli-ts", "busybox", "sleep", "1000"]);
+    let pid = d.inspect("dcli-ts", "{{.State.Pid}}");
+    let top = d.ok(&["top", "dcli-ts"]);
+    let mut lines = top.lines();
+    let header: Vec<&str> = lines
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"],
+        "{top}"
+    );
+    let row = lines.next().unwrap_or_default();
+    assert!(
+        row.starts_with("root ") && row.ends_with("sleep 1000"),
+        "{top}"
+    );
+    assert_eq!(row.split_whitespace().nth(1), Some(pid.as_str()), "{top}");
+
+    let stats = d.ok(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.Name}}|{{.PIDs}}",
+        "dcli-ts",
+    ]);
+    assert_eq!(stats, "dcli-ts|1\n");
+
+    let host = d.env.dir.path().join("cp");
+    std::fs::create_dir_all(host.join("out")).unwrap();
+    std::fs::write(host.join("f.txt"), "copied in\n").unwrap();
+    d.ok(&["cp", host.join("f.txt").to_str().unwrap(), "dcli-ts:/tmp/"]);
+    assert_eq!(
+        d.ok(&["exec", "dcli-ts", "cat", "/tmp/f.txt"]),
+        "copied in\n"
+    );
+    d.ok(&[
+        "exec",
+        "dcli-ts",
+        "sh",
+        "-c",
+        "echo copied out > /tmp/g.txt",
+    ]);
+    d.ok(&[
+        "cp",
+        "dcli-ts:/tmp/g.txt",
+        host.join("out").to_str().unwrap(),
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(host.join("out/g.txt")).unwrap(),
+        "copied out\n"
+    );
+}
+
+#[test]
+fn docker_logs_follow_and_attach_stream_new_output() {
+    let Some(d) = setup() else { return };
+    d.run_detached(&[
+        "--name",
+        "dcli-f",
+        "busybox",
+        "sh",
+        "-c",
+        "i=0; while :; do echo $i; i=$((i+1)); sleep 0.1; done",
+    ]);
+    for args in [
+        &["logs", "-f", "--tail", "0", "dcli-f"][..],
+        &["attach", "--no-stdin", "dcli-f"][..],
+    ] {
+        let mut child = d
+            .docker()
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let out = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let got: Vec<u64> = (0..3)
+            .filter_map(|_| rx.recv_timeout(Duration::from_secs(20)).ok())
+            .filter_map(|l| l.trim().parse().ok())
+            .collect();
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(got.len(), 3, "docker {args:?} streamed {got:?}");
+        assert!(
+            got.windows(2).all(|w| w[1] == w[0] + 1),
+            "docker {args:?}: {got:?}"
+        );
+    }
+}
+
+#[test]
+fn docker_container_prune_removes_stopped_containers() {
+    let Some(d) = setup() else { return };
+    let out = d.run(&["run", "--name", "dcli-p1", "busybox", "true"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let stopped = d.inspect("dcli-p1", "{{.Id}}");
+    let running = d.run_detached(&["--name", "dcli-p2", "busybox", "sleep", "1000"]);
+    let out = d.ok(&["container", "prune", "-f"]);
+    assert!(out.starts_with("Deleted Containers:\n"), "{out}");
+    assert!(out.contains(&format!("{stopped}\n")), "{out}");
+    assert!(!out.contains(&running), "{out}");
+    assert!(out.contains("Total reclaimed space:"), "{out}");
+    assert_eq!(
+        d.ok(&["ps", "-a", "-q", "--no-trunc"]),
+        format!("{running}\n")
     );
 }
