@@ -636,3 +636,54 @@ fn docker_container_prune_removes_stopped_containers() {
         format!("{running}\n")
     );
 }
+
+#[test]
+fn docker_run_t_gives_a_terminal() {
+    let Some(d) = setup() else { return };
+    // as docker: -t without -i needs no terminal on the client's stdin;
+    // the pty turns "\n" into "\r\n".
+    let out = d.run(&["run", "--rm", "-t", "busybox", "echo", "hi"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "hi\r\n");
+    let out = d.run(&[
+        "run",
+        "--rm",
+        "-t",
+        "busybox",
+        "sh",
+        "-c",
+        "test -t 1 && exit 5",
+    ]);
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+}
+
+#[test]
+fn docker_events_show_a_containers_life() {
+    let Some(d) = setup() else { return };
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    d.ok(&["run", "--rm", "--name", "dcli-ev", "busybox", "true"]);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let out = d.ok(&[
+        "events",
+        "--since",
+        &since.to_string(),
+        "--until",
+        &(now + 1).to_string(),
+        "--filter",
+        "container=dcli-ev",
+        "--format",
+        "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}",
+    ]);
+    // as docker, for a foreground `docker run --rm`.
+    assert_eq!(
+        out,
+        "container create dcli-ev\ncontainer attach dcli-ev\ncontainer start dcli-ev\n\
+         container die dcli-ev\ncontainer destroy dcli-ev\n"
+    );
+}
