@@ -689,3 +689,66 @@ fn bad_flags_and_unknown_images_exit_125_and_create_nothing() {
     assert_eq!(container_dirs(&env), before);
     assert_eq!(mounts_under(&env.data_root), Vec::<String>::new());
 }
+
+#[test]
+fn exits_while_pierd_is_down_are_recorded_when_it_comes_back() {
+    let env = env();
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "f-down",
+        "busybox",
+        "sh",
+        "-c",
+        EXIT_4_ON_GO,
+    ]);
+    let rm_id = env
+        .ok(&[
+            "run",
+            "-d",
+            "--rm",
+            "--name",
+            "f-down-rm",
+            "busybox",
+            "sh",
+            "-c",
+            EXIT_4_ON_GO,
+        ])
+        .trim()
+        .to_string();
+    let pids = [pid_of(&env, "f-down"), pid_of(&env, "f-down-rm")];
+    let pierd = env.daemon_pid().expect("pierd runs");
+    // SAFETY: the pierd this test's environment started.
+    unsafe { libc::kill(pierd, libc::SIGKILL) };
+    eventually("pierd died", || (!alive(pierd)).then_some(()));
+    for pid in pids {
+        std::fs::write(format!("/proc/{pid}/root/tmp/go"), "").unwrap();
+    }
+    eventually("both containers exited while pierd was down", || {
+        pids.iter().all(|p| !alive(*p)).then_some(())
+    });
+    // The next command starts pierd: the exit is recorded from the shim's
+    // record, and the --rm container is removed, as dockerd does.
+    let ps = env.ok(&["ps", "-a"]);
+    let line = ps
+        .lines()
+        .find(|l| l.trim_end().ends_with("f-down"))
+        .unwrap_or_else(|| panic!("f-down is not listed after the restart:\n{ps}"));
+    assert!(line.contains("Exited (4)"), "{line}");
+    let s = &inspect(&env, "f-down")["State"];
+    assert_eq!(
+        (s["Status"].as_str(), s["ExitCode"].as_i64()),
+        (Some("exited"), Some(4)),
+        "{s}"
+    );
+    eventually(
+        "the --rm container that exited while pierd was down is removed",
+        || (!all_containers(&env).iter().any(|(n, _)| n == "f-down-rm")).then_some(()),
+    );
+    assert!(!env.data_root.join("containers").join(&rm_id).exists());
+    assert_eq!(cgroups_of(&rm_id), Vec::<PathBuf>::new());
+    env.ok(&["rm", "f-down"]);
+    assert_eq!(container_dirs(&env), Vec::<String>::new());
+    assert_eq!(mounts_under(&env.data_root), Vec::<String>::new());
+}
