@@ -752,3 +752,46 @@ fn exits_while_pierd_is_down_are_recorded_when_it_comes_back() {
     assert_eq!(container_dirs(&env), Vec::<String>::new());
     assert_eq!(mounts_under(&env.data_root), Vec::<String>::new());
 }
+
+#[test]
+fn a_shim_killed_while_pierd_is_down_is_found_dead_at_the_restart() {
+    let env = env();
+    let id = env
+        .ok(&[
+            "run", "-d", "--name", "f-orphan", "busybox", "sleep", "1000",
+        ])
+        .trim()
+        .to_string();
+    let init = pid_of(&env, "f-orphan");
+    let stat = std::fs::read_to_string(format!("/proc/{init}/stat")).unwrap();
+    let shim: i32 = stat
+        .rsplit_once(')')
+        .and_then(|(_, r)| r.split_whitespace().nth(1))
+        .and_then(|p| p.parse().ok())
+        .unwrap();
+    let pierd = env.daemon_pid().expect("pierd runs");
+    // SAFETY: the pierd and the shim this test's environment started.
+    unsafe {
+        libc::kill(pierd, libc::SIGKILL);
+        libc::kill(shim, libc::SIGKILL);
+    }
+    eventually("pierd and the shim died", || {
+        (!alive(pierd) && !alive(shim)).then_some(())
+    });
+    // The next pierd finds no shim to re-adopt the container from: it is
+    // reported not running and its remains are cleaned up.
+    env.ok(&["ps"]);
+    eventually("f-orphan is reported not running", || {
+        let s = inspect(&env, "f-orphan")["State"].clone();
+        (s["Running"] == false && s["Status"] == "exited").then_some(())
+    });
+    eventually("f-orphan's init is gone", || (!alive(init)).then_some(()));
+    eventually("no mounts are left of f-orphan", || {
+        mounts_under(&env.data_root).is_empty().then_some(())
+    });
+    eventually("no cgroups are left of f-orphan", || {
+        cgroups_of(&id).is_empty().then_some(())
+    });
+    env.ok(&["rm", "f-orphan"]);
+    assert_eq!(container_dirs(&env), Vec::<String>::new());
+}
