@@ -687,3 +687,62 @@ fn docker_events_show_a_containers_life() {
          container die dcli-ev\ncontainer destroy dcli-ev\n"
     );
 }
+
+/// Another Docker API client: the Python SDK (docker-py), when installed.
+const DOCKER_PY: &str = r#"
+import docker, sys
+c = docker.DockerClient(base_url=sys.argv[1], version="auto")
+assert c.ping() is True
+assert c.version()["ApiVersion"] == "1.56", c.version()
+assert [i.tags for i in c.images.list()] == [["busybox:latest"]], c.images.list()
+assert c.containers.run("busybox", ["echo", "hi"], remove=True) == b"hi\n"
+k = c.containers.run("busybox", ["sh", "-c", "echo started; sleep 1000"], detach=True, name="dcli-py")
+k.reload()
+assert k.status == "running", k.status
+r = k.exec_run(["sh", "-c", "echo from exec; exit 3"])
+assert (r.exit_code, r.output) == (3, b"from exec\n"), r
+assert b"started\n" in k.logs(), k.logs()
+assert [x.name for x in c.containers.list()] == ["dcli-py"]
+k.stop(timeout=1)
+# as docker: sh as pid 1 ignores SIGTERM, so stop kills it.
+assert k.wait()["StatusCode"] == 137
+k.reload()
+assert (k.status, k.attrs["State"]["ExitCode"]) == ("exited", 137)
+k.remove()
+assert c.containers.list(all=True) == []
+try:
+    c.containers.run("busybox", ["sh", "-c", "exit 3"], remove=True)
+    raise AssertionError("no ContainerError")
+except docker.errors.ContainerError as e:
+    assert e.exit_status == 3
+try:
+    c.containers.get("dcli-nosuch")
+    raise AssertionError("no NotFound")
+except docker.errors.NotFound as e:
+    assert "No such container: dcli-nosuch" in e.explanation, e.explanation
+print("ok")
+"#;
+
+#[test]
+fn docker_py_drives_pierd() {
+    let has_sdk = Command::new("python3")
+        .args(["-c", "import docker"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_sdk {
+        pier_testutil::skip("the Docker SDK for Python is not installed (python3-docker)");
+        return;
+    }
+    let Some(d) = setup() else { return };
+    let url = format!("unix://{}", d.env.exec_root.join("pier.sock").display());
+    let out = Command::new("python3")
+        .args(["-c", DOCKER_PY, &url])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && stdout(&out) == "ok\n",
+        "docker-py against pierd:\n{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+}
