@@ -132,7 +132,7 @@ pub async fn exec(
         state_dir,
         &Request::Exec {
             id: id.to_owned(),
-            process: Box::new(process),
+            process: serde_json::to_value(&process)?,
             stdin,
         },
     )

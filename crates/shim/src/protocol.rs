@@ -85,7 +85,9 @@ pub enum Request {
     /// writes is the process's stdin (when `stdin`).
     Exec {
         id: String,
-        process: Box<oci_spec::runtime::Process>,
+        /// The OCI process (`oci_spec::runtime::Process` JSON), parsed by
+        /// the short-lived helper that starts it, not by the shim.
+        process: serde_json::Value,
         #[serde(default)]
         stdin: bool,
     },

@@ -9,7 +9,7 @@ use crate::protocol::{
     STDOUT,
 };
 use crate::{CONFIG_FILE, EXIT_FILE, LOG_FILE, SOCKET_FILE};
-use pier_runtime::{Container, CreateOptions, ExecOptions, Runtime, Stdio};
+use pier_runtime::{Container, CreateOptions, ExecOptions, Runtime, Status, Stdio};
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, ErrorKind, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -110,7 +110,7 @@ fn background(dir: &Path, cfg: &ShimConfig, ready: OwnedFd) -> i32 {
                 ready,
                 &Ready {
                     ok: true,
-                    pid: shim.container.pid(),
+                    pid: shim.pid,
                     shim_pid: std::process::id() as i32,
                     error: None,
                     exit_code: None,
@@ -198,12 +198,8 @@ fn setup(dir: &Path, cfg: &ShimConfig) -> Result<Shim, SetupError> {
         console_socket: console.as_ref().map(|_| CONSOLE_SOCKET.into()),
         ..Default::default()
     };
-    let container = Runtime::new(&cfg.runtime_root)
-        .create(&cfg.id, &cfg.bundle, opts)
-        .map_err(|e| SetupError {
-            message: e.to_string(),
-            exit_code: e.exit_code(),
-        })?;
+    let runtime = Runtime::new(&cfg.runtime_root);
+    let pid = in_helper(|| runtime.create(&cfg.id, &cfg.bundle, opts).map(|c| c.pid()))?;
     if let Some(console) = console {
         let m = console
             .receive()
@@ -226,7 +222,7 @@ fn setup(dir: &Path, cfg: &ShimConfig) -> Result<Shim, SetupError> {
     Ok(Shim {
         cfg: cfg.clone(),
         dir: dir.to_path_buf(),
-        container,
+        pid,
         signals,
         listener: Some(listener),
         pipes,
@@ -239,6 +235,57 @@ fn setup(dir: &Path, cfg: &ShimConfig) -> Result<Shim, SetupError> {
         exit: None,
         drain_deadline: None,
     })
+}
+
+/// Runs `f` (the runtime's create or exec) in a short-lived child and
+/// returns the pid it reports. Creating a process touches much code and
+/// memory (config parsing, seccomp, cgroups); in a child, none of it stays
+/// in the long-lived shim. What `f` starts is reparented to the shim, a
+/// subreaper, when the helper exits; it cannot be reaped before the shim
+/// knows its pid, since the shim reaps only in its poll loop.
+fn in_helper(f: impl FnOnce() -> pier_runtime::Result<i32>) -> Result<i32, SetupError> {
+    let (r, w) =
+        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| ("pipe", e))?;
+    // SAFETY: the shim is single-threaded; the child runs `f` and leaves
+    // with _exit.
+    let child = unsafe { libc::fork() };
+    if child < 0 {
+        return Err(("fork", io::Error::last_os_error()).into());
+    }
+    if child == 0 {
+        drop(r);
+        let ready = match f() {
+            Ok(pid) => Ready {
+                ok: true,
+                pid,
+                shim_pid: 0,
+                error: None,
+                exit_code: None,
+            },
+            Err(e) => failed(e.to_string(), e.exit_code()),
+        };
+        send_ready(w, &ready);
+        // SAFETY: leave without running destructors or atexit handlers of
+        // the shim's state.
+        unsafe { libc::_exit(0) }
+    }
+    drop(w);
+    // One line, not EOF: a created init holds the write end until it execs.
+    let mut line = String::new();
+    let _ = io::BufReader::new(File::from(r)).read_line(&mut line);
+    // SAFETY: reaping our own helper.
+    unsafe { libc::waitpid(child, std::ptr::null_mut(), 0) };
+    let ready: Ready = serde_json::from_str(line.trim())
+        .unwrap_or_else(|_| failed("the shim's helper died".into(), None));
+    match ready {
+        Ready { ok: true, pid, .. } => Ok(pid),
+        Ready {
+            error, exit_code, ..
+        } => Err(SetupError {
+            message: error.unwrap_or_default(),
+            exit_code,
+        }),
+    }
 }
 
 /// Name of the console socket, bound inside the state directory while the
@@ -530,7 +577,11 @@ enum Tok {
 struct Shim {
     cfg: ShimConfig,
     dir: std::path::PathBuf,
-    container: Container,
+    /// Host pid of the container's init. Every call into the runtime
+    /// library (start, kill, exec, status, OOM kills) runs in a helper
+    /// child ([`Shim::with_container`]), so that its code and allocations
+    /// never become part of the long-lived shim's memory.
+    pid: i32,
     signals: File,
     listener: Option<UnixListener>,
     /// Read ends of the container's stdout and stderr (with a terminal:
@@ -559,6 +610,15 @@ fn read_some(f: &mut File, buf: &mut [u8]) -> Option<usize> {
 }
 
 impl Shim {
+    /// Runs `f` on the container in a helper child (see [`in_helper`]).
+    fn with_container(
+        &self,
+        f: impl FnOnce(&Container) -> pier_runtime::Result<i32>,
+    ) -> Result<i32, SetupError> {
+        let (root, id) = (&self.cfg.runtime_root, &self.cfg.id);
+        in_helper(|| f(&Runtime::new(root).load(id)?))
+    }
+
     fn serve(&mut self) -> i32 {
         loop {
             if let Some(deadline) = self.drain_deadline {
@@ -681,7 +741,7 @@ impl Shim {
             for chunk in buf[..n].chunks_exact(std::mem::size_of::<libc::signalfd_siginfo>()) {
                 let signo = u32::from_ne_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]) as i32;
                 if signo == libc::SIGTERM || signo == libc::SIGINT || signo == libc::SIGHUP {
-                    let _ = self.container.kill(libc::SIGTERM, false);
+                    let _ = self.with_container(|c| c.kill(libc::SIGTERM, false).map(|()| 0));
                 }
             }
         }
@@ -702,10 +762,13 @@ impl Shim {
             } else {
                 128 + libc::WTERMSIG(status)
             };
-            if pid == self.container.pid() && self.exit.is_none() {
+            if pid == self.pid && self.exit.is_none() {
                 self.exit = Some(ExitInfo {
                     exit_code,
-                    oom_killed: self.container.oom_killed(),
+                    // Counted until the container is deleted (in finish).
+                    oom_killed: self
+                        .with_container(|c| Ok(i32::from(c.oom_killed())))
+                        .is_ok_and(|n| n > 0),
                     finished_at: pier_common::time::now_rfc3339(),
                 });
                 self.drain_deadline = Some(Instant::now() + DRAIN_TIMEOUT);
@@ -901,10 +964,14 @@ impl Shim {
             }
         };
         let (resp, mode) = match req {
-            Request::Start => (result(self.container.start()), Mode::Closing),
-            Request::Kill { signal, all } => {
-                (result(self.container.kill(signal, all)), Mode::Closing)
-            }
+            Request::Start => (
+                result(self.with_container(|c| c.start().map(|()| 0))),
+                Mode::Closing,
+            ),
+            Request::Kill { signal, all } => (
+                result(self.with_container(|c| c.kill(signal, all).map(|()| 0))),
+                Mode::Closing,
+            ),
             Request::State => (self.state(), Mode::Closing),
             Request::Wait => match &self.exit {
                 Some(_) => (self.state(), Mode::Closing),
@@ -932,7 +999,7 @@ impl Shim {
             } => (self.resize(exec.as_deref(), height, width), Mode::Closing),
             Request::Exec { id, process, stdin } => {
                 let client = self.clients[i].id;
-                match self.exec(client, id, &process, stdin) {
+                match self.exec(client, id, process, stdin) {
                     Ok(pid) => (
                         Response {
                             ok: true,
@@ -943,8 +1010,8 @@ impl Shim {
                     ),
                     Err(e) => (
                         Response {
-                            exit_code: e.exit_code(),
-                            ..Response::error(e.to_string())
+                            exit_code: e.exit_code,
+                            ..Response::error(e.message)
                         },
                         Mode::Closing,
                     ),
@@ -979,23 +1046,17 @@ impl Shim {
         &mut self,
         client: u64,
         id: String,
-        process: &oci_spec::runtime::Process,
+        process: serde_json::Value,
         stdin: bool,
-    ) -> pier_runtime::Result<i32> {
+    ) -> Result<i32, SetupError> {
         if self.exit.is_some() {
-            return Err(pier_runtime::Error::BadState {
-                id: self.cfg.id.clone(),
-                status: "stopped".into(),
-                what: "cannot exec in it".into(),
+            return Err(SetupError {
+                message: format!("container {:?} is stopped, cannot exec in it", self.cfg.id),
+                exit_code: None,
             });
         }
-        let io_err = |what: &'static str| {
-            move |e| pier_runtime::Error::Io {
-                context: what.into(),
-                source: e,
-            }
-        };
-        let tty = process.terminal() == Some(true);
+        let io_err = |what: &'static str| move |e: io::Error| SetupError::from((what, e));
+        let tty = process.get("terminal").and_then(serde_json::Value::as_bool) == Some(true);
         let cloexec = rustix::pipe::PipeFlags::CLOEXEC;
         let pipe = || {
             rustix::pipe::pipe_with(cloexec)
@@ -1025,7 +1086,11 @@ impl Shim {
             }
             None
         };
-        let pid = self.container.exec(process, opts)?;
+        let pid = self.with_container(move |container| {
+            let process: oci_spec::runtime::Process = serde_json::from_value(process)
+                .map_err(|e| pier_runtime::Error::InvalidConfig(format!("exec process: {e}")))?;
+            container.exec(&process, opts)
+        })?;
         let mut master = None;
         if let Some(console) = console {
             // The process runs: failing here only loses its terminal.
@@ -1065,15 +1130,17 @@ impl Shim {
     }
 
     fn state(&self) -> Response {
-        let status = match (&self.exit, self.container.status()) {
-            (Some(_), _) => "exited",
-            (None, pier_runtime::Status::Created) => "created",
-            (None, pier_runtime::Status::Paused) => "paused",
-            (None, _) => "running",
+        let status = match &self.exit {
+            Some(_) => "exited",
+            None => match self.with_container(|c| Ok(status_code(c.status()))) {
+                Ok(1) => "created",
+                Ok(3) => "paused",
+                _ => "running",
+            },
         };
         Response {
             ok: true,
-            pid: self.container.pid(),
+            pid: self.pid,
             status: Some(status.into()),
             exit: self.exit.clone(),
             ..Default::default()
@@ -1149,10 +1216,21 @@ fn end_exec_stream(c: &mut Client, exit: &ExecExit) {
     c.flush();
 }
 
-fn result(r: pier_runtime::Result<()>) -> Response {
+fn result(r: Result<i32, SetupError>) -> Response {
     match r {
-        Ok(()) => Response::ok(),
-        Err(e) => Response::error(e.to_string()),
+        Ok(_) => Response::ok(),
+        Err(e) => Response::error(e.message),
+    }
+}
+
+/// A runtime status as a number a helper can report.
+fn status_code(s: Status) -> i32 {
+    match s {
+        Status::Creating => 0,
+        Status::Created => 1,
+        Status::Running => 2,
+        Status::Paused => 3,
+        Status::Stopped => 4,
     }
 }
 
