@@ -477,3 +477,42 @@ fn oom_kill_is_recorded() {
     let (_, c) = api(&env, "GET", "/containers/fine/json", "");
     assert_eq!(c["State"]["OOMKilled"], false);
 }
+
+#[test]
+fn the_docker_cli_can_exec_through_pierd() {
+    if !pier_testutil::dockerd::have("docker") {
+        pier_testutil::skip("the docker CLI is not installed");
+        return;
+    }
+    let env = env();
+    sleeper(&env, "dk", &[]);
+    let docker = |args: &[&str], stdin: &[u8]| {
+        let mut child = std::process::Command::new("docker")
+            .env(
+                "DOCKER_HOST",
+                format!("unix://{}", env.exec_root.join("pier.sock").display()),
+            )
+            .env("DOCKER_CONFIG", env.dir.path().join("docker-config"))
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("running docker");
+        child.stdin.take().unwrap().write_all(stdin).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = docker(
+        &["exec", "dk", "sh", "-c", "echo hi; echo err >&2; exit 4"],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(4), "stderr: {}", stderr(&out));
+    assert_eq!(stdout(&out), "hi\n");
+    assert_eq!(stderr(&out), "err\n");
+    let out = docker(&["exec", "-i", "dk", "cat"], b"piped\n");
+    assert_eq!(stdout(&out), "piped\n", "stderr: {}", stderr(&out));
+    let out = docker(&["exec", "-t", "dk", "tty"], b"");
+    assert_eq!(stdout(&out), "/dev/pts/0\r\n", "stderr: {}", stderr(&out));
+    let out = docker(&["exec", "dk", "nope"], b"");
+    assert_eq!(out.status.code(), Some(126));
+}
