@@ -9,7 +9,6 @@ use hyper::Method;
 use serde_json::json;
 
 use super::container_flags::ContainerFlags;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[derive(Debug, clap::Args)]
 #[command(trailing_var_arg = true, disable_help_flag = true)]
@@ -65,17 +64,12 @@ pub async fn run(client: &Client, args: RunArgs) -> Result<i32, CliError> {
         .await
         .map_err(CliError::with_start_code)?;
 
-    let (mut rd, mut wr) = tokio::io::split(stream);
-    let input = interactive.then(|| {
-        tokio::spawn(async move {
-            let mut local = tokio::io::stdin();
-            let _ = tokio::io::copy(&mut local, &mut wr).await;
-            let _ = wr.shutdown().await;
-        })
-    });
-    demux(&mut rd).await;
-    if let Some(input) = input {
-        input.abort();
+    let tty = args.flags.tty;
+    let resize = format!("/containers/{id}/resize");
+    if crate::tty::pump(client, stream, interactive, tty, Some(resize)).await
+        == crate::tty::Ended::Detached
+    {
+        return Ok(0);
     }
     let body = wait
         .into_body()
@@ -110,32 +104,5 @@ pub async fn create_container(
             Err(e)
         }
         Err(e) => Err(e),
-    }
-}
-
-/// Splits Docker's multiplexed stream onto our stdout and stderr.
-pub async fn demux<R: tokio::io::AsyncRead + Unpin>(rd: &mut R) {
-    let mut out = tokio::io::stdout();
-    let mut err = tokio::io::stderr();
-    let mut header = [0u8; 8];
-    let mut buf = vec![0u8; 32 << 10];
-    loop {
-        if rd.read_exact(&mut header).await.is_err() {
-            break;
-        }
-        let mut len = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
-        while len > 0 {
-            let n = len.min(buf.len());
-            if rd.read_exact(&mut buf[..n]).await.is_err() {
-                return;
-            }
-            let _ = match header[0] {
-                2 => err.write_all(&buf[..n]).await,
-                _ => out.write_all(&buf[..n]).await,
-            };
-            len -= n;
-        }
-        let _ = out.flush().await;
-        let _ = err.flush().await;
     }
 }
