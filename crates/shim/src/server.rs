@@ -254,7 +254,15 @@ fn in_helper(f: impl FnOnce() -> pier_runtime::Result<i32>) -> Result<i32, Setup
     }
     if child == 0 {
         drop(r);
-        let ready = match f() {
+        // A panic must not unwind into the shim's own frames (and run their
+        // destructors) in this copy of the process.
+        let result =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|_| {
+                Err(pier_runtime::Error::Init(
+                    "the shim's helper panicked".into(),
+                ))
+            });
+        let ready = match result {
             Ok(pid) => Ready {
                 ok: true,
                 pid,
