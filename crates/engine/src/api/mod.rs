@@ -90,11 +90,15 @@ pub fn router(engine: Arc<Engine>) -> Router {
 pub fn strip_version(mut req: Request) -> Result<Request, Error> {
     let path = req.uri().path();
     let Some(rest) = path.strip_prefix("/v") else {
+        req.extensions_mut()
+            .insert(ApiVersion(crate::API_VERSION.to_string()));
         return Ok(req);
     };
     let end = rest.find('/').unwrap_or(rest.len());
     let version = &rest[..end];
     if version.is_empty() || !version.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        req.extensions_mut()
+            .insert(ApiVersion(crate::API_VERSION.to_string()));
         return Ok(req);
     }
     if version_gt(version, crate::API_VERSION) {
@@ -103,6 +107,14 @@ pub fn strip_version(mut req: Request) -> Result<Request, Error> {
             crate::API_VERSION
         )));
     }
+    if version_gt(crate::MIN_API_VERSION, version) {
+        return Err(Error::bad_request(format!(
+            "client version {version} is too old. Minimum supported API version is {}, \
+             please upgrade your client to a newer version",
+            crate::MIN_API_VERSION
+        )));
+    }
+    let asked = ApiVersion(version.to_string());
     let new_path = rest[end..].to_string();
     let pq = match req.uri().query() {
         Some(q) => format!("{new_path}?{q}"),
@@ -111,7 +123,21 @@ pub fn strip_version(mut req: Request) -> Result<Request, Error> {
     if let Ok(uri) = pq.parse() {
         *req.uri_mut() = uri;
     }
+    req.extensions_mut().insert(asked);
     Ok(req)
+}
+
+/// The API version a request asked for (its `/vX.Y` prefix; the newest
+/// without one), a request extension for answers that differ between
+/// versions: `axum::Extension<ApiVersion>` in a handler.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiVersion(pub String);
+
+impl ApiVersion {
+    /// Whether the client asked for a version older than `v` ("1.52").
+    pub fn before(&self, v: &str) -> bool {
+        version_gt(v, &self.0)
+    }
 }
 
 fn version_gt(a: &str, b: &str) -> bool {
@@ -149,6 +175,38 @@ mod tests {
             .unwrap_err()
             .message
             .contains("too new"));
+    }
+
+    #[test]
+    fn versions_below_the_minimum_are_refused_as_docker_does() {
+        let e = path_after("/v1.12/version").unwrap_err();
+        assert_eq!(
+            e.message,
+            "client version 1.12 is too old. Minimum supported API version is 1.24, \
+             please upgrade your client to a newer version"
+        );
+        assert!(path_after("/v1.24/version").is_ok());
+    }
+
+    #[test]
+    fn the_asked_version_is_kept_for_handlers() {
+        let asked = |uri: &str| {
+            let req = Request::builder()
+                .uri(uri)
+                .body(axum::body::Body::empty())
+                .unwrap();
+            strip_version(req)
+                .unwrap()
+                .extensions()
+                .get::<ApiVersion>()
+                .cloned()
+                .unwrap()
+        };
+        assert_eq!(asked("/v1.29/events"), ApiVersion("1.29".into()));
+        assert!(asked("/v1.29/events").before("1.52"));
+        assert!(!asked("/v1.52/events").before("1.52"));
+        assert!(!asked("/events").before("1.52"));
+        assert_eq!(asked("/events"), ApiVersion(crate::API_VERSION.into()));
     }
 
     #[test]
