@@ -192,3 +192,47 @@ fn pierd_refuses_a_passed_descriptor_that_is_not_a_listening_unix_socket() {
         "{err}"
     );
 }
+
+/// The same through systemd's own implementation of the protocol
+/// (systemd-socket-activate binds the socket, and execs pierd with
+/// LISTEN_FDS on the first connection), when systemd is installed.
+#[test]
+fn systemd_socket_activate_starts_pierd_on_the_first_connection() {
+    if !pier_testutil::dockerd::have("systemd-socket-activate") {
+        pier_testutil::skip("systemd-socket-activate is not installed (systemd)");
+        return;
+    }
+    let env = PierEnv::new(Path::new(env!("CARGO_BIN_EXE_pier")));
+    let sock = env.dir.path().join("activated.sock");
+    let mut activate = Command::new("systemd-socket-activate")
+        .arg("-l")
+        .arg(&sock)
+        .arg(env!("CARGO_BIN_EXE_pierd"))
+        .arg("--data-root")
+        .arg(&env.data_root)
+        .arg("--exec-root")
+        .arg(&env.exec_root)
+        .env_remove("PIER_HOST")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let answer = eventually(
+        "pierd answers /_ping through systemd-socket-activate",
+        || ping(&sock),
+    );
+    // systemd-socket-activate execs pierd in its own process.
+    assert!(
+        env.daemon_pid() == Some(activate.id() as i32),
+        "pierd is not the activated process"
+    );
+    assert!(
+        answer.starts_with("HTTP/1.1 200") && answer.ends_with("OK"),
+        "{answer}"
+    );
+    assert!(!env.exec_root.join("pier.sock").exists());
+    // SAFETY: signalling the process this test started.
+    unsafe { libc::kill(activate.id() as i32, libc::SIGTERM) };
+    let status = activate.wait().unwrap();
+    assert!(status.success(), "pierd exited with {status} on SIGTERM");
+}
