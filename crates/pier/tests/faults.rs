@@ -795,3 +795,128 @@ fn a_shim_killed_while_pierd_is_down_is_found_dead_at_the_restart() {
     env.ok(&["rm", "f-orphan"]);
     assert_eq!(container_dirs(&env), Vec::<String>::new());
 }
+
+#[test]
+fn bad_requests_about_a_running_container_are_refused_like_dockerd() {
+    let env = env();
+    let id = env
+        .ok(&[
+            "run", "-d", "--name", "f-target", "busybox", "sleep", "1000",
+        ])
+        .trim()
+        .to_string();
+    let pid = pid_of(&env, "f-target");
+    // (method, path, body, status, part of the message): each one as
+    // dockerd 28 answers it.
+    let cases: &[(&str, &str, Option<&str>, u16, &str)] = &[
+        (
+            "POST",
+            "/v1.41/containers/f-target/kill?signal=NOPE",
+            None,
+            400,
+            "Invalid signal: NOPE",
+        ),
+        (
+            "POST",
+            "/v1.41/containers/f-target/exec",
+            Some("{bad"),
+            400,
+            "",
+        ),
+        (
+            "POST",
+            "/v1.41/containers/f-target/exec",
+            Some(r#"{"Cmd":[]}"#),
+            400,
+            "No exec command specified",
+        ),
+        (
+            "GET",
+            "/v1.41/containers/f-target/logs",
+            None,
+            400,
+            "you must choose at least one stream",
+        ),
+        (
+            "POST",
+            "/v1.41/containers/f-target/rename?name=",
+            None,
+            400,
+            "Neither old nor new names may be empty",
+        ),
+        (
+            "POST",
+            "/v1.41/containers/f-target/rename?name=bad/name",
+            None,
+            400,
+            "Invalid container name",
+        ),
+        (
+            "GET",
+            "/v1.41/containers/json?filters=%7Bbad",
+            None,
+            400,
+            "",
+        ),
+        (
+            "GET",
+            "/v1.41/containers/json?filters=%7B%22nosuch%22%3A%5B%22x%22%5D%7D",
+            None,
+            400,
+            "Invalid filter 'nosuch'",
+        ),
+        (
+            "POST",
+            "/v1.41/containers/f-target/resize?h=abc&w=1",
+            None,
+            400,
+            "abc",
+        ),
+        (
+            "POST",
+            "/v1.41/containers/create",
+            Some(r#"{"Image":"busybox","HostConfig":{"RestartPolicy":{"Name":"bogus"}}}"#),
+            400,
+            "bogus",
+        ),
+        (
+            "POST",
+            "/v1.41/containers/create",
+            Some(r#"{"Image":"busybox","Cmd":["true"],"HostConfig":{"Memory":1}}"#),
+            400,
+            "Minimum memory limit allowed is 6MB",
+        ),
+    ];
+    let mut wrong = Vec::new();
+    for (method, path, body, status, needle) in cases {
+        let r = request(&env, method, path, *body);
+        let msg = serde_json::from_slice::<serde_json::Value>(&r.body)
+            .ok()
+            .and_then(|v| v["message"].as_str().map(str::to_string))
+            .unwrap_or_default();
+        if r.status != *status || msg.is_empty() || !msg.contains(needle) {
+            wrong.push(format!(
+                "{method} {path}: {} {msg:?}, expected {status} and a message with {needle:?}",
+                r.status
+            ));
+        }
+    }
+    // dockerd answers 500 (its strconv error); any refusal will do.
+    let r = request(&env, "POST", "/v1.41/containers/f-target/stop?t=abc", None);
+    if r.status < 400 {
+        wrong.push(format!("stop?t=abc was accepted: {}", r.status));
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    // Nothing happened to the container, nothing else was made.
+    assert!(alive(pid), "f-target's init died");
+    let s = &inspect(&env, "f-target");
+    assert_eq!(
+        (s["Name"].as_str(), s["State"]["Status"].as_str()),
+        (Some("/f-target"), Some("running"))
+    );
+    assert_eq!(
+        all_containers(&env),
+        vec![("f-target".to_string(), id.clone())]
+    );
+    assert_eq!(container_dirs(&env), vec![id]);
+}
