@@ -1,4 +1,5 @@
-//! Container endpoints: create, start, attach, wait, kill, remove.
+//! Container endpoints: create, attach (lifecycle endpoints are in
+//! lifecycle.rs).
 
 use super::{flag, Query, State};
 use crate::error::{Error, Result};
