@@ -1,9 +1,9 @@
 //! Containers as pierd keeps them: the persisted record, its OCI spec, and
 //! the names and users it resolves.
 
+pub mod archive;
 pub mod filters;
 pub mod logs;
-pub mod archive;
 pub mod names;
 pub mod record;
 pub mod resources;

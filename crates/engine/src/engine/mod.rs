@@ -16,13 +16,13 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{oneshot, watch};
 
 mod adopt;
-mod rootfs;
 mod exec;
+mod rootfs;
 
 pub use exec::{ExecConfig, ExecFailure, ExecRecord};
 mod events;
-mod observe;
 mod lifecycle;
+mod observe;
 mod restart;
 
 pub use events::{Event, Events};
