@@ -294,8 +294,10 @@ fn detached_run_prints_the_id_and_the_container_runs() {
     assert!(ps.contains("sleeper") && ps.contains("Up "), "{ps}");
     let out = env.run(&["rm", "sleeper"]);
     assert_eq!(out.status.code(), Some(1));
+    // dockerd's words (20.10 and 28 alike).
     assert!(
-        stderr(&out).contains("container is running"),
+        stderr(&out).contains("You cannot remove a running container")
+            && stderr(&out).contains("Stop the container before attempting removal"),
         "{}",
         stderr(&out)
     );

@@ -149,9 +149,54 @@ pub fn unmount_under(root: &Path) {
     }
 }
 
+/// The cgroup directories pier gives a container (`/pier/ID` in every
+/// hierarchy: each v1 controller and the unified one on a hybrid host, the
+/// root on a pure v2 host) that exist now.
+fn container_cgroups(id: &str) -> Vec<PathBuf> {
+    let base = Path::new("/sys/fs/cgroup");
+    let mut dirs: Vec<PathBuf> = fs::read_dir(base)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|h| h.path().join("pier").join(id))
+        .collect();
+    dirs.push(base.join("pier").join(id));
+    dirs.retain(|d| d.is_dir());
+    dirs
+}
+
+/// Thaws a paused container, so that the SIGKILLs below are delivered.
+fn thaw(cgroups: &[PathBuf]) {
+    for d in cgroups {
+        let _ = fs::write(d.join("freezer.state"), "THAWED");
+        let _ = fs::write(d.join("cgroup.freeze"), "0");
+    }
+}
+
+/// Removes the cgroups once the killed processes in them are gone.
+fn remove_cgroups(cgroups: &[PathBuf]) {
+    for d in cgroups {
+        for _ in 0..50 {
+            if fs::remove_dir(d).is_ok() || !d.exists() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
 impl Drop for PierEnv {
     fn drop(&mut self) {
         let root = self.dir.path().to_string_lossy().into_owned();
+        // Killed shims cannot delete their containers' cgroups: that is
+        // done here, after the kills.
+        let cgroups: Vec<PathBuf> = fs::read_dir(self.data_root.join("containers"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .flat_map(|e| container_cgroups(&e.file_name().to_string_lossy()))
+            .collect();
+        thaw(&cgroups);
         if let Some(pid) = self.daemon_pid() {
             // SAFETY: signalling a process this test started.
             unsafe { libc::kill(pid, libc::SIGKILL) };
@@ -167,6 +212,7 @@ impl Drop for PierEnv {
             unsafe { libc::kill(shim, libc::SIGKILL) };
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
+        remove_cgroups(&cgroups);
         unmount_under(self.dir.path());
     }
 }

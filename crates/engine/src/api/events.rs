@@ -102,13 +102,33 @@ impl Filter {
     }
 }
 
-fn line(ev: &Event) -> Bytes {
-    let mut v = serde_json::to_vec(ev).unwrap_or_default();
+/// One event as a line. Clients older than API 1.52 also get the
+/// deprecated `status`, `id` and `from` fields, as dockerd sends them: the
+/// docker CLI below 1.30 waits for a `--rm` container's end by them.
+fn line(ev: &Event, old_fields: bool) -> Bytes {
+    let mut v = if old_fields {
+        let mut obj = serde_json::to_value(ev).unwrap_or_default();
+        if let Some(o) = obj.as_object_mut() {
+            o.insert("status".into(), ev.action.clone().into());
+            o.insert("id".into(), ev.actor.id.clone().into());
+            if let Some(image) = ev.actor.attributes.get("image") {
+                o.insert("from".into(), image.clone().into());
+            }
+        }
+        serde_json::to_vec(&obj).unwrap_or_default()
+    } else {
+        serde_json::to_vec(ev).unwrap_or_default()
+    };
     v.push(b'\n');
     Bytes::from(v)
 }
 
-pub async fn events(engine: State, q: Query) -> Result<Response> {
+pub async fn events(
+    engine: State,
+    axum::Extension(version): axum::Extension<super::ApiVersion>,
+    q: Query,
+) -> Result<Response> {
+    let old_fields = version.before("1.52");
     let since = q
         .get("since")
         .filter(|s| !s.is_empty())
@@ -129,7 +149,7 @@ pub async fn events(engine: State, q: Query) -> Result<Response> {
         // As dockerd: the buffer is replayed when either bound is given.
         if since.is_some() || until.is_some() {
             for ev in past.iter().filter(|e| in_range(e) && filter.matches(e)) {
-                if tx.send(line(ev)).await.is_err() {
+                if tx.send(line(ev, old_fields)).await.is_err() {
                     return;
                 }
             }
@@ -153,7 +173,8 @@ pub async fn events(engine: State, q: Query) -> Result<Response> {
                 Some(Err(RecvError::Lagged(_))) => continue,
                 Some(Err(RecvError::Closed)) => return,
             };
-            if in_range(&ev) && filter.matches(&ev) && tx.send(line(&ev)).await.is_err() {
+            if in_range(&ev) && filter.matches(&ev) && tx.send(line(&ev, old_fields)).await.is_err()
+            {
                 return;
             }
         }
@@ -179,6 +200,30 @@ mod tests {
         assert_eq!(parse_time("since", "12").unwrap(), 12_000_000_000);
         assert_eq!(parse_time("since", "12.5").unwrap(), 12_500_000_000);
         assert!(parse_time("since", "12s").is_err());
+    }
+
+    #[test]
+    fn old_clients_get_status_id_and_from() {
+        let mut attributes = std::collections::BTreeMap::new();
+        attributes.insert("image".to_string(), "busybox".to_string());
+        let ev = Event {
+            typ: "container".into(),
+            action: "die".into(),
+            actor: crate::engine::Actor {
+                id: "abc".into(),
+                attributes,
+            },
+            scope: "local",
+            time: 1,
+            time_nano: 1_000_000_000,
+        };
+        let old: serde_json::Value = serde_json::from_slice(&line(&ev, true)).unwrap();
+        assert_eq!(old["status"], "die");
+        assert_eq!(old["id"], "abc");
+        assert_eq!(old["from"], "busybox");
+        let new: serde_json::Value = serde_json::from_slice(&line(&ev, false)).unwrap();
+        assert!(new.get("status").is_none() && new.get("from").is_none());
+        assert_eq!(new["Action"], "die");
     }
 
     #[test]

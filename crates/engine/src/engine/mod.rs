@@ -25,7 +25,7 @@ mod lifecycle;
 mod observe;
 mod restart;
 
-pub use events::{Event, Events};
+pub use events::{Actor, Event, Events};
 pub use lifecycle::parse_signal;
 
 const RECORD_FILE: &str = "container.json";
@@ -207,7 +207,14 @@ impl Engine {
             })?;
         let store = self.images.clone();
         let lookup = image_name.clone();
-        let image = tokio::task::spawn_blocking(move || store.resolve(&lookup)).await??;
+        let image = match tokio::task::spawn_blocking(move || store.resolve(&lookup)).await? {
+            Err(pier_image::Error::ImageNotFound(_)) => {
+                return Err(Error::from(pier_image::Error::ImageNotFound(
+                    missing_image_name(&image_name),
+                )))
+            }
+            other => other?,
+        };
         let config = merge_image_config(&body, image.config.config().as_ref());
         let (path, args) = command(&config)?;
         if let Some(wd) = config.working_dir.as_deref() {
@@ -419,7 +426,7 @@ impl Engine {
     ) -> Result<Attach> {
         let _op = h.op.lock().await;
         let rec = h.record();
-        match rec.state.status {
+        let attach = match rec.state.status {
             Status::Running => shim::attach(
                 &self.config.container_exec_dir(&rec.id),
                 stdin,
@@ -451,7 +458,22 @@ impl Engine {
                 });
                 Ok(Attach::AtStart(rx))
             }
+        };
+        if attach.is_ok() {
+            self.emit_container(&rec, "attach", &[]);
         }
+        attach
+    }
+}
+
+/// A missing image as dockerd names it: a reference with its tag
+/// (`busybox` -> `busybox:latest`), anything else as given.
+fn missing_image_name(name: &str) -> String {
+    match pier_image::reference::Reference::parse(name) {
+        Ok(r) if !pier_image::reference::is_full_hex_id(name) && !name.starts_with("sha256:") => {
+            r.familiar()
+        }
+        _ => name.to_string(),
     }
 }
 
@@ -527,6 +549,13 @@ fn prepare_bundle(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn missing_images_are_named_as_dockerd_names_them() {
+        assert_eq!(missing_image_name("f-nosuch"), "f-nosuch:latest");
+        assert_eq!(missing_image_name("docker.io/library/a:1"), "a:1");
+        assert_eq!(missing_image_name("sha256:abc"), "sha256:abc");
+    }
 
     #[test]
     fn image_config_fills_in_what_the_request_leaves_out() {
