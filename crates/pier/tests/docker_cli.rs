@@ -725,26 +725,43 @@ print("ok")
 
 #[test]
 fn docker_py_drives_pierd() {
-    let has_sdk = Command::new("python3")
-        .args(["-c", "import docker"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !has_sdk {
+    // Every interpreter here that has the SDK: Debian's python3-docker
+    // (5.x, which CI installs) and a newer one from PyPI when present.
+    let mut sdks: Vec<(&str, String)> = Vec::new();
+    for python in ["python3", "/usr/bin/python3"] {
+        let Ok(out) = Command::new(python)
+            .args([
+                "-c",
+                "import docker, sys; print(docker.__version__, sys.executable)",
+            ])
+            .output()
+        else {
+            continue;
+        };
+        let id = stdout(&out);
+        if out.status.success() && !sdks.iter().any(|(_, seen)| *seen == id) {
+            sdks.push((python, id));
+        }
+    }
+    if sdks.is_empty() {
         pier_testutil::skip("the Docker SDK for Python is not installed (python3-docker)");
         return;
     }
     let Some(d) = setup() else { return };
     let url = format!("unix://{}", d.env.exec_root.join("pier.sock").display());
-    let out = Command::new("python3")
-        .args(["-c", DOCKER_PY, &url])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success() && stdout(&out) == "ok\n",
-        "docker-py against pierd:\n{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    for (python, sdk) in sdks {
+        let out = Command::new(python)
+            .args(["-c", DOCKER_PY, &url])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success() && stdout(&out) == "ok\n",
+            "docker-py {} against pierd:\n{}{}",
+            sdk.trim(),
+            stdout(&out),
+            stderr(&out)
+        );
+    }
 }
 
 #[test]
