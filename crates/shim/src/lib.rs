@@ -14,6 +14,7 @@
 pub mod jsonlog;
 pub mod protocol;
 mod server;
+pub mod trim;
 
 pub use protocol::{ExitInfo, Ready, Request, Response, ShimConfig};
 

@@ -234,6 +234,7 @@ fn setup(dir: &Path, cfg: &ShimConfig) -> Result<Shim, SetupError> {
         execs: Vec::new(),
         exit: None,
         drain_deadline: None,
+        trim_due: true,
     })
 }
 
@@ -604,6 +605,9 @@ struct Shim {
     execs: Vec<Exec>,
     exit: Option<ExitInfo>,
     drain_deadline: Option<Instant>,
+    /// Set after setup and after each request: the next idle moment drops
+    /// the code pages those ran from this process's memory (trim.rs).
+    trim_due: bool,
 }
 
 /// Reads what is there; None at EOF or error (a pty master reports EIO
@@ -633,6 +637,9 @@ impl Shim {
                 if self.pipes.iter().all(Option::is_none) || Instant::now() >= deadline {
                     return self.finish();
                 }
+            }
+            if std::mem::take(&mut self.trim_due) {
+                crate::trim::trim();
             }
             self.poll_once();
         }
@@ -962,6 +969,7 @@ impl Shim {
     }
 
     fn handle_request(&mut self, i: usize, line: &[u8]) {
+        self.trim_due = true;
         let req: Request = match serde_json::from_slice(line) {
             Ok(r) => r,
             Err(e) => {
