@@ -333,6 +333,12 @@ fn a_daemon_killed_during_load_leaves_a_consistent_store() {
     }
     // SAFETY: killing the pierd this test started.
     unsafe { libc::kill(pid, libc::SIGKILL) };
+    // SIGKILL is delivered asynchronously: until the old pierd is gone, its
+    // listening socket still accepts a connection it will never answer.
+    let t = std::time::Instant::now();
+    while Path::new(&format!("/proc/{pid}")).exists() && t.elapsed().as_secs() < 10 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     drop(stdin);
     let _ = load.wait();
     // The next command starts a new pierd, which cleans what the crash left.
