@@ -56,6 +56,8 @@ use std::time::{Duration, Instant};
 
 pub use exec::ExecOptions;
 pub use features::default_spec;
+/// Capability names in kernel numbering order.
+pub use process::CAPS as CAPABILITIES;
 use state::StateFile;
 
 /// Errors of the runtime. `exit_code()` maps exec failures to docker's codes.

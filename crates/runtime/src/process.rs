@@ -9,7 +9,7 @@ use crate::init::{InitError, InitResult};
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Capability names in kernel numbering order (CAP_CHOWN = 0 ...).
-const CAPS: &[&str] = &[
+pub const CAPS: &[&str] = &[
     "CAP_CHOWN",
     "CAP_DAC_OVERRIDE",
     "CAP_DAC_READ_SEARCH",
