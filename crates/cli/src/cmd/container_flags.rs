@@ -187,24 +187,7 @@ pub fn nano_cpus(s: &str) -> Result<i64, String> {
     Ok(if neg { -v } else { v })
 }
 
-const ULIMITS: &[&str] = &[
-    "as",
-    "core",
-    "cpu",
-    "data",
-    "fsize",
-    "locks",
-    "memlock",
-    "msgqueue",
-    "nice",
-    "nofile",
-    "nproc",
-    "rss",
-    "rtprio",
-    "rttime",
-    "sigpending",
-    "stack",
-];
+const ULIMITS: &[&str] = pier_common::ULIMIT_NAMES;
 
 /// `NAME=SOFT[:HARD]` as Docker's `units.ParseUlimit`.
 pub fn ulimit(s: &str) -> Result<Value, String> {

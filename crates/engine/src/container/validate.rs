@@ -152,24 +152,7 @@ pub fn create_body(body: &mut ContainerCreateBody) -> Result<Vec<String>, String
     }
     for u in hc.ulimits.iter().flatten() {
         let name = u.name.as_deref().unwrap_or("");
-        const KNOWN: &[&str] = &[
-            "as",
-            "core",
-            "cpu",
-            "data",
-            "fsize",
-            "locks",
-            "memlock",
-            "msgqueue",
-            "nice",
-            "nofile",
-            "nproc",
-            "rss",
-            "rtprio",
-            "rttime",
-            "sigpending",
-            "stack",
-        ];
+        const KNOWN: &[&str] = pier_common::ULIMIT_NAMES;
         if !KNOWN.contains(&name) {
             return Err(format!("invalid ulimit type: {name}"));
         }
