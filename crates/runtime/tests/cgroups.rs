@@ -6,7 +6,7 @@
 //! cleaned up by Drop guards, even when a test fails.
 //!
 //! Container ids start with "cgt-" and cgroups live under
-//! /pier-cgtest-<pid>/, so these tests never collide with other test
+//! /pier-cgtest-<pid>-<n>/ (one per test thread), so these tests never collide with other test
 //! binaries running at the same time.
 
 use std::fs;
@@ -22,9 +22,14 @@ fn is_v2() -> bool {
     Path::new(ROOT).join("cgroup.controllers").exists()
 }
 
-/// The cgroup (inside the hierarchy) all of this process's tests use.
+/// The cgroup (inside the hierarchy) the current test's containers go
+/// under: one per test thread, since each test's Bundle removes it when
+/// dropped, which must not pull it from under a test running beside.
 fn parent_cgroup() -> String {
-    format!("/pier-cgtest-{}", std::process::id())
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    thread_local!(static TAG: u64 = NEXT.fetch_add(1, Ordering::Relaxed));
+    TAG.with(|t| format!("/pier-cgtest-{}-{t}", std::process::id()))
 }
 
 /// Directory of `controller` for the in-hierarchy `path` (v2: one tree).
