@@ -31,10 +31,25 @@ fn last(context: &str) -> InitError {
 pub fn setup(sock: RawFd, console: bool) -> InitResult<()> {
     // SAFETY: plain syscalls on descriptors we own, with valid pointers.
     unsafe {
-        let master = libc::open(
-            c"/dev/ptmx".as_ptr(),
-            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
-        );
+        // The parent writes the container's device cgroup while the init
+        // sets up (create.rs); on cgroup v1 that write denies every device
+        // before it allows the spec's ones again, so an open in that
+        // moment fails with EPERM: try again for a while (200 x 1 ms).
+        let mut master = -1;
+        for _ in 0..200 {
+            master = libc::open(
+                c"/dev/ptmx".as_ptr(),
+                libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+            );
+            if master >= 0 || *libc::__errno_location() != libc::EPERM {
+                break;
+            }
+            let pause = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 1_000_000,
+            };
+            libc::nanosleep(&pause, std::ptr::null_mut());
+        }
         if master < 0 {
             return Err(last("opening /dev/ptmx"));
         }
