@@ -311,8 +311,7 @@ fn a_daemon_killed_during_load_leaves_a_consistent_store() {
 
     let b = env();
     b.ok(&["images"]); // starts pierd
-    let pid = b.daemon_pid().unwrap();
-    // Slow the upload down so the kill lands mid-stream.
+                       // Slow the upload down so the kill lands mid-stream.
     let mut load = b
         .pier()
         .args(["load"])
@@ -331,14 +330,7 @@ fn a_daemon_killed_during_load_leaves_a_consistent_store() {
     while std::fs::read_dir(&ingest).unwrap().count() == 0 && t.elapsed().as_secs() < 10 {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    // SAFETY: killing the pierd this test started.
-    unsafe { libc::kill(pid, libc::SIGKILL) };
-    // SIGKILL is delivered asynchronously: until the old pierd is gone, its
-    // listening socket still accepts a connection it will never answer.
-    let t = std::time::Instant::now();
-    while Path::new(&format!("/proc/{pid}")).exists() && t.elapsed().as_secs() < 10 {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    b.kill_daemon();
     drop(stdin);
     let _ = load.wait();
     // The next command starts a new pierd, which cleans what the crash left.

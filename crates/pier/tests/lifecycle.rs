@@ -132,18 +132,6 @@ fn kill9(pid: i32) {
     );
 }
 
-/// SIGKILLs the environment's pierd and waits until it is gone (its socket
-/// closed), so that the next command starts a new one.
-fn kill_pierd(env: &PierEnv) {
-    let pid = env.daemon_pid().expect("pierd runs");
-    kill9(pid);
-    // Reaped, not only a zombie: the zombie leader of a multi-threaded
-    // process may still have threads holding the API socket open.
-    eventually("the killed pierd to be gone", || {
-        !std::path::Path::new(&format!("/proc/{pid}")).exists()
-    });
-}
-
 #[test]
 fn stop_start_kill_wait_and_rm_as_docker() {
     let env = env();
@@ -530,7 +518,7 @@ fn running_containers_survive_a_sigkilled_pierd() {
     let four_pid: i32 = inspect(&env, "four", "{{.State.Pid}}").parse().unwrap();
     let four = id_of(&env, "four");
 
-    kill_pierd(&env);
+    env.kill_daemon();
     // The next command starts a new pierd, which re-adopts them.
     let ps = env.ok(&["ps", "--format", "{{.Names}} {{.State}}"]);
     let mut ps: Vec<&str> = ps.lines().collect();
@@ -552,7 +540,7 @@ fn running_containers_survive_a_sigkilled_pierd() {
 
     // A container that ends while pierd is down: its exit is collected.
     // One whose shim dies meanwhile: reported killed, and cleaned up.
-    kill_pierd(&env);
+    env.kill_daemon();
     kill9(two_pid);
     eventually("two's init to be reaped", || !alive(two_pid));
     let four_shim = parent_pid(four_pid);
@@ -584,7 +572,7 @@ fn pierd_cleans_what_a_crash_during_create_or_start_left() {
     let _c = Cleanup(&env);
     env.ok(&["run", "--name", "done", "busybox", "true"]);
     let done = id_of(&env, "done");
-    kill_pierd(&env);
+    env.kill_daemon();
 
     // A create that died before writing its record, with its rootfs
     // mounted; a stopped container whose rootfs a dying start left mounted;

@@ -47,18 +47,6 @@ fn kill9(pid: i32) {
     );
 }
 
-/// SIGKILLs the environment's pierd and waits until it is gone (its socket
-/// closed), so that the next command starts a new one.
-fn kill_pierd(env: &PierEnv) {
-    let pid = env.daemon_pid().expect("pierd runs");
-    kill9(pid);
-    // Reaped, not only a zombie: the zombie leader of a multi-threaded
-    // process may still have threads holding the API socket open.
-    eventually("the killed pierd to be gone", || {
-        !std::path::Path::new(&format!("/proc/{pid}")).exists()
-    });
-}
-
 const STATE: &str = "{{.State.Status}} {{.RestartCount}} {{.State.ExitCode}} {{.State.Restarting}}";
 
 #[test]
@@ -147,7 +135,7 @@ fn always_survives_its_death_and_pierd_restarts_until_stopped() {
         .iter()
         .map(|n| inspect(&env, n, "{{.State.Pid}}").parse().unwrap())
         .collect();
-    kill_pierd(&env);
+    env.kill_daemon();
     for p in &pids {
         kill9(*p);
     }
@@ -175,7 +163,7 @@ fn always_survives_its_death_and_pierd_restarts_until_stopped() {
         "exited false"
     );
     // ...until pierd restarts: always comes back, unless-stopped does not.
-    kill_pierd(&env);
+    env.kill_daemon();
     eventually("always back after pierd's restart", || {
         inspect(&env, "always", "{{.State.Status}}") == "running"
     });

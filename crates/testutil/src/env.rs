@@ -70,6 +70,25 @@ impl PierEnv {
             .to_string()
     }
 
+    /// SIGKILLs this environment's pierd and waits until it is reaped, so
+    /// that the next command starts a new one. A zombie is not enough: the
+    /// zombie leader of a multi-threaded process may still have threads
+    /// holding the API socket, which would accept a connection and drop it.
+    pub fn kill_daemon(&self) -> i32 {
+        let pid = self.daemon_pid().expect("pierd runs");
+        // SAFETY: signalling the pierd this environment started.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        let t = std::time::Instant::now();
+        while Path::new(&format!("/proc/{pid}")).exists() {
+            assert!(
+                t.elapsed() < std::time::Duration::from_secs(30),
+                "pierd {pid} still there 30 s after SIGKILL"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        pid
+    }
+
     /// pid of this environment's pierd, if it runs.
     pub fn daemon_pid(&self) -> Option<i32> {
         let pid: i32 = fs::read_to_string(self.exec_root.join("pierd.pid"))
