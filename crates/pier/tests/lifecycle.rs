@@ -269,6 +269,40 @@ fn start_reruns_an_exited_container_on_its_own_filesystem() {
     assert_eq!(out.status.code(), Some(0));
 }
 
+/// A restart starts the container again as soon as its exit is known. The
+/// old shim must have released the rootfs mount and runtime state by then,
+/// or it takes them from the new start (seen in CI as "sleep: executable
+/// file not found" from `docker restart`).
+#[test]
+fn back_to_back_restarts_keep_the_rootfs_and_state() {
+    let env = env();
+    let _c = Cleanup(&env);
+    // Four at once, so that the old shims' clean-up competes for the CPU
+    // with the new starts.
+    std::thread::scope(|s| {
+        for n in 0..4 {
+            let env = &env;
+            s.spawn(move || {
+                let name = format!("rr{n}");
+                env.ok(&["run", "-d", "--name", &name, "busybox", "sleep", "1000"]);
+                for i in 0..25 {
+                    let out = env.run(&["restart", "-t", "0", &name]);
+                    assert!(
+                        out.status.success(),
+                        "restart {i} of {name} failed: {}",
+                        stderr(&out)
+                    );
+                    assert_eq!(
+                        env.ok(&["exec", &name, "ls", "/bin/sleep"]),
+                        "/bin/sleep\n",
+                        "after restart {i} of {name}"
+                    );
+                }
+            });
+        }
+    });
+}
+
 #[test]
 fn pause_unpause_and_stop_a_paused_container() {
     let env = env();

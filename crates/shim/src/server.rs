@@ -1163,25 +1163,54 @@ impl Shim {
         }
     }
 
+    /// Deletes the runtime's container and unmounts what pierd asked for.
+    fn release_container(&self) {
+        if let Ok(c) = Runtime::new(&self.cfg.runtime_root).load(&self.cfg.id) {
+            if let Err(e) = c.delete(true) {
+                eprintln!("pier-shim {}: deleting the container: {e}", self.cfg.id);
+            }
+        }
+        for path in &self.cfg.unmount {
+            if let Err(e) = rustix::mount::unmount(path, rustix::mount::UnmountFlags::DETACH) {
+                if e != rustix::io::Errno::INVAL && e != rustix::io::Errno::NOENT {
+                    eprintln!(
+                        "pier-shim {}: unmounting {}: {e}",
+                        self.cfg.id,
+                        path.display()
+                    );
+                }
+            }
+        }
+    }
+
     /// The container has exited and its output is drained: record the exit,
-    /// answer waiters, release the container's resources and leave.
+    /// release the container's resources, answer waiters and leave.
     fn finish(&mut self) -> i32 {
         if let Err(e) = self.log.flush() {
             eprintln!("pier-shim {}: writing the log: {e}", self.cfg.id);
         }
-        let exit = self.exit.clone().unwrap_or(ExitInfo {
-            exit_code: 255,
-            oom_killed: false,
-            finished_at: pier_common::time::now_rfc3339(),
-        });
+        let exit = self
+            .exit
+            .get_or_insert_with(|| ExitInfo {
+                exit_code: 255,
+                oom_killed: false,
+                finished_at: pier_common::time::now_rfc3339(),
+            })
+            .clone();
+        // The container's pid namespace is gone, and its execs with it.
+        self.reap();
+        // Release the container before anyone can learn of its exit (from a
+        // wait answer or exit.json): pierd may then start it again at once,
+        // mounting a new rootfs at the same path and creating a runtime
+        // container of the same id, which a late delete or unmount from here
+        // would take away.
+        self.release_container();
         if let Err(e) = write_atomic(&self.dir.join(EXIT_FILE), &exit) {
             eprintln!("pier-shim {}: recording the exit status: {e}", self.cfg.id);
         }
         // From here on, clients that connect read exit.json instead.
         self.listener = None;
         let _ = std::fs::remove_file(self.dir.join(SOCKET_FILE));
-        // The container's pid namespace is gone, and its execs with it.
-        self.reap();
         for e in std::mem::take(&mut self.execs) {
             let exit = ExecExit {
                 // Killed with the container's init (SIGKILL) if not reaped.
@@ -1202,22 +1231,6 @@ impl Shim {
             let _ = c.stream.shutdown(std::net::Shutdown::Both);
         }
         self.clients.clear();
-        if let Ok(c) = Runtime::new(&self.cfg.runtime_root).load(&self.cfg.id) {
-            if let Err(e) = c.delete(true) {
-                eprintln!("pier-shim {}: deleting the container: {e}", self.cfg.id);
-            }
-        }
-        for path in &self.cfg.unmount {
-            if let Err(e) = rustix::mount::unmount(path, rustix::mount::UnmountFlags::DETACH) {
-                if e != rustix::io::Errno::INVAL && e != rustix::io::Errno::NOENT {
-                    eprintln!(
-                        "pier-shim {}: unmounting {}: {e}",
-                        self.cfg.id,
-                        path.display()
-                    );
-                }
-            }
-        }
         0
     }
 }
