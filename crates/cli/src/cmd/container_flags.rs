@@ -105,6 +105,18 @@ pub struct ContainerFlags {
     /// Timeout (in seconds) to stop a container
     #[arg(long = "stop-timeout", value_name = "INT", allow_hyphen_values = true)]
     pub stop_timeout: Option<String>,
+    /// Bind mount a volume (SRC:DST[:OPTS], or DST for an anonymous volume)
+    #[arg(short = 'v', long, value_name = "VOLUME")]
+    pub volume: Vec<String>,
+    /// Attach a filesystem mount to the container (type=bind|volume|tmpfs,src=,dst=,...)
+    #[arg(long, value_name = "MOUNT")]
+    pub mount: Vec<String>,
+    /// Mount a tmpfs directory (DST[:OPTS])
+    #[arg(long, value_name = "DST")]
+    pub tmpfs: Vec<String>,
+    /// Mount volumes from the specified container(s) (CONTAINER[:ro|rw])
+    #[arg(long = "volumes-from", value_name = "CONTAINER")]
+    pub volumes_from: Vec<String>,
 }
 
 /// Docker's message for a flag value it cannot parse.
@@ -381,6 +393,14 @@ impl ContainerFlags {
             hc.insert("SecurityOpt".into(), json!(opts));
         }
 
+        let volumes = super::mount_flags::MountFlags {
+            volume: &self.volume,
+            mount: &self.mount,
+            tmpfs: &self.tmpfs,
+            volumes_from: &self.volumes_from,
+        }
+        .apply(&mut hc)?;
+
         let stop_timeout = match &self.stop_timeout {
             Some(t) => Some(parse_int(t).map_err(|e| bad(t, "--stop-timeout", e))?),
             None => None,
@@ -405,6 +425,9 @@ impl ContainerFlags {
         }
         if let Some(e) = &self.entrypoint {
             body["Entrypoint"] = if e.is_empty() { json!([]) } else { json!([e]) };
+        }
+        if let Some(v) = volumes {
+            body["Volumes"] = v;
         }
         if let Some(s) = &self.stop_signal {
             body["StopSignal"] = json!(s);

@@ -12,6 +12,7 @@ pub mod inspect;
 pub mod lifecycle;
 pub mod login;
 pub mod logs;
+pub mod mount_flags;
 pub mod prune;
 pub mod ps;
 pub mod pull;
