@@ -123,8 +123,7 @@ pub async fn start(engine: State, Path(id): Path<String>, mut req: Request) -> R
             .map_err(|f| Error::new(StatusCode::INTERNAL_SERVER_ERROR, f.message))?;
         let engine = engine.0.clone();
         tokio::spawn(async move {
-            let code = relay(stream, None::<tokio::io::DuplexStream>, &rec).await;
-            engine.exec_exited(&rec.id, code);
+            relay(stream, None::<tokio::io::DuplexStream>, &rec, &engine).await;
         });
         return Ok(([(header::CONTENT_TYPE, "application/json")], Body::empty()).into_response());
     }
@@ -147,8 +146,7 @@ pub async fn start(engine: State, Path(id): Path<String>, mut req: Request) -> R
         let mut client = TokioIo::new(upgraded);
         match engine.exec_run(&rec).await {
             Ok(stream) => {
-                let code = relay(stream, Some(client), &rec).await;
-                engine.exec_exited(&rec.id, code);
+                relay(stream, Some(client), &rec, &engine).await;
             }
             Err(f) => {
                 // As docker: the error is written to the stream.
@@ -178,9 +176,10 @@ pub async fn start(engine: State, Path(id): Path<String>, mut req: Request) -> R
 }
 
 /// Copies the shim's exec stream to the client (raw with a terminal) and
-/// the client's input to the shim, until the exit frame; returns the exit
-/// code.
-async fn relay<C>(shim: ShimStream, client: Option<C>, rec: &ExecRecord) -> i32
+/// the client's input to the shim, until the exit frame; then records the
+/// exit code, before the client sees its stream end (it asks for the code
+/// at once).
+async fn relay<C>(shim: ShimStream, client: Option<C>, rec: &ExecRecord, engine: &Engine)
 where
     C: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -245,6 +244,7 @@ where
             break;
         }
     }
+    engine.exec_exited(&rec.id, code);
     if let Some(w) = &mut client_w {
         let _ = w.flush().await;
         let _ = w.shutdown().await;
@@ -252,5 +252,4 @@ where
     if let Some(i) = input {
         i.abort();
     }
-    code
 }
