@@ -6,7 +6,12 @@
 //! docker's `local` driver: a tmpfs, a bind of a host directory, a device)
 //! has that filesystem mounted on `_data` while containers use it.
 
+mod copy;
+mod fsutil;
+mod options;
+
 use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 /// Label docker puts on anonymous volumes (`-v /dst`, image VOLUME).
@@ -62,11 +67,66 @@ pub struct Store {
     root: PathBuf,
 }
 
+/// Per-volume metadata file, beside `_data`.
+const META: &str = "volume.json";
+const DATA: &str = "_data";
+/// Prefixes of the store's own work directories (never valid volume names).
+const CREATING: &str = ".creating-";
+const REMOVING: &str = ".removing-";
+
+fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+    let what = what.into();
+    move |source| Error::Io { what, source }
+}
+
 impl Store {
     /// Opens (creating it if needed) the store at `root` (DATA_ROOT/volumes).
     pub fn open(root: &Path) -> Result<Store> {
-        let _ = root;
-        todo!("helper: pier-volume")
+        if !root.is_dir() {
+            std::fs::create_dir_all(root)
+                .map_err(io_err(format!("creating volume store {}", root.display())))?;
+            // As docker's volumes directory: others may only traverse.
+            std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o701))
+                .map_err(io_err(format!("chmod {}", root.display())))?;
+        }
+        let store = Store {
+            root: root.to_path_buf(),
+        };
+        store.clean_leftovers();
+        Ok(store)
+    }
+
+    /// Finishes removals and drops creations that a crash interrupted
+    /// (a creation only once it is a minute old: another store on the
+    /// same root may be creating right now).
+    fn clean_leftovers(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.root) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            let stale = if name.starts_with(REMOVING) {
+                true
+            } else if name.starts_with(CREATING) {
+                e.metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age.as_secs() > 60)
+            } else {
+                false
+            };
+            if stale {
+                if let Err(err) = fsutil::remove_tree(&e.path()) {
+                    eprintln!("pier-volume: leftover {}: {err}", e.path().display());
+                }
+            }
+        }
+    }
+
+    fn dir(&self, name: &str) -> PathBuf {
+        self.root.join(name)
     }
 
     /// Creates a volume, or returns the existing one of that name (as
@@ -78,50 +138,248 @@ impl Store {
         name: Option<&str>,
         driver: Option<&str>,
         options: BTreeMap<String, String>,
-        labels: BTreeMap<String, String>,
+        mut labels: BTreeMap<String, String>,
     ) -> Result<(Volume, bool)> {
-        let _ = (name, driver, options, labels, &self.root);
-        todo!("helper: pier-volume")
+        let name = match name {
+            Some(n) => n.to_string(),
+            None => {
+                labels.insert(ANONYMOUS_LABEL.to_string(), String::new());
+                fsutil::random_hex(32)
+            }
+        };
+        match driver {
+            None | Some("") | Some("local") => {}
+            Some(d) => {
+                return Err(Error::InvalidOptions(format!(
+                    "create {name}: error looking up volume plugin {d}: plugin {d:?} not found \
+                     (pier has only the \"local\" driver)"
+                )))
+            }
+        }
+        validate_name(&name)?;
+        // As docker: an existing volume is returned as it is, whatever
+        // options and labels this create asked for.
+        match self.get(&name) {
+            Ok(v) => return Ok((v, false)),
+            Err(Error::NotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+        options::validate(&name, &options)?;
+        let (secs, _) = pier_common::time::unix_now();
+        let v = Volume {
+            name: name.clone(),
+            driver: "local".to_string(),
+            labels,
+            options,
+            created_at: pier_common::time::rfc3339(secs, 0),
+            mountpoint: self.dir(&name).join(DATA),
+        };
+        let what = || format!("creating volume {name}");
+        let json =
+            serde_json::to_vec_pretty(&v).map_err(|e| io_err(what())(std::io::Error::other(e)))?;
+        // Built under a temporary name, then renamed into place: a crash
+        // leaves a `.creating-` directory, never a volume without metadata.
+        let tmp = self
+            .root
+            .join(format!("{CREATING}{}", fsutil::random_hex(8)));
+        let built = (|| -> std::io::Result<()> {
+            fsutil::mkdir_mode(&tmp, 0o701)?;
+            fsutil::mkdir_mode(&tmp.join(DATA), 0o755)?;
+            fsutil::write_atomic(&tmp, META, &json, 0o600)
+        })();
+        if let Err(e) = built {
+            let _ = fsutil::remove_tree(&tmp);
+            return Err(io_err(what())(e));
+        }
+        let dst = self.dir(&name);
+        let renamed = rustix::fs::renameat_with(
+            rustix::fs::CWD,
+            &tmp,
+            rustix::fs::CWD,
+            &dst,
+            rustix::fs::RenameFlags::NOREPLACE,
+        );
+        match renamed {
+            Ok(()) => {
+                fsutil::fsync_dir(&self.root).map_err(io_err(what()))?;
+                Ok((v, true))
+            }
+            Err(rustix::io::Errno::EXIST) | Err(rustix::io::Errno::NOTEMPTY) => {
+                let _ = fsutil::remove_tree(&tmp);
+                match self.get(&name) {
+                    // Created meanwhile by someone else.
+                    Ok(existing) => Ok((existing, false)),
+                    // A directory of that name without metadata (made by
+                    // hand): adopt it, keeping what it holds.
+                    Err(Error::NotFound(_)) => {
+                        let data = dst.join(DATA);
+                        if !data.is_dir() {
+                            fsutil::mkdir_mode(&data, 0o755).map_err(io_err(what()))?;
+                        }
+                        fsutil::write_atomic(&dst, META, &json, 0o600).map_err(io_err(what()))?;
+                        Ok((v, true))
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            Err(e) => {
+                let _ = fsutil::remove_tree(&tmp);
+                Err(io_err(format!(
+                    "{}: rename {} to {}",
+                    what(),
+                    tmp.display(),
+                    dst.display()
+                ))(e.into()))
+            }
+        }
     }
 
     pub fn get(&self, name: &str) -> Result<Volume> {
-        let _ = name;
-        todo!("helper: pier-volume")
+        // Invalid names never reach the filesystem (no `..`, no `/`).
+        if validate_name(name).is_err() {
+            return Err(Error::NotFound(name.to_string()));
+        }
+        let dir = self.dir(name);
+        let meta = dir.join(META);
+        let bytes = match std::fs::read(&meta) {
+            Ok(b) => b,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound
+                    || e.raw_os_error() == Some(libc::ENOTDIR) =>
+            {
+                return Err(Error::NotFound(name.to_string()))
+            }
+            Err(e) => return Err(io_err(format!("reading {}", meta.display()))(e)),
+        };
+        let bad = |msg: String| {
+            io_err(format!("reading {}", meta.display()))(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                msg,
+            ))
+        };
+        let mut v: Volume = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
+        if v.name != name {
+            return Err(bad(format!("it names volume {:?}", v.name)));
+        }
+        // Where the data is now, even if the data root moved.
+        v.mountpoint = dir.join(DATA);
+        Ok(v)
     }
 
     /// All volumes, sorted by name; unreadable entries are skipped with a
     /// message on stderr.
     pub fn list(&self) -> Result<Vec<Volume>> {
-        todo!("helper: pier-volume")
+        let entries = std::fs::read_dir(&self.root)
+            .map_err(io_err(format!("reading {}", self.root.display())))?;
+        let mut out = Vec::new();
+        for e in entries {
+            let e = match e {
+                Ok(e) => e,
+                Err(err) => {
+                    eprintln!("pier-volume: reading {}: {err}", self.root.display());
+                    continue;
+                }
+            };
+            let Some(name) = e.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            // The store's own work directories and stray files.
+            if validate_name(&name).is_err() {
+                continue;
+            }
+            match self.get(&name) {
+                Ok(v) => out.push(v),
+                // No metadata: not a volume.
+                Err(Error::NotFound(_)) => {}
+                Err(err) => eprintln!("pier-volume: skipping volume {name}: {err}"),
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
     }
 
     /// Deletes the volume and its data (unmounting its options' filesystem
     /// first). Whether containers use it is the engine's concern.
     pub fn remove(&self, name: &str) -> Result<()> {
-        let _ = name;
-        todo!("helper: pier-volume")
+        let v = self.get(name)?;
+        let what = || format!("removing volume {name}");
+        let dir = self.dir(&v.name);
+        let data = dir.join(DATA);
+        // Unmount whatever is on _data (stacked mounts included); never
+        // recurse into a mounted filesystem (a bind of host data).
+        for _ in 0..16 {
+            if !fsutil::is_mount_point(&data).map_err(io_err(what()))? {
+                break;
+            }
+            options::unmount(&data)?;
+        }
+        if fsutil::is_mount_point(&data).map_err(io_err(what()))? {
+            return Err(io_err(what())(std::io::Error::other(format!(
+                "{} is still a mount point; unmount it first",
+                data.display()
+            ))));
+        }
+        // Out of sight first, so a failed deletion leaves no broken volume;
+        // `open` finishes the deletion of leftovers.
+        let doomed = self
+            .root
+            .join(format!("{REMOVING}{}", fsutil::random_hex(8)));
+        std::fs::rename(&dir, &doomed).map_err(io_err(format!(
+            "{}: rename {} to {}",
+            what(),
+            dir.display(),
+            doomed.display()
+        )))?;
+        fsutil::remove_tree(&doomed).map_err(io_err(what()))?;
+        let _ = fsutil::fsync_dir(&self.root);
+        Ok(())
     }
 
     /// Makes the volume's data ready for a container and returns the host
     /// path to bind-mount: for a volume with options, mounts them on
     /// `_data` unless already mounted; otherwise just `_data`.
     pub fn mount(&self, v: &Volume) -> Result<PathBuf> {
-        let _ = v;
-        todo!("helper: pier-volume")
+        validate_name(&v.name).map_err(|_| Error::NotFound(v.name.clone()))?;
+        let data = self.dir(&v.name).join(DATA);
+        if !data.is_dir() {
+            return Err(Error::NotFound(v.name.clone()));
+        }
+        if options::needs_mount(&v.options) {
+            options::mount(&v.options, &data)?;
+        }
+        Ok(data)
     }
 
     /// Unmounts a volume's options filesystem (no-op for plain volumes),
     /// when no running container uses it any more.
     pub fn unmount(&self, v: &Volume) -> Result<()> {
-        let _ = v;
-        todo!("helper: pier-volume")
+        if !options::needs_mount(&v.options) || validate_name(&v.name).is_err() {
+            return Ok(());
+        }
+        options::unmount(&self.dir(&v.name).join(DATA))
     }
 }
 
 /// Docker's local volume name rule: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
 pub fn validate_name(name: &str) -> Result<()> {
-    let _ = name;
-    todo!("helper: pier-volume")
+    let first = |c: u8| c.is_ascii_alphanumeric();
+    let rest = |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-');
+    let b = name.as_bytes();
+    // As docker: a single valid character is "too short"; anything else
+    // that does not match "includes invalid characters".
+    if b.len() == 1 && first(b[0]) {
+        return Err(Error::InvalidName(format!(
+            "create {name}: volume name is too short, names should be at least two alphanumeric characters"
+        )));
+    }
+    if b.len() < 2 || !first(b[0]) || !b[1..].iter().all(|&c| rest(c)) {
+        return Err(Error::InvalidName(format!(
+            "create {name}: {name:?} includes invalid characters for a local volume name, \
+             only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host \
+             directory, use absolute path"
+        )));
+    }
+    Ok(())
 }
 
 /// Docker's copy-up: fills the empty directory `volume_data` with what the
@@ -131,6 +389,8 @@ pub fn validate_name(name: &str) -> Result<()> {
 /// owners and times. Returns false, copying nothing, when `volume_data` is
 /// not empty or the image has no directory there.
 pub fn copy_up(rootfs: &Path, destination: &str, volume_data: &Path) -> std::io::Result<bool> {
-    let _ = (rootfs, destination, volume_data);
-    todo!("helper: pier-volume")
+    copy::copy_up(rootfs, destination, volume_data)
 }
+
+#[cfg(test)]
+mod tests;
