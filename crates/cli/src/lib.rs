@@ -127,6 +127,9 @@ enum Command {
     /// Run an image registry (OCI distribution) or collect its garbage
     #[command(subcommand)]
     Registry(cmd::registry::RegistryCommand),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(cmd::volume::VolumeCommand),
     /// Manage pier
     #[command(subcommand)]
     System(SystemCommand),
@@ -336,6 +339,7 @@ async fn dispatch(cli: Cli) -> Result<i32, CliError> {
         Command::Stats(a) => cmd::stats::stats(&client, a).await,
         Command::Export(a) => cmd::image_ops::export(&client, a).await,
         Command::Registry(c) => cmd::registry::run(c).await,
+        Command::Volume(c) => cmd::volume::run(&client, c).await,
         Command::System(SystemCommand::Df(a)) => cmd::image_ops::df(&client, a).await,
         Command::Info | Command::System(SystemCommand::Info) => cmd::system::info(&client).await,
         Command::Version => cmd::system::version(&client).await,

@@ -1,0 +1,544 @@
+//! `pier volume create|ls|inspect|rm|prune`: one Docker Engine API call
+//! each (`/volumes...`), printed as the docker 28 CLI prints them. Errors
+//! from the daemon exit 1, as docker's volume commands do; a bad flag
+//! value exits 125 before anything is sent.
+
+use super::image_ops::{exit1, print_formatted};
+use crate::client::{empty, encode, full, Client};
+use crate::error::CliError;
+use crate::format::human_size;
+use crate::template::Template;
+use hyper::Method;
+use serde_json::{json, Map, Value};
+use std::cmp::Ordering;
+use std::io::Write;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum VolumeCommand {
+    /// Create a volume
+    Create(CreateArgs),
+    /// List volumes
+    #[command(alias = "list")]
+    Ls(LsArgs),
+    /// Display detailed information on one or more volumes
+    Inspect(InspectArgs),
+    /// Remove one or more volumes
+    #[command(alias = "remove")]
+    Rm(RmArgs),
+    /// Remove unused local volumes
+    Prune(PruneArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CreateArgs {
+    /// Specify volume name
+    #[arg(long = "name", value_name = "NAME")]
+    name_flag: Option<String>,
+    /// Specify volume driver name
+    #[arg(short, long, default_value = "local")]
+    driver: String,
+    /// Set driver specific options (KEY=VALUE)
+    #[arg(short, long = "opt", value_name = "KEY=VALUE")]
+    opt: Vec<String>,
+    /// Set metadata for a volume (KEY=VALUE)
+    #[arg(long, value_name = "KEY=VALUE")]
+    label: Vec<String>,
+    /// Name of the volume (a random one when none is given)
+    #[arg(value_name = "VOLUME")]
+    name: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LsArgs {
+    /// Only display volume names
+    #[arg(short, long)]
+    quiet: bool,
+    /// Provide filter values (e.g. 'dangling=true', 'driver=local', 'label=k=v', 'name=x')
+    #[arg(short, long = "filter", value_name = "FILTER")]
+    filter: Vec<String>,
+    /// Format output using a Go template (or "table ...", "json")
+    #[arg(long)]
+    format: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct InspectArgs {
+    /// Format output using a Go template (or "json")
+    #[arg(short, long)]
+    format: Option<String>,
+    #[arg(required = true, value_name = "VOLUME")]
+    volumes: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RmArgs {
+    /// Force the removal of one or more volumes
+    #[arg(short, long)]
+    force: bool,
+    #[arg(required = true, value_name = "VOLUME")]
+    volumes: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PruneArgs {
+    /// Remove all unused volumes, not just anonymous ones
+    #[arg(short, long)]
+    all: bool,
+    /// Do not prompt for confirmation
+    #[arg(short, long)]
+    force: bool,
+    /// Provide filter values (e.g. "label=<label>")
+    #[arg(long = "filter", value_name = "FILTER")]
+    filter: Vec<String>,
+}
+
+pub async fn run(client: &Client, cmd: VolumeCommand) -> Result<i32, CliError> {
+    match cmd {
+        VolumeCommand::Create(a) => create(client, a).await,
+        VolumeCommand::Ls(a) => ls(client, a).await,
+        VolumeCommand::Inspect(a) => inspect(client, a).await,
+        VolumeCommand::Rm(a) => rm(client, a).await,
+        VolumeCommand::Prune(a) => prune(client, a).await,
+    }
+}
+
+/// Docker's message for a flag value it cannot take (exit 125).
+fn bad_flag(value: &str, flag: &str, why: &str) -> CliError {
+    CliError::engine(format!(
+        "invalid argument \"{value}\" for \"{flag}\" flag: {why}"
+    ))
+}
+
+/// `--label` values as the Docker CLI checks them (a name, no whitespace
+/// in it) and their map.
+pub fn labels(flags: &[String]) -> Result<Map<String, Value>, CliError> {
+    let mut m = Map::new();
+    for l in flags {
+        let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
+        if k.trim().is_empty() {
+            return Err(bad_flag(
+                l,
+                "--label",
+                &format!("invalid label '{l}': empty name"),
+            ));
+        }
+        if k.contains(char::is_whitespace) {
+            return Err(bad_flag(
+                l,
+                "--label",
+                &format!("label '{k}' contains whitespaces"),
+            ));
+        }
+        m.insert(k.to_string(), json!(v));
+    }
+    Ok(m)
+}
+
+/// The `POST /volumes/create` body, as the docker CLI sends it: Name and
+/// DriverOpts/Labels only when given.
+pub fn create_body(args: &CreateArgs) -> Result<Value, CliError> {
+    let name = match (&args.name, &args.name_flag) {
+        (Some(_), Some(_)) => {
+            return Err(exit1(CliError::engine(
+                "conflicting options: cannot specify a volume-name through both --name and as a positional arg",
+            )))
+        }
+        (Some(n), None) | (None, Some(n)) => Some(n),
+        (None, None) => None,
+    };
+    let mut body = Map::new();
+    body.insert("Driver".into(), json!(args.driver));
+    if let Some(n) = name {
+        body.insert("Name".into(), json!(n));
+    }
+    if !args.opt.is_empty() {
+        let mut opts = Map::new();
+        for o in &args.opt {
+            let (k, v) = o.split_once('=').unwrap_or((o.as_str(), ""));
+            opts.insert(k.to_string(), json!(v));
+        }
+        body.insert("DriverOpts".into(), Value::Object(opts));
+    }
+    let labels = labels(&args.label)?;
+    if !labels.is_empty() {
+        body.insert("Labels".into(), Value::Object(labels));
+    }
+    Ok(Value::Object(body))
+}
+
+async fn create(client: &Client, args: CreateArgs) -> Result<i32, CliError> {
+    let body = create_body(&args)?;
+    let resp = client
+        .send(Method::POST, "/volumes/create", full(body.to_string()))
+        .await
+        .map_err(exit1)?;
+    let v: Value = crate::client::read_json(resp).await.map_err(exit1)?;
+    println!("{}", v["Name"].as_str().unwrap_or_default());
+    Ok(0)
+}
+
+/// Docker's `filters` query value for `-f key=value` flags, with the docker
+/// CLI's message for one without `=` (exit 125).
+fn filters(flags: &[String], flag: &str) -> Result<String, CliError> {
+    for f in flags {
+        if !f.contains('=') {
+            return Err(bad_flag(
+                f,
+                flag,
+                "bad format of filter (expected name=value)",
+            ));
+        }
+    }
+    super::images::filters_query(flags)
+}
+
+/// Names compared as the docker CLI sorts them (sortorder.NaturalLess):
+/// digit runs by their value, the rest byte by byte.
+pub fn natural_cmp(a: &str, b: &str) -> Ordering {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        if a[i].is_ascii_digit() && b[j].is_ascii_digit() {
+            let run = |s: &[u8], mut k: usize| {
+                let start = k;
+                while k < s.len() && s[k].is_ascii_digit() {
+                    k += 1;
+                }
+                (start, k)
+            };
+            let ((sa, ea), (sb, eb)) = (run(a, i), run(b, j));
+            let trim = |s: &[u8], st: usize, en: usize| {
+                let mut st = st;
+                while st + 1 < en && s[st] == b'0' {
+                    st += 1;
+                }
+                st
+            };
+            let (ta, tb) = (trim(a, sa, ea), trim(b, sb, eb));
+            let by_value = (ea - ta)
+                .cmp(&(eb - tb))
+                .then_with(|| a[ta..ea].cmp(&b[tb..eb]))
+                .then_with(|| (ea - sa).cmp(&(eb - sb)));
+            if by_value != Ordering::Equal {
+                return by_value;
+            }
+            (i, j) = (ea, eb);
+        } else {
+            if a[i] != b[j] {
+                return a[i].cmp(&b[j]);
+            }
+            i += 1;
+            j += 1;
+        }
+    }
+    (a.len() - i).cmp(&(b.len() - j))
+}
+
+/// The fields `volume ls --format` knows, in docker's spelling, for one
+/// API Volume (keys in the order docker's `json` output has them).
+pub fn ls_row(v: &Value) -> Value {
+    let s = |k: &str| v[k].as_str().unwrap_or_default().to_string();
+    let mut labels: Vec<String> = v["Labels"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, val)| format!("{k}={}", val.as_str().unwrap_or_default()))
+        .collect();
+    labels.sort();
+    let usage = |k: &str| match v["UsageData"][k].as_i64() {
+        Some(n) if n >= 0 => Some(n),
+        _ => None,
+    };
+    let links = usage("RefCount").map_or("N/A".to_string(), |n| n.to_string());
+    let size = usage("Size").map_or("N/A".to_string(), human_size);
+    json!({
+        "Availability": "N/A",
+        "Driver": s("Driver"),
+        "Group": "N/A",
+        "Labels": labels.join(","),
+        "Links": links,
+        "Mountpoint": s("Mountpoint"),
+        "Name": s("Name"),
+        "Scope": s("Scope"),
+        "Size": size,
+        "Status": "N/A",
+    })
+}
+
+/// Docker's column titles for `volume ls` fields.
+fn ls_header(field: &str) -> String {
+    match field {
+        "Name" => "VOLUME NAME".into(),
+        f => f.to_uppercase(),
+    }
+}
+
+async fn ls(client: &Client, args: LsArgs) -> Result<i32, CliError> {
+    let q = filters(&args.filter, "-f, --filter")?;
+    let path = if q.is_empty() {
+        "/volumes".to_string()
+    } else {
+        format!("/volumes?filters={q}")
+    };
+    let v: Value = client.get_json(&path).await.map_err(exit1)?;
+    let mut list: Vec<&Value> = v["Volumes"].as_array().into_iter().flatten().collect();
+    list.sort_by(|a, b| {
+        natural_cmp(
+            a["Name"].as_str().unwrap_or_default(),
+            b["Name"].as_str().unwrap_or_default(),
+        )
+    });
+    let rows: Vec<Value> = list.into_iter().map(ls_row).collect();
+    let format = match args.format.as_deref() {
+        None | Some("") | Some("table") if args.quiet => "{{.Name}}",
+        None | Some("") | Some("table") => "table {{.Driver}}\t{{.Name}}",
+        Some(f) => f,
+    };
+    print_formatted(format, &rows, ls_header).map_err(exit1)?;
+    Ok(0)
+}
+
+/// Docker's indented JSON (4 spaces).
+fn json_indent(v: &Value) -> String {
+    let mut buf = Vec::new();
+    let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+    let mut ser = serde_json::Serializer::with_formatter(&mut buf, fmt);
+    let _ = serde::Serialize::serialize(v, &mut ser);
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+async fn inspect(client: &Client, args: InspectArgs) -> Result<i32, CliError> {
+    let template = match args.format.as_deref() {
+        Some(f) if !f.is_empty() && f != "json" => {
+            Some(Template::parse(f).map_err(|e| exit1(CliError::engine(e)))?)
+        }
+        _ => None,
+    };
+    let mut found = Vec::new();
+    let mut errors = Vec::new();
+    for name in &args.volumes {
+        match client
+            .get_json::<Value>(&format!("/volumes/{}", encode(name)))
+            .await
+        {
+            Ok(v) => found.push(v),
+            Err(e) => errors.push(e.message),
+        }
+    }
+    match (&template, args.format.as_deref()) {
+        (Some(t), _) => {
+            let mut out = std::io::stdout().lock();
+            for v in &found {
+                let line = t.render(v).map_err(|e| exit1(CliError::engine(e)))?;
+                let _ = writeln!(out, "{line}");
+            }
+        }
+        (None, Some("json")) => println!("{}", Value::Array(found)),
+        (None, _) => println!("{}", json_indent(&Value::Array(found))),
+    }
+    for e in &errors {
+        eprintln!("{e}");
+    }
+    Ok(i32::from(!errors.is_empty()))
+}
+
+async fn rm(client: &Client, args: RmArgs) -> Result<i32, CliError> {
+    let mut errors = Vec::new();
+    for name in &args.volumes {
+        let mut path = format!("/volumes/{}", encode(name));
+        if args.force {
+            path.push_str("?force=1");
+        }
+        match client.call(Method::DELETE, &path).await {
+            Ok(_) => println!("{name}"),
+            Err(e) => errors.push(e.message),
+        }
+    }
+    // As docker: the errors together, after the names that went.
+    for e in &errors {
+        eprintln!("{e}");
+    }
+    Ok(i32::from(!errors.is_empty()))
+}
+
+/// The prompt `volume prune` shows without `-f` (docker 28's text).
+pub fn prune_warning(all: bool) -> &'static str {
+    if all {
+        "WARNING! This will remove all local volumes not used by at least one container.\nAre you sure you want to continue? [y/N] "
+    } else {
+        "WARNING! This will remove anonymous local volumes not used by at least one container.\nAre you sure you want to continue? [y/N] "
+    }
+}
+
+async fn prune(client: &Client, args: PruneArgs) -> Result<i32, CliError> {
+    let mut filters_list = args.filter.clone();
+    if args.all {
+        if filters_list
+            .iter()
+            .any(|f| f.split('=').next().map(str::trim) == Some("all"))
+        {
+            return Err(exit1(CliError::engine(
+                "conflicting options: cannot specify both --all and --filter all=1",
+            )));
+        }
+        filters_list.push("all=true".into());
+    }
+    let q = filters(&filters_list, "--filter")?;
+    if !args.force {
+        print!("{}", prune_warning(args.all));
+        let _ = std::io::stdout().flush();
+        let mut line = String::new();
+        let _ = std::io::stdin().read_line(&mut line);
+        if !matches!(line.trim(), "y" | "Y" | "yes") {
+            return Ok(0);
+        }
+    }
+    let path = if q.is_empty() {
+        "/volumes/prune".to_string()
+    } else {
+        format!("/volumes/prune?filters={q}")
+    };
+    let resp = client
+        .send(Method::POST, &path, empty())
+        .await
+        .map_err(exit1)?;
+    let v: Value = crate::client::read_json(resp).await.map_err(exit1)?;
+    let mut reclaimed = 0;
+    if let Some(names) = v["VolumesDeleted"].as_array().filter(|a| !a.is_empty()) {
+        println!("Deleted Volumes:");
+        for n in names {
+            println!("{}", n.as_str().unwrap_or_default());
+        }
+        println!();
+        reclaimed = v["SpaceReclaimed"].as_i64().unwrap_or(0);
+    }
+    println!("Total reclaimed space: {}", human_size(reclaimed));
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn create_args(argv: &[&str]) -> CreateArgs {
+        #[derive(clap::Parser)]
+        struct P {
+            #[command(flatten)]
+            a: CreateArgs,
+        }
+        let mut all = vec!["create"];
+        all.extend_from_slice(argv);
+        <P as clap::Parser>::try_parse_from(all).unwrap().a
+    }
+
+    #[test]
+    fn create_body_as_the_docker_cli_sends_it() {
+        assert_eq!(
+            create_body(&create_args(&[])).unwrap(),
+            json!({"Driver": "local"})
+        );
+        assert_eq!(
+            create_body(&create_args(&[
+                "v1",
+                "--label",
+                "a=b",
+                "--label",
+                "c",
+                "-o",
+                "type=tmpfs",
+                "--opt",
+                "o=a=b",
+                "-o",
+                "flag"
+            ]))
+            .unwrap(),
+            json!({"Driver": "local", "Name": "v1", "Labels": {"a": "b", "c": ""},
+                   "DriverOpts": {"type": "tmpfs", "o": "a=b", "flag": ""}})
+        );
+        assert_eq!(
+            create_body(&create_args(&["--name", "v2", "-d", "other"])).unwrap(),
+            json!({"Driver": "other", "Name": "v2"})
+        );
+        let e = create_body(&create_args(&["v3", "--name", "v4"])).unwrap_err();
+        assert_eq!(
+            (e.message.as_str(), e.code),
+            (
+                "conflicting options: cannot specify a volume-name through both --name and as a positional arg",
+                1
+            )
+        );
+        let e = create_body(&create_args(&["--label", "a b=c"])).unwrap_err();
+        assert_eq!(
+            (e.message.as_str(), e.code),
+            (
+                "invalid argument \"a b=c\" for \"--label\" flag: label 'a b' contains whitespaces",
+                125
+            )
+        );
+        assert_eq!(
+            create_body(&create_args(&["--label", "=c"]))
+                .unwrap_err()
+                .message,
+            "invalid argument \"=c\" for \"--label\" flag: invalid label '=c': empty name"
+        );
+    }
+
+    #[test]
+    fn filters_need_a_name_and_value_as_docker() {
+        assert_eq!(
+            filters(&["badfilter".into()], "-f, --filter")
+                .unwrap_err()
+                .message,
+            "invalid argument \"badfilter\" for \"-f, --filter\" flag: bad format of filter (expected name=value)"
+        );
+        let q = filters(&["dangling=true".into(), "label=a=b".into()], "--filter").unwrap();
+        assert_eq!(
+            q,
+            encode(r#"{"dangling":["true"],"label":["a=b"]}"#),
+            "the query is docker's filters JSON"
+        );
+        assert_eq!(filters(&[], "--filter").unwrap(), "");
+    }
+
+    #[test]
+    fn names_sort_naturally_as_docker() {
+        let mut v = vec!["v10", "v2", "a", "046", "6b", "0f", "v1", "b"];
+        v.sort_by(|a, b| natural_cmp(a, b));
+        assert_eq!(v, ["0f", "6b", "046", "a", "b", "v1", "v2", "v10"]);
+    }
+
+    #[test]
+    fn ls_rows_have_dockers_fields() {
+        let r = ls_row(&json!({"Name": "v1", "Driver": "local", "Scope": "local",
+            "Mountpoint": "/m", "Labels": {"z": "1", "a": "b"}, "Options": null}));
+        assert_eq!(
+            r,
+            json!({"Availability": "N/A", "Driver": "local", "Group": "N/A", "Labels": "a=b,z=1",
+                   "Links": "N/A", "Mountpoint": "/m", "Name": "v1", "Scope": "local",
+                   "Size": "N/A", "Status": "N/A"})
+        );
+        let r = ls_row(&json!({"Name": "v", "UsageData": {"RefCount": 2, "Size": 2000}}));
+        assert_eq!(
+            (r["Links"].as_str(), r["Size"].as_str()),
+            (Some("2"), Some("2kB"))
+        );
+        let r = ls_row(&json!({"Name": "v", "UsageData": {"RefCount": -1, "Size": -1}}));
+        assert_eq!(
+            (r["Links"].as_str(), r["Size"].as_str()),
+            (Some("N/A"), Some("N/A"))
+        );
+        assert_eq!(ls_header("Name"), "VOLUME NAME");
+        assert_eq!(ls_header("Mountpoint"), "MOUNTPOINT");
+    }
+
+    #[test]
+    fn prune_prompts_with_dockers_text() {
+        assert_eq!(
+            prune_warning(false),
+            "WARNING! This will remove anonymous local volumes not used by at least one container.\nAre you sure you want to continue? [y/N] "
+        );
+        assert!(prune_warning(true).starts_with(
+            "WARNING! This will remove all local volumes not used by at least one container.\n"
+        ));
+    }
+}
