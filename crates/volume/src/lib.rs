@@ -330,6 +330,12 @@ impl Store {
             dir.display(),
             doomed.display()
         )))?;
+        // The data first: if it cannot go (a filesystem mounted below it),
+        // the volume is put back in place, metadata intact.
+        if let Err(e) = fsutil::remove_tree(&doomed.join(DATA)) {
+            let _ = std::fs::rename(&doomed, &dir);
+            return Err(io_err(what())(e));
+        }
         fsutil::remove_tree(&doomed).map_err(io_err(what()))?;
         let _ = fsutil::fsync_dir(&self.root);
         Ok(())
@@ -394,3 +400,5 @@ pub fn copy_up(rootfs: &Path, destination: &str, volume_data: &Path) -> std::io:
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_mount;
