@@ -401,4 +401,6 @@ pub fn copy_up(rootfs: &Path, destination: &str, volume_data: &Path) -> std::io:
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_copy;
+#[cfg(test)]
 mod tests_mount;
