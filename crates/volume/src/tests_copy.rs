@@ -50,7 +50,7 @@ fn rootfs() -> tempfile::TempDir {
     std::os::unix::fs::symlink("../../../../../../etc/passwd", data.join("up")).unwrap();
     rustix::fs::mknodat(
         CWD,
-        &data.join("fifo"),
+        data.join("fifo"),
         rustix::fs::FileType::Fifo,
         Mode::from_raw_mode(0o620),
         0,
@@ -148,7 +148,7 @@ fn copies_tree_with_modes_owners_times_links() {
     );
     if user_xattr {
         let mut buf = [0u8; 16];
-        let n = rustix::fs::lgetxattr(&v.join("a"), "user.pier", &mut buf[..]).unwrap();
+        let n = rustix::fs::lgetxattr(v.join("a"), "user.pier", &mut buf[..]).unwrap();
         assert_eq!(&buf[..n], b"yes");
     }
 }
