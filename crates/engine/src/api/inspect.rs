@@ -288,7 +288,7 @@ pub fn inspect_json(
             },
             "Name": "overlayfs",
         },
-        "Mounts": [],
+        "Mounts": engine.mounts_json(rec),
         "Config": config_json(rec),
         "NetworkSettings": network_settings_json(rec),
     })

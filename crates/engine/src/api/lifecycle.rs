@@ -96,7 +96,9 @@ pub async fn rename(engine: State, Path(id): Path<String>, q: Query) -> Result<S
 /// accepted: there are no volumes to remove yet.
 pub async fn remove(engine: State, Path(id): Path<String>, q: Query) -> Result<StatusCode> {
     let h = engine.find(&id)?;
-    engine.remove(&h, flag(&q, "force")).await?;
+    engine
+        .remove_with(&h, flag(&q, "force"), flag(&q, "v"))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -84,6 +84,7 @@ pub async fn list(engine: State, q: Query) -> Result<Json<Vec<serde_json::Value>
             .iter()
             .map(|c| {
                 let mut v = summary(c);
+                v["Mounts"] = e.mounts_json(c);
                 if with_size {
                     let rw =
                         crate::container::size::size_rw(&e.container_path(&c.id).join("upper"));
@@ -128,7 +129,6 @@ fn summary(c: &ContainerRecord) -> serde_json::Value {
             "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
             "MacAddress": "", "DriverOpts": null,
         } } },
-        "Mounts": [],
     })
 }
 

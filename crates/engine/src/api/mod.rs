@@ -15,6 +15,7 @@ mod logs;
 mod stats;
 mod system;
 mod top;
+mod volumes;
 
 use crate::error::Error;
 use crate::Engine;
@@ -75,6 +76,13 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/exec/{id}/json", get(exec::inspect))
         .route("/containers/{id}", delete(lifecycle::remove))
         .route("/events", get(events::events))
+        .route("/volumes", get(volumes::list))
+        .route("/volumes/create", post(volumes::create))
+        .route("/volumes/prune", post(volumes::prune))
+        .route(
+            "/volumes/{name}",
+            get(volumes::inspect).delete(volumes::remove),
+        )
         .fallback(|req: Request| async move {
             Error::not_found(format!(
                 "page not found: {} {}",

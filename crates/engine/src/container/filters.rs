@@ -24,6 +24,8 @@ pub struct Filters {
     until: Option<Time>,
     /// `network=`: the network's name ("none", "host").
     networks: Vec<String>,
+    /// A volume's name or a mount's destination.
+    volumes: Vec<String>,
     /// A filter on something pier containers have none of (volumes,
     /// ports): nothing matches.
     never: bool,
@@ -115,9 +117,10 @@ impl Filters {
                     }
                 },
                 "until" => f.until = Some(parse_until(v)?),
-                // Volumes, ports: pier containers have none to match.
                 "network" => f.networks.push(v.clone()),
-                "volume" | "publish" | "expose" | "is-task" | "isolation" => {
+                "volume" => f.volumes.push(v.clone()),
+                // Ports: pier containers have none to match.
+                "publish" | "expose" | "is-task" | "isolation" => {
                     f.never = true;
                 }
                 _ => return Err(FilterError::Invalid(format!("Invalid filter '{k}'"))),
@@ -172,6 +175,15 @@ impl Filters {
             return false;
         }
         if !self.networks.is_empty() && !self.networks.contains(&network_name(rec)) {
+            return false;
+        }
+        if !self.volumes.is_empty()
+            && !rec.mounts.iter().any(|m| {
+                self.volumes
+                    .iter()
+                    .any(|v| *v == m.source || *v == m.destination)
+            })
+        {
             return false;
         }
         if self.health == Some(false) {

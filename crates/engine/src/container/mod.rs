@@ -4,6 +4,7 @@
 pub mod archive;
 pub mod filters;
 pub mod logs;
+pub mod mounts;
 pub mod names;
 pub mod record;
 pub mod resources;

@@ -99,6 +99,9 @@ pub struct ContainerRecord {
     pub config: ContainerConfig,
     pub host_config: HostConfig,
     pub state: State,
+    /// Binds, volumes and tmpfs mounts, resolved at create.
+    #[serde(default)]
+    pub mounts: Vec<super::mounts::MountPoint>,
 }
 
 impl ContainerRecord {

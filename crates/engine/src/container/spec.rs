@@ -4,7 +4,7 @@
 
 use super::user::User;
 use super::validate::{self, Network};
-use super::{resources, security, ContainerRecord};
+use super::{mounts, resources, security, ContainerRecord};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
@@ -128,8 +128,16 @@ pub fn etc_files(dir: &Path, rec: &ContainerRecord) -> std::io::Result<Vec<EtcFi
 /// Where a container started with `--init` finds pier's init.
 pub const INIT_PATH: &str = "/dev/init";
 
-/// The runtime spec for `rec` with its root filesystem mounted at `rootfs`.
-pub fn build(rec: &ContainerRecord, rootfs: &Path, user: &User, etc: &[EtcFile]) -> Value {
+/// The runtime spec for `rec` with its root filesystem mounted at `rootfs`;
+/// `user_mounts` are the container's binds, volumes and tmpfs mounts as
+/// OCI mount entries.
+pub fn build(
+    rec: &ContainerRecord,
+    rootfs: &Path,
+    user: &User,
+    etc: &[EtcFile],
+    user_mounts: Vec<Value>,
+) -> Value {
     let hc = &rec.host_config;
     let privileged = hc.privileged.unwrap_or(false);
     let net = network(rec);
@@ -168,16 +176,24 @@ pub fn build(rec: &ContainerRecord, rootfs: &Path, user: &User, etc: &[EtcFile])
         json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
                "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
     ];
+    let mut later = user_mounts;
     for f in etc {
+        // As docker, the user's own mount at /etc/hosts (...) wins.
+        if later.iter().any(|m| m["destination"] == f.destination) {
+            continue;
+        }
         // pier's init is read-only, as Docker's.
         let options = if f.destination == INIT_PATH {
             json!(["bind", "ro", "rprivate"])
         } else {
             json!(["rbind", "rprivate"])
         };
-        mounts.push(json!({"destination": f.destination, "type": "bind",
-                           "source": f.source, "options": options}));
+        later.push(json!({"destination": f.destination, "type": "bind",
+                          "source": f.source, "options": options}));
     }
+    // Parents before children: a volume on /etc, then /etc/hosts on it.
+    later.sort_by_key(|m| mounts::depth(m["destination"].as_str().unwrap_or("")));
+    mounts.extend(later);
     let mut namespaces = vec![
         json!({"type": "pid"}),
         json!({"type": "ipc"}),
@@ -255,6 +271,7 @@ mod tests {
             },
             host_config: Default::default(),
             state: State::default(),
+            mounts: Vec::new(),
         }
     }
 
@@ -270,10 +287,20 @@ mod tests {
             &rec,
             Path::new("/r"),
             &user,
-            &[EtcFile {
-                source: "/x/hosts".into(),
-                destination: "/etc/hosts",
-            }],
+            &[
+                EtcFile {
+                    source: "/x/hosts".into(),
+                    destination: "/etc/hosts",
+                },
+                EtcFile {
+                    source: "/x/hostname".into(),
+                    destination: "/etc/hostname",
+                },
+            ],
+            vec![
+                json!({"destination": "/etc/hostname", "type": "bind", "source": "/mine"}),
+                json!({"destination": "/etc", "type": "bind", "source": "/vol"}),
+            ],
         );
         let spec: oci_spec::runtime::Spec = serde_json::from_value(v).expect("valid OCI spec");
         let p = spec.process().as_ref().unwrap();
@@ -298,10 +325,27 @@ mod tests {
         for want in ["pid", "ipc", "uts", "mount", "network"] {
             assert!(ns.iter().any(|n| n.contains(want)), "{want} in {ns:?}");
         }
-        let mounts = spec.mounts().as_ref().unwrap();
-        assert!(mounts
+        // The user's mounts after the system's, parents first; the user's
+        // /etc/hostname replaces pier's.
+        let mounts: Vec<(&str, &str)> = spec
+            .mounts()
+            .as_ref()
+            .unwrap()
             .iter()
-            .any(|m| m.destination().to_str() == Some("/etc/hosts")));
+            .map(|m| {
+                let src = m.source().as_deref().and_then(|s| s.to_str());
+                (m.destination().to_str().unwrap(), src.unwrap_or(""))
+            })
+            .filter(|(d, _)| d.starts_with("/etc"))
+            .collect();
+        assert_eq!(
+            mounts,
+            [
+                ("/etc", "/vol"),
+                ("/etc/hostname", "/mine"),
+                ("/etc/hosts", "/x/hosts")
+            ]
+        );
     }
 
     #[test]
@@ -312,7 +356,7 @@ mod tests {
             additional_gids: vec![],
         };
         let mut rec = record();
-        let plain = build(&rec, Path::new("/r"), &user, &[]);
+        let plain = build(&rec, Path::new("/r"), &user, &[], Vec::new());
         assert_eq!(plain["linux"]["cgroupsPath"], format!("/pier/{}", rec.id));
         assert_eq!(plain["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ERRNO");
         assert_eq!(plain["linux"]["resources"]["devices"][0]["allow"], false);
@@ -330,7 +374,7 @@ mod tests {
             source: "/data/pier-init".into(),
             destination: INIT_PATH,
         }];
-        let v = build(&rec, Path::new("/r"), &user, &init);
+        let v = build(&rec, Path::new("/r"), &user, &init, Vec::new());
         let spec: oci_spec::runtime::Spec =
             serde_json::from_value(v.clone()).expect("valid OCI spec");
         let linux = spec.linux().as_ref().unwrap();

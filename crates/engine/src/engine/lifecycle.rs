@@ -345,6 +345,13 @@ impl Engine {
     /// `DELETE /containers/{id}`: refuses a running, paused or restarting
     /// container unless `force`, which kills it first.
     pub async fn remove(&self, h: &Arc<Handle>, force: bool) -> Result<()> {
+        self.remove_with(h, force, false).await
+    }
+
+    /// Removes the container, and with `volumes` (`rm -v`; always for a
+    /// `--rm` container, as docker) its anonymous volumes no other
+    /// container uses.
+    pub async fn remove_with(&self, h: &Arc<Handle>, force: bool, volumes: bool) -> Result<()> {
         let _op = h.op.lock().await;
         if h.removed() {
             return Ok(());
@@ -395,6 +402,9 @@ impl Engine {
         h.removed.store(true, Ordering::SeqCst);
         h.notify();
         self.emit_container(&h.record(), "destroy", &[]);
+        if volumes || rec.auto_remove() {
+            self.remove_anonymous_volumes(&rec).await;
+        }
         Ok(())
     }
 

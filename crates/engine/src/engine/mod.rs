@@ -24,9 +24,11 @@ mod events;
 mod lifecycle;
 mod observe;
 mod restart;
+mod volumes;
 
 pub use events::{Actor, Event, Events};
 pub use lifecycle::parse_signal;
+pub use volumes::{volume_json, Filters as VolumeFilters};
 
 const RECORD_FILE: &str = "container.json";
 
@@ -38,6 +40,11 @@ pub struct Engine {
     containers: Mutex<HashMap<String, Arc<Handle>>>,
     execs: exec::Execs,
     events: events::Events,
+    /// Volumes under DATA_ROOT/volumes.
+    pub volumes: Arc<pier_volume::Store>,
+    /// Held while volumes are made for a container or removed, so a
+    /// volume is never removed under a container being created.
+    volume_lock: tokio::sync::Mutex<()>,
 }
 
 /// An attach request waiting for the container to start.
@@ -129,6 +136,9 @@ impl Engine {
         let images =
             tokio::task::spawn_blocking(move || pier_image::Store::open(&data_root)).await??;
         let registry = pier_registry_client::Client::new(config.registry_options());
+        let volumes_dir = config.data_root.join("volumes");
+        let volumes =
+            tokio::task::spawn_blocking(move || pier_volume::Store::open(&volumes_dir)).await??;
         let engine = Arc::new(Engine {
             config,
             images: Arc::new(images),
@@ -136,6 +146,8 @@ impl Engine {
             containers: Mutex::new(HashMap::new()),
             execs: Default::default(),
             events: events::Events::default(),
+            volumes: Arc::new(volumes),
+            volume_lock: Default::default(),
         });
         engine.load_containers().await;
         Ok(engine)
@@ -151,13 +163,15 @@ impl Engine {
     }
 
     /// Changes a container's record, persists it and wakes its waiters.
+    /// The record stays locked while it is written, so that two updates
+    /// land on disk in the order they were made.
     fn update(&self, h: &Handle, f: impl FnOnce(&mut ContainerRecord)) -> Result<ContainerRecord> {
-        let rec = {
+        let (rec, saved) = {
             let mut rec = lock(&h.record);
             f(&mut rec);
-            rec.clone()
+            let saved = self.save(&rec);
+            (rec.clone(), saved)
         };
-        let saved = self.save(&rec);
         h.notify();
         saved.map(|_| rec)
     }
@@ -224,6 +238,8 @@ impl Engine {
                 )));
             }
         }
+        let host_config = body.host_config.clone().unwrap_or_default();
+        let mut mounts = self.requested_mounts(&config, &host_config)?;
         let id = names::new_id();
         let name = {
             let map = lock(&self.containers);
@@ -246,6 +262,8 @@ impl Engine {
                 None => names::generate(|n| taken(n).is_some()),
             }
         };
+        let _volumes = self.volume_lock.lock().await;
+        let new_volumes = self.make_volumes(&mut mounts).await?;
         let rec = ContainerRecord {
             id: id.clone(),
             name,
@@ -255,16 +273,19 @@ impl Engine {
             path,
             args,
             config,
-            host_config: body.host_config.clone().unwrap_or_default(),
+            host_config,
             state: State::default(),
+            mounts,
         };
         let dir = self.container_dir(&id);
-        for sub in ["upper", "work", "rootfs"] {
-            std::fs::create_dir_all(dir.join(sub))
-                .map_err(io_err(format!("creating {}", dir.display())))?;
-        }
-        if let Err(e) = self.save(&rec) {
+        let made = ["upper", "work", "rootfs"]
+            .iter()
+            .try_for_each(|sub| std::fs::create_dir_all(dir.join(sub)))
+            .map_err(io_err(format!("creating {}", dir.display())))
+            .and_then(|()| self.save(&rec));
+        if let Err(e) = made {
             let _ = std::fs::remove_dir_all(&dir);
+            self.drop_volumes(&new_volumes).await;
             return Err(e);
         }
         self.emit_container(&rec, "create", &[]);
@@ -310,8 +331,11 @@ impl Engine {
         let rootfs = dir.join("rootfs");
         let prepared = {
             let (dir, rootfs, rec) = (dir.clone(), rootfs.clone(), rec.clone());
-            tokio::task::spawn_blocking(move || prepare_bundle(&dir, &rootfs, &rec, &image.layers))
-                .await?
+            let volumes = self.volumes.clone();
+            tokio::task::spawn_blocking(move || {
+                prepare_bundle(&dir, &rootfs, &rec, &image.layers, &volumes)
+            })
+            .await?
         };
         if let Err(e) = prepared {
             let _ = pier_image::mount::unmount(&rootfs);
@@ -505,6 +529,16 @@ fn merge_image_config(
     if cfg.user.as_deref().unwrap_or("").is_empty() {
         cfg.user = image.user().clone();
     }
+    // The image's VOLUMEs join the container's own (docker shows both in
+    // Config.Volumes); each becomes an anonymous volume at create.
+    if let Some(image_volumes) = image.volumes() {
+        let vols = cfg.volumes.get_or_insert_with(Vec::new);
+        for v in image_volumes {
+            if !vols.contains(v) {
+                vols.push(v.clone());
+            }
+        }
+    }
     cfg
 }
 
@@ -527,6 +561,7 @@ fn prepare_bundle(
     rootfs: &Path,
     rec: &ContainerRecord,
     layers: &[PathBuf],
+    volumes: &pier_volume::Store,
 ) -> Result<()> {
     let _ = pier_image::mount::unmount(rootfs);
     pier_image::mount::mount_overlay(layers, &dir.join("upper"), &dir.join("work"), rootfs)
@@ -542,7 +577,11 @@ fn prepare_bundle(
     )
     .map_err(Error::bad_request)?;
     let etc = spec::etc_files(dir, rec).map_err(io_err("writing the container's /etc files"))?;
-    let spec = spec::build(rec, rootfs, &user, &etc);
+    // As docker's create, a new empty volume gets the image's content at
+    // the container's first start.
+    let first_start = rec.state.started_at.is_empty();
+    let mounts = volumes::oci_mounts(volumes, &rec.mounts, rootfs, first_start)?;
+    let spec = spec::build(rec, rootfs, &user, &etc, mounts);
     write_json_atomic(&dir.join("config.json"), &spec).map_err(io_err("writing the OCI spec"))
 }
 

@@ -73,6 +73,7 @@ impl Engine {
             return;
         }
         let rec = h.record();
+        self.release_volumes(&rec).await;
         // record_exit decided, in the same update as the exit, so that no
         // waiter sees the container stopped for good in between.
         if rec.state.restarting {
