@@ -46,11 +46,40 @@ pub(crate) fn copy_up(rootfs: &Path, destination: &str, volume_data: &Path) -> i
         src_top: src_path,
         dst_top: volume_data.to_path_buf(),
     };
-    c.copy_dir(src.as_fd(), dst.as_fd(), Path::new(""))?;
-    // The volume's directory takes the source directory's owner, mode,
-    // xattrs and times, as docker.
-    c.finish_fd(src.as_fd(), dst.as_fd(), &top, Path::new(""))?;
+    let copied = c
+        .copy_dir(src.as_fd(), dst.as_fd(), Path::new(""))
+        // The volume's directory takes the source directory's owner,
+        // mode, xattrs and times, as docker.
+        .and_then(|()| c.finish_fd(src.as_fd(), dst.as_fd(), &top, Path::new("")));
+    if let Err(e) = copied {
+        // Half a copy would pass for the volume's content at the next
+        // start (a non-empty volume is never copied into): empty it.
+        if let Err(clean) = empty_dir(dst.as_fd(), volume_data) {
+            eprintln!("pier-volume: cleaning up the failed copy-up: {clean}");
+        }
+        return Err(e);
+    }
     Ok(true)
+}
+
+fn entry_names(fd: BorrowedFd<'_>, path: &Path) -> io::Result<Vec<OsString>> {
+    let mut names = Vec::new();
+    let mut d = rustix::fs::Dir::read_from(fd).map_err(|e| ctx(e, "read", path))?;
+    while let Some(entry) = d.read() {
+        let entry = entry.map_err(|e| ctx(e, "read", path))?;
+        let n = entry.file_name().to_bytes();
+        if n != b"." && n != b".." {
+            names.push(OsStr::from_bytes(n).to_os_string());
+        }
+    }
+    Ok(names)
+}
+
+fn empty_dir(fd: BorrowedFd<'_>, path: &Path) -> io::Result<()> {
+    for n in entry_names(fd, path)? {
+        crate::fsutil::remove_tree_at(fd, &n, &path.join(&n))?;
+    }
+    Ok(())
 }
 
 fn dir_is_empty(fd: BorrowedFd<'_>, path: &Path) -> io::Result<bool> {
@@ -207,16 +236,7 @@ impl Copier<'_> {
     fn copy_dir(&mut self, src: BorrowedFd<'_>, dst: BorrowedFd<'_>, rel: &Path) -> io::Result<()> {
         let src_dir = self.src_top.join(rel);
         // Names first, so only two fds stay open per level.
-        let mut names: Vec<OsString> = Vec::new();
-        let mut d = rustix::fs::Dir::read_from(src).map_err(|e| ctx(e, "read", &src_dir))?;
-        while let Some(entry) = d.read() {
-            let entry = entry.map_err(|e| ctx(e, "read", &src_dir))?;
-            let n = entry.file_name().to_bytes();
-            if n != b"." && n != b".." {
-                names.push(OsStr::from_bytes(n).to_os_string());
-            }
-        }
-        drop(d);
+        let mut names = entry_names(src, &src_dir)?;
         names.sort();
         for name in names {
             self.copy_entry(src, dst, &name, &rel.join(&name))?;

@@ -245,7 +245,7 @@ impl Store {
             Ok(b) => b,
             Err(e)
                 if e.kind() == std::io::ErrorKind::NotFound
-                    || e.raw_os_error() == Some(libc::ENOTDIR) =>
+                    || matches!(e.raw_os_error(), Some(libc::ENOTDIR | libc::ENAMETOOLONG)) =>
             {
                 return Err(Error::NotFound(name.to_string()))
             }
@@ -302,6 +302,7 @@ impl Store {
     /// first). Whether containers use it is the engine's concern.
     pub fn remove(&self, name: &str) -> Result<()> {
         let v = self.get(name)?;
+        let _lock = self.lock(&v.name)?;
         let what = || format!("removing volume {name}");
         let dir = self.dir(&v.name);
         let data = dir.join(DATA);
@@ -345,10 +346,14 @@ impl Store {
     /// path to bind-mount: for a volume with options, mounts them on
     /// `_data` unless already mounted; otherwise just `_data`.
     pub fn mount(&self, v: &Volume) -> Result<PathBuf> {
-        validate_name(&v.name).map_err(|_| Error::NotFound(v.name.clone()))?;
+        // The stored volume is the authority on its options.
+        let v = self.get(&v.name)?;
+        let _lock = self.lock(&v.name)?;
         let data = self.dir(&v.name).join(DATA);
         if !data.is_dir() {
-            return Err(Error::NotFound(v.name.clone()));
+            // Deleted by hand: a plain volume gets an empty one again.
+            fsutil::mkdir_mode(&data, 0o755)
+                .map_err(io_err(format!("mounting volume {}", v.name)))?;
         }
         if options::needs_mount(&v.options) {
             options::mount(&v.options, &data)?;
@@ -359,10 +364,39 @@ impl Store {
     /// Unmounts a volume's options filesystem (no-op for plain volumes),
     /// when no running container uses it any more.
     pub fn unmount(&self, v: &Volume) -> Result<()> {
-        if !options::needs_mount(&v.options) || validate_name(&v.name).is_err() {
+        let v = match self.get(&v.name) {
+            Ok(v) => v,
+            // Gone: nothing mounted for it any more.
+            Err(Error::NotFound(_)) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        if !options::needs_mount(&v.options) {
             return Ok(());
         }
+        let _lock = self.lock(&v.name)?;
         options::unmount(&self.dir(&v.name).join(DATA))
+    }
+
+    /// An exclusive flock on the volume's directory, held until the fd
+    /// drops: two containers starting at once must not stack two mounts
+    /// on `_data` (each would see its own tmpfs).
+    fn lock(&self, name: &str) -> Result<rustix::fd::OwnedFd> {
+        let dir = self.dir(name);
+        let fd = rustix::fs::open(
+            &dir,
+            rustix::fs::OFlags::RDONLY
+                | rustix::fs::OFlags::DIRECTORY
+                | rustix::fs::OFlags::NOFOLLOW
+                | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .map_err(|e| match e {
+            rustix::io::Errno::NOENT => Error::NotFound(name.to_string()),
+            e => io_err(format!("opening {}", dir.display()))(e.into()),
+        })?;
+        rustix::fs::flock(&fd, rustix::fs::FlockOperation::LockExclusive)
+            .map_err(|e| io_err(format!("locking {}", dir.display()))(e.into()))?;
+        Ok(fd)
     }
 }
 

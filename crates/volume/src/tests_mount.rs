@@ -240,3 +240,84 @@ fn plain_volume_mount_is_its_data_dir() {
     s.remove("plain").unwrap();
     assert!(matches!(s.mount(&v), Err(Error::NotFound(_))));
 }
+
+#[test]
+fn concurrent_mounts_share_one_filesystem() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let (_d, s) = store();
+    let (v, _) = s
+        .create(
+            Some("shared"),
+            None,
+            map(&[("type", "tmpfs"), ("device", "tmpfs")]),
+            map(&[]),
+        )
+        .unwrap();
+    let _g = MountGuard(vec![v.mountpoint.clone()]);
+    for _ in 0..20 {
+        let start = std::sync::Barrier::new(8);
+        std::thread::scope(|sc| {
+            for _ in 0..8 {
+                sc.spawn(|| {
+                    start.wait();
+                    s.mount(&v).unwrap()
+                });
+            }
+        });
+        // Containers starting at once must see the same tmpfs.
+        assert_eq!(mounts_on(&v.mountpoint), 1);
+        s.unmount(&v).unwrap();
+        assert_eq!(mounts_on(&v.mountpoint), 0);
+    }
+}
+
+#[test]
+fn failed_copy_up_leaves_the_volume_empty() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let r = tempfile::tempdir().unwrap();
+    let src = r.path().join("data");
+    std::fs::create_dir_all(src.join("a")).unwrap();
+    std::fs::write(src.join("a/small"), "x").unwrap();
+    std::fs::write(src.join("big"), vec![7u8; 1 << 20]).unwrap();
+    let (_d, s) = store();
+    let (v, _) = s
+        .create(
+            Some("tiny"),
+            None,
+            map(&[("type", "tmpfs"), ("device", "tmpfs"), ("o", "size=64k")]),
+            map(&[]),
+        )
+        .unwrap();
+    let _g = MountGuard(vec![v.mountpoint.clone()]);
+    let p = s.mount(&v).unwrap();
+    let e = copy_up(r.path(), "/data", &p).unwrap_err();
+    assert_eq!(e.raw_os_error(), None, "{e}");
+    let msg = e.to_string();
+    assert!(msg.contains(&*p.join("big").to_string_lossy()), "{msg}");
+    assert!(msg.contains("No space left on device"), "{msg}");
+    // Nothing half-copied is left to pass for the volume's content.
+    assert_eq!(std::fs::read_dir(&p).unwrap().count(), 0);
+    s.unmount(&v).unwrap();
+}
+
+#[test]
+fn overlong_names_are_errors_not_panics() {
+    let (_d, s) = store();
+    let long = "a".repeat(300);
+    assert!(matches!(s.get(&long), Err(Error::NotFound(_))));
+    match s.create(Some(&long), None, map(&[]), map(&[])) {
+        Err(Error::Io { what, source }) => {
+            assert!(what.contains("creating volume"), "{what}");
+            assert_eq!(source.raw_os_error(), Some(libc::ENAMETOOLONG));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(s.list().unwrap().is_empty());
+    assert_eq!(std::fs::read_dir(&s.root).unwrap().count(), 0);
+}
