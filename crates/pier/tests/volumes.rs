@@ -1513,3 +1513,125 @@ fn duplicate_mount_points_are_refused() {
     );
     assert_eq!(std::fs::read_dir(&h).unwrap().count(), 0);
 }
+
+#[test]
+fn container_created_symlink_is_resolved_inside_on_restart() {
+    let t = setup();
+    // The first run moves the directory holding the mount point away and
+    // puts a symlink to a host directory in its place; the second start
+    // must mount the volume inside the container's root, as docker does,
+    // not at the host's directory.
+    let target = t.host_dir("restart-symlink-target");
+    let script = format!(
+        "if [ -L /evil ]; then echo second > /evil/sub/s; \
+         else mv /evil /evil2 && ln -s {} /evil && echo first; fi",
+        target.display()
+    );
+    t.ok(&[
+        "create",
+        "--name",
+        "evil",
+        "-v",
+        "evilvol:/evil/sub",
+        "busybox",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    assert_eq!(t.ok(&["start", "-a", "evil"]), "first\n");
+    assert_eq!(t.ok(&["start", "-a", "evil"]), "");
+    let left: Vec<_> = std::fs::read_dir(&target).unwrap().collect();
+    assert!(
+        left.is_empty(),
+        "the restart mounted or wrote through the container's symlink at the host's {}: {left:?}",
+        target.display()
+    );
+    assert_eq!(
+        std::fs::read_to_string(t.mountpoint("evilvol").join("s")).unwrap(),
+        "second\n"
+    );
+}
+
+#[test]
+fn unknown_volume_driver_is_refused() {
+    let t = setup();
+    // As docker.
+    t.fails(
+        &["volume", "create", "-d", "nosuchdriver", "drv"],
+        1,
+        "create drv: error looking up volume plugin nosuchdriver: plugin \"nosuchdriver\" not found",
+    );
+    assert_eq!(t.volumes(), Vec::<String>::new());
+}
+
+#[test]
+fn volume_rm_of_several_removes_what_it_can() {
+    let t = setup();
+    t.ok(&["volume", "create", "several-a"]);
+    t.ok(&["volume", "create", "several-b"]);
+    let id = t
+        .ok(&[
+            "create",
+            "--name",
+            "hold",
+            "-v",
+            "several-busy:/b",
+            "busybox",
+            "true",
+        ])
+        .trim()
+        .to_string();
+    // As docker: the removed ones printed, each failure on stderr, exit 1.
+    let out = t.run(&[
+        "volume",
+        "rm",
+        "several-a",
+        "several-busy",
+        "several-b",
+        "several-none",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "several-a\nseveral-b\n");
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("remove several-busy: volume is in use - [{id}]"))
+            && err.contains("get several-none: no such volume"),
+        "{err}"
+    );
+    assert_eq!(t.volumes(), ["several-busy"]);
+}
+
+#[test]
+fn forced_and_detached_removals_take_anonymous_volumes() {
+    let t = setup();
+    t.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "running",
+        "-v",
+        "/anon",
+        "-v",
+        "frc-named:/n",
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
+    assert_eq!(t.volumes().len(), 2, "{:?}", t.volumes());
+    // rm -f -v of a running container.
+    t.ok(&["rm", "-f", "-v", "running"]);
+    assert_eq!(t.volumes(), ["frc-named"]);
+    // run -d --rm: pierd removes the anonymous volume when the container
+    // ends.
+    t.ok(&["run", "-d", "--rm", "-v", "/anon", "busybox", "true"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !(t.containers().is_empty() && t.volumes() == ["frc-named"]) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "run -d --rm left {:?} and volumes {:?}",
+            t.containers(),
+            t.volumes()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
