@@ -405,9 +405,9 @@ pub fn validate_name(name: &str) -> Result<()> {
     let first = |c: u8| c.is_ascii_alphanumeric();
     let rest = |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-');
     let b = name.as_bytes();
-    // As docker: a single valid character is "too short"; anything else
-    // that does not match "includes invalid characters".
-    if b.len() == 1 && first(b[0]) {
+    // As docker: one byte is "too short"; anything else that does not
+    // match "includes invalid characters".
+    if b.len() == 1 {
         return Err(Error::InvalidName(format!(
             "create {name}: volume name is too short, names should be at least two alphanumeric characters"
         )));

@@ -28,8 +28,14 @@ pub(crate) fn validate(name: &str, opts: &BTreeMap<String, String>) -> Result<()
             return bad(format!("invalid option: {k:?}"));
         }
     }
-    if opts.contains_key("size") {
-        return bad("quota size requested but no quota support".into());
+    if let Some(size) = opts.get("size") {
+        match ram_in_bytes(size) {
+            None => return bad(format!("invalid size: '{size}'")),
+            Some(n) if n > 0.0 => {
+                return bad("quota size requested but no quota support".into());
+            }
+            Some(_) => {}
+        }
     }
     for (opt, needs) in MANDATORY {
         if opts.contains_key(opt) {
@@ -43,9 +49,42 @@ pub(crate) fn validate(name: &str, opts: &BTreeMap<String, String>) -> Result<()
     Ok(())
 }
 
-/// Whether a volume's options call for a mount on `_data`.
+/// A size as docker reads `size=` (`10`, `1.5m`, `2 GiB`: binary units).
+fn ram_in_bytes(s: &str) -> Option<f64> {
+    let end = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(end);
+    if num.split('.').any(|part| part.is_empty()) {
+        return None;
+    }
+    let value: f64 = num.parse().ok()?;
+    let mut unit = unit.strip_prefix(' ').unwrap_or(unit).chars().peekable();
+    let power = match unit.peek().map(char::to_ascii_lowercase) {
+        Some(c) if "kmgtp".contains(c) => {
+            unit.next();
+            "kmgtp".find(c)? as i32 + 1
+        }
+        _ => 0,
+    };
+    if unit.peek().is_some_and(|c| c.eq_ignore_ascii_case(&'i')) {
+        unit.next();
+    }
+    if unit.peek().is_some_and(|c| c.eq_ignore_ascii_case(&'b')) {
+        unit.next();
+    }
+    if unit.next().is_some() {
+        return None;
+    }
+    Some(value * 1024f64.powi(power))
+}
+
+/// Whether a volume's options call for a mount on `_data` (as docker: a
+/// non-empty `device` or `type`).
 pub(crate) fn needs_mount(opts: &BTreeMap<String, String>) -> bool {
-    opts.contains_key("type") || opts.contains_key("device")
+    ["type", "device"]
+        .iter()
+        .any(|k| opts.get(*k).is_some_and(|v| !v.is_empty()))
 }
 
 const PTYPES: u32 =
@@ -231,6 +270,35 @@ mod tests {
             err(&[("size", "1m")]),
             "create v1: quota size requested but no quota support"
         );
+        assert_eq!(err(&[("size", "abc")]), "create v1: invalid size: 'abc'");
+        assert_eq!(err(&[("size", "1x")]), "create v1: invalid size: '1x'");
+        validate("v1", &opts(&[("size", "0")])).unwrap();
+    }
+
+    #[test]
+    fn sizes_as_docker() {
+        assert_eq!(ram_in_bytes("10"), Some(10.0));
+        assert_eq!(ram_in_bytes("1.5m"), Some(1.5 * 1024.0 * 1024.0));
+        assert_eq!(ram_in_bytes("2 GiB"), Some(2.0 * 1024f64.powi(3)));
+        assert_eq!(ram_in_bytes("3kb"), Some(3072.0));
+        assert_eq!(ram_in_bytes("1P"), Some(1024f64.powi(5)));
+        for bad in ["", "m", "1.2.3", "1.", ".5", "1mm", "1  m", "-1", "1x"] {
+            assert_eq!(ram_in_bytes(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn empty_type_and_device_need_no_mount() {
+        assert!(!needs_mount(&opts(&[])));
+        assert!(!needs_mount(&opts(&[
+            ("type", ""),
+            ("device", ""),
+            ("o", "")
+        ])));
+        assert!(needs_mount(&opts(&[
+            ("type", "tmpfs"),
+            ("device", "tmpfs")
+        ])));
     }
 
     #[test]

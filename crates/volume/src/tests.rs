@@ -40,6 +40,15 @@ fn names_as_docker() {
         validate_name("a").unwrap_err().to_string(),
         "create a: volume name is too short, names should be at least two alphanumeric characters"
     );
+    // As docker: any single byte is "too short", even an invalid one.
+    for short in ["_", "/", "."] {
+        assert!(
+            validate_name(short).unwrap_err().to_string().ends_with(
+                "volume name is too short, names should be at least two alphanumeric characters"
+            ),
+            "{short:?}"
+        );
+    }
     for bad in [
         "", "_ab", ".ab", "-ab", "..", ".", "a b", "a/", "/abs", "ab\n", "é1", "a:b", "a\0b",
         "../x",
