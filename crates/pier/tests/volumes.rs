@@ -1635,3 +1635,176 @@ fn forced_and_detached_removals_take_anonymous_volumes() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
+
+#[test]
+fn bind_mount_of_a_single_file() {
+    let t = setup();
+    let f = t.host_path("my.conf");
+    std::fs::write(&f, "conf\n").unwrap();
+    let spec = format!("{}:/etc/my.conf:ro", f.display());
+    // As docker: the file shows, a write to it is refused.
+    let out = t.run(&[
+        "run",
+        "--rm",
+        "-v",
+        &spec,
+        "busybox",
+        "sh",
+        "-c",
+        "cat /etc/my.conf; echo x > /etc/my.conf",
+    ]);
+    assert_eq!(stdout(&out), "conf\n");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("Read-only file system"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(std::fs::read_to_string(&f).unwrap(), "conf\n");
+    // Read-write: the host file changes.
+    let spec = format!("{}:/etc/my.conf", f.display());
+    t.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        &spec,
+        "busybox",
+        "sh",
+        "-c",
+        "echo changed > /etc/my.conf",
+    ]);
+    assert_eq!(std::fs::read_to_string(&f).unwrap(), "changed\n");
+}
+
+#[test]
+fn nested_mounts_go_on_in_depth_order() {
+    let t = setup();
+    // Given deeper first: pier, as docker, mounts /d before /d/sub.
+    t.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "nest-b:/d/sub",
+        "-v",
+        "nest-a:/d",
+        "busybox",
+        "sh",
+        "-c",
+        "echo a > /d/fa; echo b > /d/sub/fb",
+    ]);
+    let ls = |v: &str| {
+        let mut n: Vec<String> = std::fs::read_dir(t.mountpoint(v))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        n.sort();
+        n
+    };
+    assert_eq!(ls("nest-a"), ["fa", "sub"]);
+    assert_eq!(ls("nest-b"), ["fb"]);
+}
+
+#[test]
+fn volumes_stay_writable_on_a_read_only_rootfs() {
+    let t = setup();
+    // As docker: --read-only covers the root filesystem, not the volumes.
+    let out = t.run(&[
+        "run",
+        "--rm",
+        "--read-only",
+        "-v",
+        "rofs:/d",
+        "busybox",
+        "sh",
+        "-c",
+        "echo x > /d/f && echo ok; echo y > /f",
+    ]);
+    assert_eq!(stdout(&out), "ok\n", "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("Read-only file system"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        std::fs::read_to_string(t.mountpoint("rofs").join("f")).unwrap(),
+        "x\n"
+    );
+}
+
+#[test]
+fn create_makes_the_volumes_before_start() {
+    let t = setup();
+    t.ok(&[
+        "create",
+        "--name",
+        "atc",
+        "-v",
+        "atcreate:/d",
+        "-v",
+        "/anon",
+        "busybox",
+        "sh",
+        "-c",
+        "echo started > /d/f",
+    ]);
+    // As docker: both volumes exist and show in Mounts before the start.
+    let vols = t.volumes();
+    assert_eq!(vols.len(), 2, "{vols:?}");
+    assert!(vols.contains(&"atcreate".to_string()), "{vols:?}");
+    let m = t.mounts("atc");
+    assert_eq!(m.len(), 2, "{m:?}");
+    t.ok(&["start", "-a", "atc"]);
+    assert_eq!(
+        std::fs::read_to_string(t.mountpoint("atcreate").join("f")).unwrap(),
+        "started\n"
+    );
+    t.ok(&["rm", "-v", "atc"]);
+    assert_eq!(t.volumes(), ["atcreate"]);
+}
+
+#[test]
+fn concurrent_first_uses_fill_a_volume_once() {
+    let t = setup();
+    let passwd = image_passwd(&t);
+    // Four containers race to create and fill the same new volume; each
+    // sees the image's /etc, and the volume holds one copy.
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            let t = &t;
+            let passwd = &passwd;
+            s.spawn(move || {
+                let out = t.ok(&[
+                    "run",
+                    "--rm",
+                    "-v",
+                    "raced:/etc",
+                    "busybox",
+                    "cat",
+                    "/etc/passwd",
+                ]);
+                assert_eq!(&out, passwd);
+            });
+        }
+    });
+    assert_eq!(t.volumes(), ["raced"]);
+    assert_eq!(
+        std::fs::read_to_string(t.mountpoint("raced").join("passwd")).unwrap(),
+        passwd
+    );
+}
+
+#[test]
+fn a_bind_shows_host_changes_live() {
+    let t = setup();
+    let h = t.host_dir("live");
+    let spec = format!("{}:/live", h.display());
+    t.ok(&[
+        "run", "-d", "--name", "live", "-v", &spec, "busybox", "sleep", "1000",
+    ]);
+    std::fs::write(h.join("later"), "written after start\n").unwrap();
+    assert_eq!(
+        t.ok(&["exec", "live", "cat", "/live/later"]),
+        "written after start\n"
+    );
+}
