@@ -1,10 +1,25 @@
 //! Volumes: directories whose life is independent of any container.
 //!
 //! Layout: `DATA_ROOT/volumes/NAME/volume.json` (the metadata, written
-//! atomically) and `DATA_ROOT/volumes/NAME/_data` (what containers see).
+//! atomically) and `DATA_ROOT/volumes/NAME/_data` (what containers see,
+//! mode 0755). A volume is built under `.creating-RANDOM` and renamed into
+//! place, and removed by renaming it to `.removing-RANDOM` first, so a
+//! crash never leaves a half volume in [`Store::list`]; directories without
+//! `volume.json` are not volumes, malformed metadata is skipped with a
+//! message. Names, driver and option checks and their messages are
+//! docker's (`create NAME: ...`, `get NAME: no such volume`).
+//!
 //! A volume created with local driver options (`type`, `device`, `o`, as
 //! docker's `local` driver: a tmpfs, a bind of a host directory, a device)
-//! has that filesystem mounted on `_data` while containers use it.
+//! has that filesystem mounted on `_data` while containers use it
+//! ([`Store::mount`], idempotent, serialised by a flock on the volume's
+//! directory); `o` is split into mount flags (`ro`, `nosuid`, `bind`, ...)
+//! and the filesystem's data string. Removal unmounts `_data` and never
+//! descends into a mounted filesystem or follows a symlink.
+//!
+//! [`copy_up`] fills a new, empty volume with the image's content at the
+//! mount point, resolving it inside the rootfs (openat2 RESOLVE_IN_ROOT,
+//! or an fd walk) and copying through directory fds only.
 
 mod copy;
 mod fsutil;
