@@ -64,7 +64,7 @@ impl Filter {
         for k in f.keys() {
             if !matches!(
                 k.as_str(),
-                "type" | "event" | "container" | "image" | "label" | "scope"
+                "type" | "event" | "container" | "image" | "label" | "scope" | "volume"
             ) {
                 return Err(Error::bad_request(format!("invalid filter '{k}'")));
             }
@@ -92,6 +92,7 @@ impl Filter {
                         || v == attr("name")
                         || (!v.is_empty() && ev.actor.id.starts_with(v)))
             })
+            && self.any("volume", |v| ev.typ == "volume" && v == ev.actor.id)
             && self.any("image", |v| {
                 v == attr("image") || (ev.typ == "image" && v == ev.actor.id)
             })

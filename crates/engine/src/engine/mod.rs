@@ -416,7 +416,9 @@ impl Engine {
             r.state.exit_code = 0;
             r.state.oom_killed = false;
         })?;
-        self.emit_container(&h.record(), "start", &[]);
+        let rec = h.record();
+        self.emit_volume_mounts(&rec);
+        self.emit_container(&rec, "start", &[]);
         tokio::spawn(lifecycle::monitor(self.clone(), h.clone()));
         Ok(())
     }
