@@ -289,9 +289,15 @@ impl Copier<'_> {
                 let key = (st.stx_dev_major, st.stx_dev_minor, st.stx_ino);
                 if st.stx_nlink > 1 {
                     if let Some(first) = self.links.get(&key) {
+                        // The first copy's directory is reopened one
+                        // component at a time without following symlinks:
+                        // a container already using the volume cannot
+                        // make this link a host file.
+                        let (parent, base) = open_beneath(self.dst_root, first)
+                            .map_err(|e| ctx(e, "open", &self.dst_top.join(first)))?;
                         return rustix::fs::linkat(
-                            self.dst_root,
-                            first,
+                            parent.as_ref().map_or(self.dst_root, |f| f.as_fd()),
+                            &base,
                             dst,
                             name,
                             AtFlags::empty(),
@@ -370,11 +376,60 @@ impl Copier<'_> {
         rustix::fs::chownat(dst, name, u, g, AtFlags::SYMLINK_NOFOLLOW)
             .map_err(|e| ctx(e, "chown", dp))?;
         if chmod {
-            rustix::fs::chmodat(dst, name, perm(st), AtFlags::empty())
-                .map_err(|e| ctx(e, "chmod", dp))?;
+            chmod_nofollow(dst, name, perm(st)).map_err(|e| ctx(e, "chmod", dp))?;
         }
         rustix::fs::utimensat(dst, name, &times(st), AtFlags::SYMLINK_NOFOLLOW)
             .map_err(|e| ctx(e, "set times of", dp))
+    }
+}
+
+/// Opens the directory holding `rel` (relative to `root`, no `..`) one
+/// component at a time with O_NOFOLLOW; None for `root` itself. Returns
+/// it with `rel`'s last component.
+fn open_beneath(root: BorrowedFd<'_>, rel: &Path) -> io::Result<(Option<OwnedFd>, OsString)> {
+    let base = rel
+        .file_name()
+        .ok_or_else(|| io::Error::from(Errno::INVAL))?
+        .to_os_string();
+    let mut cur: Option<OwnedFd> = None;
+    for comp in rel.parent().into_iter().flat_map(Path::components) {
+        let std::path::Component::Normal(c) = comp else {
+            return Err(Errno::INVAL.into());
+        };
+        let next = rustix::fs::openat(
+            cur.as_ref().map_or(root, |f| f.as_fd()),
+            c,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        cur = Some(next);
+    }
+    Ok((cur, base))
+}
+
+/// chmod of `name` in `dir` that never follows a symlink: the node is
+/// pinned with an O_PATH fd and changed through /proc/self/fd (a device
+/// node or fifo has no fd to fchmod; plain chmodat would follow a symlink
+/// put in its place).
+fn chmod_nofollow(dir: BorrowedFd<'_>, name: &OsStr, mode: Mode) -> io::Result<()> {
+    let fd = rustix::fs::openat(
+        dir,
+        name,
+        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let st = rustix::fs::fstat(&fd)?;
+    if FileType::from_raw_mode(st.st_mode) == FileType::Symlink {
+        return Err(Errno::LOOP.into());
+    }
+    let proc_path = format!("/proc/self/fd/{}", rustix::fd::AsRawFd::as_raw_fd(&fd));
+    match rustix::fs::chmod(proc_path.as_str(), mode) {
+        Ok(()) => Ok(()),
+        // No /proc: the O_PATH fd and type check above narrow the race.
+        Err(Errno::NOENT) => {
+            rustix::fs::chmodat(dir, name, mode, AtFlags::empty()).map_err(Into::into)
+        }
+        Err(e) => Err(e.into()),
     }
 }
 

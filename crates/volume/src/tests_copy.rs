@@ -45,6 +45,9 @@ fn rootfs() -> tempfile::TempDir {
     std::fs::write(data.join("suid"), "#!/bin/sh\n").unwrap();
     std::fs::write(data.join("h1"), "linked").unwrap();
     std::fs::hard_link(data.join("h1"), data.join("h2")).unwrap();
+    // Linked from a later, shallower entry: the link's first copy is nested.
+    std::fs::write(data.join("sub/deeper/n1"), "nested link").unwrap();
+    std::fs::hard_link(data.join("sub/deeper/n1"), data.join("zz")).unwrap();
     std::os::unix::fs::symlink("a", data.join("rel")).unwrap();
     std::os::unix::fs::symlink("/etc", data.join("abs")).unwrap();
     std::os::unix::fs::symlink("../../../../../../etc/passwd", data.join("up")).unwrap();
@@ -142,9 +145,20 @@ fn copies_tree_with_modes_owners_times_links() {
         .file_type()
         .is_fifo());
     // Hard links stay linked.
+    for (a, b) in [("h1", "h2"), ("sub/deeper/n1", "zz")] {
+        assert_eq!(
+            std::fs::metadata(v.join(a)).unwrap().ino(),
+            std::fs::metadata(v.join(b)).unwrap().ino(),
+            "{a} {b}"
+        );
+        assert_ne!(
+            std::fs::metadata(v.join(a)).unwrap().ino(),
+            std::fs::metadata(src.join(a)).unwrap().ino()
+        );
+    }
     assert_eq!(
-        std::fs::metadata(v.join("h1")).unwrap().ino(),
-        std::fs::metadata(v.join("h2")).unwrap().ino()
+        std::fs::read_to_string(v.join("zz")).unwrap(),
+        "nested link"
     );
     if user_xattr {
         let mut buf = [0u8; 16];
