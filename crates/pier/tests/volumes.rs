@@ -1808,3 +1808,71 @@ fn a_bind_shows_host_changes_live() {
         "written after start\n"
     );
 }
+
+#[test]
+fn v_flag_modes_nocopy_and_selinux_labels() {
+    let t = setup();
+    // As docker: `nocopy` in -v's mode skips the copy-up.
+    let out = t.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "v-nocopy:/etc:nocopy",
+        "busybox",
+        "ls",
+        "-A",
+        "/etc",
+    ]);
+    assert!(
+        !out.lines().any(|l| l == "passwd"),
+        "-v ...:nocopy copied /etc: {out}"
+    );
+    // As docker: z and Z (SELinux relabel) are accepted, alone or with ro.
+    let h = t.host_dir("zlabel");
+    let z = format!("{}:/d:z", h.display());
+    t.ok(&["run", "--rm", "-v", &z, "busybox", "true"]);
+    assert_write_refused(&t, &["-v", "zvol:/d:Z,ro"], "-v zvol:/d:Z,ro");
+}
+
+#[test]
+fn mount_flag_volume_and_tmpfs_options() {
+    let t = setup();
+    // As docker: volume-opt makes a local-driver volume with options,
+    // volume-label labels it.
+    let out = t.ok(&[
+        "run",
+        "--rm",
+        "--mount",
+        "type=volume,src=mnt-opts,dst=/t,volume-opt=type=tmpfs,volume-opt=device=tmpfs,\
+         volume-opt=o=size=3m,volume-label=k=v",
+        "busybox",
+        "grep",
+        " /t ",
+        "/proc/mounts",
+    ]);
+    assert!(
+        out.starts_with("tmpfs /t tmpfs ") && out.contains("size=3072k"),
+        "{out}"
+    );
+    let v = t.volume_json("mnt-opts");
+    assert_eq!(
+        v["Options"],
+        serde_json::json!({"type": "tmpfs", "device": "tmpfs", "o": "size=3m"})
+    );
+    assert_eq!(v["Labels"], serde_json::json!({"k": "v"}));
+    // tmpfs-mode.
+    assert_eq!(
+        t.ok(&[
+            "run",
+            "--rm",
+            "--mount",
+            "type=tmpfs,dst=/tt,tmpfs-mode=1770",
+            "busybox",
+            "stat",
+            "-c",
+            "%a",
+            "/tt",
+        ]),
+        "1770\n"
+    );
+}
