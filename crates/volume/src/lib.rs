@@ -316,10 +316,14 @@ impl Store {
     /// Deletes the volume and its data (unmounting its options' filesystem
     /// first). Whether containers use it is the engine's concern.
     pub fn remove(&self, name: &str) -> Result<()> {
-        let v = self.get(name)?;
-        let _lock = self.lock(&v.name)?;
+        // A volume whose metadata no longer parses can still be removed.
+        match self.get(name) {
+            Ok(_) | Err(Error::Io { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        let _lock = self.lock(name)?;
         let what = || format!("removing volume {name}");
-        let dir = self.dir(&v.name);
+        let dir = self.dir(name);
         let data = dir.join(DATA);
         // Unmount whatever is on _data (stacked mounts included); never
         // recurse into a mounted filesystem (a bind of host data).

@@ -218,6 +218,9 @@ fn half_created_and_malformed_entries() {
         other => panic!("{other:?}"),
     }
     assert!(matches!(s.get("other"), Err(Error::Io { .. })));
+    // Broken metadata does not make a volume unremovable.
+    s.remove("broken").unwrap();
+    assert!(!s.root.join("broken").exists());
     assert!(matches!(s.get("stray-file"), Err(Error::NotFound(_))));
 
     // Creating over a directory without metadata adopts it, data kept.
