@@ -117,8 +117,6 @@ fn volume_commands_print_what_docker_prints() {
             "create",
             "--label",
             "tier=db",
-            "--label",
-            "k",
             "-o",
             "type=tmpfs",
             "-o",
@@ -136,7 +134,15 @@ fn volume_commands_print_what_docker_prints() {
     );
     // The body pier sent reached dockerd as docker's would have.
     let v: Value = serde_json::from_str(&t.dockerd.ok(&["volume", "inspect", "cv-one"])).unwrap();
-    assert_eq!(v[0]["Labels"], serde_json::json!({"tier": "db", "k": ""}));
+    assert_eq!(v[0]["Labels"], serde_json::json!({"tier": "db"}));
+    // Several labels (compared here only: docker prints a volume's labels
+    // in Go's random map order).
+    t.pier_ok(&[
+        "volume", "create", "--label", "a=1", "--label", "k", "cv-lab",
+    ]);
+    let lab: Value = serde_json::from_str(&t.dockerd.ok(&["volume", "inspect", "cv-lab"])).unwrap();
+    assert_eq!(lab[0]["Labels"], serde_json::json!({"a": "1", "k": ""}));
+    t.dockerd.ok(&["volume", "rm", "cv-lab"]);
     assert_eq!(
         v[0]["Options"],
         serde_json::json!({"type": "tmpfs", "device": "tmpfs"})
@@ -250,8 +256,17 @@ fn volume_commands_print_what_docker_prints() {
 fn volume_config(t: &Peers, name: &str) -> Value {
     let v: Value = serde_json::from_str(&t.dockerd.ok(&["inspect", name])).unwrap();
     let hc = &v[0]["HostConfig"];
+    // The docker CLI sends its -v binds in map order (random); pier in
+    // command-line order: compared as sets.
+    let mut binds: Vec<String> = hc["Binds"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|b| b.as_str().map(str::to_string))
+        .collect();
+    binds.sort();
     serde_json::json!({
-        "Binds": hc["Binds"],
+        "Binds": binds,
         "Mounts": hc["Mounts"],
         "Tmpfs": hc["Tmpfs"],
         "VolumesFrom": hc["VolumesFrom"],
@@ -305,16 +320,15 @@ fn run_flags_reach_the_daemon_as_docker_sends_them() {
     // And what that is, so that a change on both sides is noticed too.
     let work = cwd.to_str().unwrap();
     let up = t.env.dir.path().join("up");
-    assert_eq!(
-        pv["Binds"],
-        serde_json::json!([
-            format!("{work}/rel:/r"),
-            format!("{work}:/dot"),
-            format!("{}:/u:ro", up.display()),
-            "named-vol:/n:ro",
-            "/tmp:/t:rw,rslave"
-        ])
-    );
+    let mut want = vec![
+        format!("{work}/rel:/r"),
+        format!("{work}:/dot"),
+        format!("{}:/u:ro", up.display()),
+        "named-vol:/n:ro".to_string(),
+        "/tmp:/t:rw,rslave".to_string(),
+    ];
+    want.sort();
+    assert_eq!(pv["Binds"], serde_json::json!(want));
     assert_eq!(pv["Volumes"], serde_json::json!({"/anon": {}}));
     assert_eq!(pv["Mounts"][0]["Source"], format!("{work}/sub"));
     assert_eq!(pv["Mounts"][2]["TmpfsOptions"]["Mode"], 0o1777);
@@ -374,4 +388,87 @@ fn run_flags_reach_the_daemon_as_docker_sends_them() {
         "rm -v left the anonymous volume {anon}"
     );
     assert!(after.contains("named-vol"), "rm -v removed a named volume");
+}
+
+/// Both CLIs against pierd (the docker CLI through its Docker API): the
+/// same answers, printed the same way.
+#[test]
+fn pier_and_docker_clis_print_the_same_from_pierd() {
+    if !ensure(&["docker"], "docker.io") {
+        pier_testutil::skip("the docker CLI is not installed (Debian docker.io)");
+        return;
+    }
+    let env = PierEnv::new(Path::new(env!("CARGO_BIN_EXE_pier")));
+    env.import_busybox("busybox");
+    let docker = |args: &[&str]| {
+        Command::new("docker")
+            .env(
+                "DOCKER_HOST",
+                format!("unix://{}", env.exec_root.join("pier.sock").display()),
+            )
+            .env("DOCKER_CONFIG", env.dir.path().join("docker-config"))
+            .env_remove("DOCKER_API_VERSION")
+            .env_remove("DOCKER_CONTEXT")
+            .args(args)
+            .output()
+            .expect("running docker")
+    };
+    env.ok(&["volume", "create", "--label", "tier=db", "pd-1"]);
+    env.ok(&["volume", "create", "pd-10"]);
+    env.ok(&["volume", "create", "pd-9"]);
+    env.ok(&[
+        "create", "--name", "holder", "-v", "pd-9:/d", "-v", "/anon", "busybox", "true",
+    ]);
+    for args in [
+        &["volume", "ls"][..],
+        &["volume", "ls", "-q"],
+        &["volume", "ls", "--format", "json"],
+        &[
+            "volume",
+            "ls",
+            "--format",
+            "table {{.Name}}\t{{.Labels}}\t{{.Mountpoint}}",
+        ],
+        &["volume", "ls", "-f", "label=tier=db"],
+        &["volume", "ls", "-q", "-f", "dangling=true"],
+        &["volume", "ls", "-q", "-f", "dangling=false"],
+        &["volume", "ls", "-f", "name=pd-1"],
+        &["volume", "ls", "-f", "nosuch=1"],
+        &["volume", "inspect", "pd-1", "pd-10"],
+        &["volume", "inspect", "pd-9", "pd-missing"],
+        &[
+            "volume",
+            "inspect",
+            "-f",
+            "{{.Name}}:{{.Driver}}:{{.Labels}}",
+            "pd-1",
+        ],
+        &["volume", "rm", "pd-9"],
+    ] {
+        let p = env.run(args);
+        let d = docker(args);
+        assert_eq!(
+            text(&p.stdout),
+            text(&d.stdout),
+            "stdout of pier {args:?} (left) and docker (right) from pierd; stderr {} / {}",
+            text(&p.stderr),
+            text(&d.stderr)
+        );
+        let strip = |o: &Output| text(&o.stderr).replace("pier: ", "");
+        assert_eq!(strip(&p), strip(&d), "stderr of pier {args:?} and docker");
+        assert_eq!(
+            p.status.code(),
+            d.status.code(),
+            "exit of pier {args:?} and docker"
+        );
+    }
+    // The names in natural order, as docker sorts them.
+    let q = env.ok(&["volume", "ls", "-q", "-f", "name=pd-"]);
+    assert_eq!(q, "pd-1\npd-9\npd-10\n");
+    // pier rm -v takes the anonymous volume along, never the named one.
+    let anon = env.ok(&["volume", "ls", "-q", "-f", "dangling=false"]);
+    assert_eq!(anon.lines().count(), 2, "{anon}");
+    env.ok(&["rm", "-v", "holder"]);
+    assert_eq!(env.ok(&["volume", "ls", "-q", "-f", "name=pd-"]), q);
+    assert_eq!(env.ok(&["volume", "ls", "-q", "-f", "dangling=false"]), "");
 }
