@@ -12,7 +12,26 @@ use bollard_stubs::models::ContainerCreateBody;
 use hyper_util::rt::TokioIo;
 use tokio::io::AsyncWriteExt;
 
+/// A mount type the API types do not know would fail the whole body's
+/// decoding; dockerd names it instead.
+fn check_mount_types(body: &[u8]) -> Result<()> {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return Ok(());
+    };
+    const KNOWN: &[&str] = &["bind", "volume", "tmpfs", "npipe", "cluster", "image"];
+    let mounts = v["HostConfig"]["Mounts"].as_array().into_iter().flatten();
+    for typ in mounts.filter_map(|m| m["Type"].as_str()) {
+        if !KNOWN.contains(&typ) {
+            return Err(Error::bad_request(format!(
+                "invalid mount config for type \"{typ}\": mount type unknown"
+            )));
+        }
+    }
+    Ok(())
+}
+
 pub async fn create(engine: State, q: Query, body: Bytes) -> Result<Response> {
+    check_mount_types(&body)?;
     let body: ContainerCreateBody = serde_json::from_slice(&body).map_err(|e| {
         Error::bad_request(format!("invalid container config in request body: {e}"))
     })?;
