@@ -239,6 +239,12 @@ pub fn prune_warning(all: bool) -> &'static str {
     }
 }
 
+/// The prompt's answer as docker takes it: y or Y (blanks around it
+/// ignored); anything else, "yes" included, is a no.
+pub fn confirmed(answer: &str) -> bool {
+    matches!(answer.trim(), "y" | "Y")
+}
+
 async fn prune(client: &Client, args: PruneArgs) -> Result<i32, CliError> {
     let mut filters_list = args.filter.clone();
     if args.all {
@@ -258,7 +264,7 @@ async fn prune(client: &Client, args: PruneArgs) -> Result<i32, CliError> {
         let _ = std::io::stdout().flush();
         let mut line = String::new();
         let _ = std::io::stdin().read_line(&mut line);
-        if !matches!(line.trim(), "y" | "Y" | "yes") {
+        if !confirmed(&line) {
             return Ok(0);
         }
     }
@@ -350,6 +356,12 @@ mod tests {
                 .message,
             "invalid argument \"=c\" for \"--label\" flag: invalid label '=c': empty name"
         );
+    }
+
+    #[test]
+    fn only_y_confirms_as_docker() {
+        assert!(confirmed("y\n") && confirmed(" Y \n"));
+        assert!(!confirmed("yes\n") && !confirmed("n\n") && !confirmed(""));
     }
 
     #[test]
