@@ -143,6 +143,21 @@ pub(crate) fn parse_o(o: &str) -> (u32, String) {
     (flags, data.join(","))
 }
 
+/// The value of `key=` in a comma-separated option string.
+fn o_value<'a>(o: &'a str, key: &str) -> Option<&'a str> {
+    o.split(',')
+        .find_map(|w| w.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
+}
+
+fn resolve(host: &str) -> std::io::Result<std::net::IpAddr> {
+    use std::net::ToSocketAddrs;
+    (host, 0u16)
+        .to_socket_addrs()?
+        .next()
+        .map(|a| a.ip())
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no address found"))
+}
+
 fn cstring(s: &str, what: &str) -> Result<CString> {
     CString::new(s).map_err(|_| Error::InvalidOptions(format!("{what} {s:?} contains a NUL byte")))
 }
@@ -161,8 +176,28 @@ pub(crate) fn mount(opts: &BTreeMap<String, String>, target: &Path) -> Result<()
         ));
     }
     let fstype = opts.get("type").map(String::as_str).unwrap_or("");
-    let (flags, data) = parse_o(opts.get("o").map(String::as_str).unwrap_or(""));
+    let mut o = opts.get("o").cloned().unwrap_or_default();
+    // As docker: an nfs/cifs server given by name is resolved here (the
+    // kernel wants an address).
+    if matches!(fstype, "nfs" | "cifs") {
+        if let Some(addr) = o_value(&o, "addr").map(str::to_string) {
+            if addr.parse::<std::net::Ipv4Addr>().is_err() {
+                let ip = resolve(&addr).map_err(io(format!(
+                    "error resolving passed in network volume address {addr}"
+                )))?;
+                o = o.replacen(&format!("addr={addr}"), &format!("addr={ip}"), 1);
+            }
+        }
+    }
+    let (flags, data) = parse_o(&o);
     let data_c = cstring(&data, "mount data")?;
+    // Never in an error message.
+    let shown_data = match o_value(&data, "password") {
+        Some(pw) if !pw.is_empty() => {
+            data.replacen(&format!("password={pw}"), "password=********", 1)
+        }
+        _ => data.clone(),
+    };
     let oflags = flags & !PTYPES;
     let describe = |f: u32, with_data: bool| {
         let mut s = format!(
@@ -172,8 +207,8 @@ pub(crate) fn mount(opts: &BTreeMap<String, String>, target: &Path) -> Result<()
         if f != 0 {
             s.push_str(&format!(", flags: 0x{f:x}"));
         }
-        if with_data && !data.is_empty() {
-            s.push_str(&format!(", data: {data}"));
+        if with_data && !shown_data.is_empty() {
+            s.push_str(&format!(", data: {shown_data}"));
         }
         s
     };
@@ -273,6 +308,38 @@ mod tests {
         assert_eq!(err(&[("size", "abc")]), "create v1: invalid size: 'abc'");
         assert_eq!(err(&[("size", "1x")]), "create v1: invalid size: '1x'");
         validate("v1", &opts(&[("size", "0")])).unwrap();
+    }
+
+    #[test]
+    fn o_values() {
+        assert_eq!(o_value("addr=1.2.3.4,rw", "addr"), Some("1.2.3.4"));
+        assert_eq!(o_value("rw,password=a=b", "password"), Some("a=b"));
+        assert_eq!(o_value("xaddr=1,addrs=2", "addr"), None);
+        assert_eq!(resolve("127.0.0.1").unwrap().to_string(), "127.0.0.1");
+    }
+
+    #[test]
+    fn failed_mount_hides_the_password() {
+        if !rustix::process::geteuid().is_root() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        // No such filesystem type: the mount fails, with its data shown.
+        let e = mount(
+            &opts(&[
+                ("type", "pier-nosuchfs"),
+                ("device", "//server/share"),
+                ("o", "username=u,password=secret,ro"),
+            ]),
+            dir.path(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(!e.contains("secret"), "{e}");
+        assert!(
+            e.contains("flags: 0x1, data: username=u,password=********"),
+            "{e}"
+        );
     }
 
     #[test]
