@@ -1306,7 +1306,7 @@ fn invalid_volume_names_are_refused() {
         )
     };
     // As docker.
-    for n in ["a/b", "_a", "a:b", ".hidden", "a b"] {
+    for n in ["a/b", "_a", "a:b", ".hidden", "a b", ".."] {
         t.fails(&["volume", "create", n], 1, &invalid(n));
     }
     t.fails(
@@ -1349,6 +1349,17 @@ fn bad_mount_specs_are_refused() {
         125,
         "invalid volume specification: 'bm1:d': invalid mount config for type \"volume\": \
          invalid mount path: 'd' mount path must be absolute",
+    );
+    let h = t.host_dir("to-root");
+    let spec = format!("{}:/", h.display());
+    t.fails(
+        &["run", "--rm", "-v", &spec, "busybox", "true"],
+        125,
+        &format!(
+            "invalid volume specification: '{}:/': invalid mount config for type \"bind\": \
+             invalid specification: destination can't be '/'",
+            h.display()
+        ),
     );
     t.fails(
         &[
@@ -1875,4 +1886,47 @@ fn mount_flag_volume_and_tmpfs_options() {
         ]),
         "1770\n"
     );
+}
+
+#[test]
+fn copy_up_through_an_image_symlink_and_of_symlinks() {
+    let t = setup();
+    let secret = t.host_path("secret");
+    std::fs::write(&secret, "host secret\n").unwrap();
+    let script = format!(
+        "mkdir /realdata && echo real > /realdata/f && ln -s /realdata /data && \
+         mkdir /sd && ln -s {} /sd/abs",
+        secret.display()
+    );
+    t.ok(&["run", "--name", "mk2", "busybox", "sh", "-c", &script]);
+    t.ok(&["commit", "mk2", "img2:1"]);
+    // As docker: /data is the image's symlink to /realdata; the volume goes
+    // on /realdata and is filled from it.
+    assert_eq!(
+        t.ok(&[
+            "run",
+            "--rm",
+            "-v",
+            "via-link:/data",
+            "img2:1",
+            "cat",
+            "/data/f"
+        ]),
+        "real\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(t.mountpoint("via-link").join("f")).unwrap(),
+        "real\n"
+    );
+    // As docker: a symlink is copied as a symlink, never followed to the
+    // host file it names.
+    t.ok(&["run", "--rm", "-v", "links:/sd", "img2:1", "true"]);
+    let abs = t.mountpoint("links").join("abs");
+    let meta = std::fs::symlink_metadata(&abs).unwrap();
+    assert!(
+        meta.file_type().is_symlink(),
+        "{} is no symlink",
+        abs.display()
+    );
+    assert_eq!(std::fs::read_link(&abs).unwrap(), secret);
 }
