@@ -211,3 +211,35 @@ pub(crate) fn remove_tree(path: &Path) -> std::io::Result<()> {
     .map_err(|e| ctx(e, "open", &parent))?;
     remove_tree_at(pfd.as_fd(), name, path)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mountinfo_fallback() {
+        assert_eq!(unescape_mountinfo(b"/a\\040b\\011c\\134d"), "/a b\tc\\d");
+        assert_eq!(unescape_mountinfo(b"/x\\04"), "/x\\04");
+        assert_eq!(unescape_mountinfo(b"/x\\999"), "/x\\999");
+        assert!(mountinfo_has(Path::new("/")).unwrap());
+        let d = tempfile::tempdir().unwrap();
+        assert!(!mountinfo_has(d.path()).unwrap());
+        // The statx answer agrees.
+        assert!(is_mount_point(Path::new("/")).unwrap());
+        assert!(!is_mount_point(d.path()).unwrap());
+        assert!(!is_mount_point(&d.path().join("missing")).unwrap());
+    }
+
+    #[test]
+    fn atomic_write_replaces_and_leaves_no_temp() {
+        let d = tempfile::tempdir().unwrap();
+        write_atomic(d.path(), "f.json", b"one", 0o600).unwrap();
+        write_atomic(d.path(), "f.json", b"two", 0o600).unwrap();
+        assert_eq!(std::fs::read(d.path().join("f.json")).unwrap(), b"two");
+        let names: Vec<_> = std::fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["f.json"]);
+    }
+}
