@@ -267,3 +267,38 @@ fn remove_does_not_follow_symlinks() {
     assert!(outside.join("precious").exists());
     assert!(!s.root.join("links").exists());
 }
+
+#[test]
+fn racing_creates_make_one_volume() {
+    let (_d, s) = store();
+    for round in 0..10 {
+        let name = format!("race{round}");
+        let start = std::sync::Barrier::new(6);
+        let created: Vec<bool> = std::thread::scope(|sc| {
+            let handles: Vec<_> = (0..6)
+                .map(|i| {
+                    let (s, start, name) = (&s, &start, &name);
+                    sc.spawn(move || {
+                        start.wait();
+                        let label = i.to_string();
+                        s.create(Some(name), None, map(&[]), map(&[("who", &label)]))
+                            .unwrap()
+                    })
+                })
+                .collect();
+            let all: Vec<(Volume, bool)> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+            // Everyone got the one volume that was made.
+            let stored = s.get(&name).unwrap();
+            assert!(all.iter().all(|(v, _)| *v == stored), "{all:?}");
+            all.into_iter().map(|(_, c)| c).collect()
+        });
+        assert_eq!(created.iter().filter(|c| **c).count(), 1, "{created:?}");
+    }
+    assert_eq!(s.list().unwrap().len(), 10);
+    // No work directories left behind.
+    assert!(std::fs::read_dir(&s.root).unwrap().all(|e| !e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .starts_with('.')));
+}
