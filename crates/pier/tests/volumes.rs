@@ -1930,3 +1930,172 @@ fn copy_up_through_an_image_symlink_and_of_symlinks() {
     );
     assert_eq!(std::fs::read_link(&abs).unwrap(), secret);
 }
+
+/// Mount points (from /proc/self/mountinfo) at or under `dir`.
+fn mounted_under(dir: &Path) -> Vec<String> {
+    let root = dir.to_string_lossy().into_owned();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|p| *p == root || p.starts_with(&format!("{root}/")))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Waits up to 20 s for `f` (a deadline, not a timing assertion).
+fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !f() {
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn restart_keeps_volumes_and_renews_tmpfs() {
+    let t = setup();
+    t.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "rs",
+        "-v",
+        "rs-vol:/v",
+        "--tmpfs",
+        "/t",
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
+    t.ok(&[
+        "exec",
+        "rs",
+        "sh",
+        "-c",
+        "echo kept > /v/f; echo lost > /t/f",
+    ]);
+    t.ok(&["restart", "-t", "0", "rs"]);
+    // As docker: the volume's data stays, the tmpfs starts empty.
+    assert_eq!(t.ok(&["exec", "rs", "cat", "/v/f"]), "kept\n");
+    assert_eq!(t.ok(&["exec", "rs", "ls", "-A", "/t"]), "");
+    // pierd restarted under a running container: its mounts stay, and a
+    // stop and start mounts them again.
+    t.env.kill_daemon();
+    assert_eq!(t.ok(&["exec", "rs", "cat", "/v/f"]), "kept\n");
+    t.ok(&["exec", "rs", "sh", "-c", "echo after-restart > /v/g"]);
+    t.ok(&["stop", "-t", "0", "rs"]);
+    t.ok(&["start", "rs"]);
+    assert_eq!(t.ok(&["exec", "rs", "cat", "/v/g"]), "after-restart\n");
+}
+
+#[test]
+fn options_volumes_are_unmounted_when_unused() {
+    let t = setup();
+    t.ok(&[
+        "volume",
+        "create",
+        "-o",
+        "type=tmpfs",
+        "-o",
+        "device=tmpfs",
+        "-o",
+        "o=size=1m",
+        "opt-tmp",
+    ]);
+    let mp = t.mountpoint("opt-tmp");
+    t.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "ot1",
+        "-v",
+        "opt-tmp:/t",
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
+    t.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "ot2",
+        "-v",
+        "opt-tmp:/t",
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
+    t.ok(&["exec", "ot1", "sh", "-c", "echo shared > /t/f"]);
+    // One tmpfs for both containers.
+    assert_eq!(t.ok(&["exec", "ot2", "cat", "/t/f"]), "shared\n");
+    t.ok(&["rm", "-f", "ot1"]);
+    // Still used by ot2: still mounted, data still there.
+    assert_eq!(t.ok(&["exec", "ot2", "cat", "/t/f"]), "shared\n");
+    // As docker: mounted on the host's Mountpoint while in use, so the
+    // data shows there.
+    assert!(
+        !mounted_under(&mp).is_empty(),
+        "{} not mounted",
+        mp.display()
+    );
+    assert_eq!(std::fs::read_to_string(mp.join("f")).unwrap(), "shared\n");
+    t.ok(&["rm", "-f", "ot2"]);
+    // As docker's local driver: unmounted once no container uses it.
+    eventually(
+        &format!("{} still mounted after its last user went", mp.display()),
+        || mounted_under(&mp).is_empty(),
+    );
+    assert_eq!(t.ok(&["volume", "rm", "opt-tmp"]), "opt-tmp\n");
+}
+
+#[test]
+fn removed_containers_leave_no_mounts_behind() {
+    let t = setup();
+    let h = t.host_dir("leak-bind");
+    let bind = format!("{}:/b", h.display());
+    let file = t.host_path("leak-file");
+    std::fs::write(&file, "f\n").unwrap();
+    let fbind = format!("{}:/etc/leak:ro", file.display());
+    t.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "leak1",
+        "-v",
+        "leak-vol:/v",
+        "-v",
+        "/anon",
+        "-v",
+        &bind,
+        "-v",
+        &fbind,
+        "--tmpfs",
+        "/t",
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
+    t.ok(&[
+        "run",
+        "--name",
+        "leak2",
+        "--volumes-from",
+        "leak1",
+        "busybox",
+        "true",
+    ]);
+    t.ok(&["rm", "-f", "-v", "leak1", "leak2"]);
+    let vols = t.env.data_root.join("volumes");
+    eventually("mounts left under the volumes directory", || {
+        mounted_under(&vols).is_empty()
+    });
+    eventually("mounts left on the bind sources", || {
+        mounted_under(&h).is_empty() && mounted_under(&file).is_empty()
+    });
+    eventually("mounts left under the containers' directories", || {
+        mounted_under(&t.env.data_root.join("containers")).is_empty()
+            && mounted_under(&t.env.exec_root.join("containers")).is_empty()
+    });
+    assert_eq!(t.volumes(), ["leak-vol"]);
+}
