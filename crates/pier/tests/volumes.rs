@@ -2099,3 +2099,58 @@ fn removed_containers_leave_no_mounts_behind() {
     });
     assert_eq!(t.volumes(), ["leak-vol"]);
 }
+
+#[test]
+fn host_paths_with_spaces_and_trailing_slashes() {
+    let t = setup();
+    let h = t.host_dir("with space");
+    std::fs::write(h.join("f"), "sp\n").unwrap();
+    let spec = format!("{}:/d", h.display());
+    assert_eq!(
+        t.ok(&["run", "--rm", "-v", &spec, "busybox", "cat", "/d/f"]),
+        "sp\n"
+    );
+    let spec = format!("type=bind,src={},dst=/d e", h.display());
+    assert_eq!(
+        t.ok(&["run", "--rm", "--mount", &spec, "busybox", "cat", "/d e/f"]),
+        "sp\n"
+    );
+    // As docker: /d/ is /d, mounted once.
+    assert_eq!(
+        t.ok(&[
+            "run",
+            "--rm",
+            "-v",
+            "trail:/d/",
+            "busybox",
+            "sh",
+            "-c",
+            "grep -c ' /d ' /proc/mounts",
+        ]),
+        "1\n"
+    );
+}
+
+#[test]
+fn a_volume_on_an_image_file_is_refused() {
+    let t = setup();
+    // As docker: the copy-up finds a file, not a directory: exit 125 and
+    // no container left ("source .../etc/passwd is not directory").
+    let out = t.run(&[
+        "run",
+        "--name",
+        "onfile",
+        "-v",
+        "onfile:/etc/passwd",
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("/etc/passwd is not directory"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(t.containers().is_empty(), "{:?}", t.containers());
+    assert!(mounted_under(&t.env.data_root.join("volumes")).is_empty());
+}
