@@ -569,3 +569,41 @@ fn docker_py_manages_volumes_on_pierd() {
         );
     }
 }
+
+#[test]
+fn docker_commit_change_volume_makes_an_image_volume() {
+    if !ensure(&["docker"], "docker.io") {
+        pier_testutil::skip("the docker CLI is not installed (Debian docker.io)");
+        return;
+    }
+    let t = Pier::new();
+    t.env.ok(&[
+        "run",
+        "--name",
+        "csrc",
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir /data && echo seed > /data/s",
+    ]);
+    // As docker: `commit --change 'VOLUME /data'` (the API's `changes`
+    // query parameter) puts /data in the image's Config.Volumes.
+    t.docker_ok(&["commit", "-c", "VOLUME /data", "csrc", "cv:1"]);
+    assert_eq!(
+        t.docker_ok(&["image", "inspect", "-f", "{{json .Config.Volumes}}", "cv:1"]),
+        "{\"/data\":{}}\n"
+    );
+    assert_eq!(
+        t.docker_ok(&["run", "--name", "cu", "cv:1", "cat", "/data/s"]),
+        "seed\n"
+    );
+    assert_eq!(
+        t.docker_ok(&[
+            "inspect",
+            "-f",
+            "{{range .Mounts}}{{.Type}} {{.Destination}}{{end}}",
+            "cu"
+        ]),
+        "volume /data\n"
+    );
+}
