@@ -1,6 +1,7 @@
 //! The subset of Go templates that `--format` uses in practice:
 //! literal text, `{{.Field.Sub}}`, `{{json .X}}`, `{{.}}`, `{{upper .X}}`,
-//! `{{lower .X}}`, `{{index .X "key"}}`, `{{join .X ","}}`, and `table`
+//! `{{lower .X}}`, `{{index .X "key"}}`, `{{join .X ","}}`, list rows'
+//! `{{.Label "key"}}`, and `table`
 //! prefix handling (left to the caller). `\t` and `\n` in the format are
 //! taken as tab and newline, as Docker's CLI does.
 
@@ -169,6 +170,22 @@ pub fn go_string(v: &Value) -> String {
     }
 }
 
+/// Docker's `{{.Label "key"}}` method of list rows: from the row's
+/// `LabelMap` object when it has one, else its `Labels` text (`k=v,k2=v2`).
+fn label(v: &Value, key: &str) -> String {
+    if let Some(m) = v["LabelMap"].as_object() {
+        return m.get(key).map(go_string).unwrap_or_default();
+    }
+    v["Labels"]
+        .as_str()
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == key)
+        .map(|(_, val)| val.to_string())
+        .unwrap_or_default()
+}
+
 fn action(w: &[String], v: &Value) -> Result<String, String> {
     match w[0].as_str() {
         "json" if w.len() == 2 => Ok(arg(&w[1], v)?.to_string()),
@@ -189,6 +206,7 @@ fn action(w: &[String], v: &Value) -> Result<String, String> {
                 .map(|a| a.iter().map(go_string).collect::<Vec<_>>().join(&sep))
                 .unwrap_or_default())
         }
+        ".Label" if w.len() == 2 => Ok(label(v, &go_string(&arg(&w[1], v)?))),
         f if f.starts_with('.') && w.len() == 1 => Ok(go_string(lookup(f, v)?)),
         _ => Err(format!(
             "template: unsupported action {{{{{}}}}}",
@@ -214,6 +232,11 @@ mod tests {
                 .fields(),
             ["Repository", "Tag"]
         );
+        let row = serde_json::json!({"Labels": "a=b,env=prod"});
+        let t = Template::parse("{{.Label \"env\"}}|{{.Label \"none\"}}").unwrap();
+        assert_eq!(t.render(&row).unwrap(), "prod|");
+        let row = serde_json::json!({"Labels": "x", "LabelMap": {"env": "a,b"}});
+        assert_eq!(t.render(&row).unwrap(), "a,b|");
         assert!(Template::parse("{{.X").is_err());
         assert!(Template::parse("{{nope .X}}").unwrap().render(&v).is_err());
     }

@@ -75,8 +75,7 @@ pub async fn ps(client: &Client, args: PsArgs) -> Result<i32, CliError> {
     };
     let format = match args.format.as_deref() {
         None | Some("") | Some("table") => default.to_string(),
-        // docker's `{{.Label "key"}}` method, as an index into the labels.
-        Some(f) => f.replace(".Label \"", "index .LabelMap \""),
+        Some(f) => f.to_string(),
     };
     super::image_ops::print_formatted(&format, &rows, header).map_err(exit1)?;
     Ok(0)
