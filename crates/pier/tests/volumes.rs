@@ -2154,3 +2154,54 @@ fn a_volume_on_an_image_file_is_refused() {
     assert!(t.containers().is_empty(), "{:?}", t.containers());
     assert!(mounted_under(&t.env.data_root.join("volumes")).is_empty());
 }
+
+#[test]
+fn mount_volume_subpath() {
+    let t = setup();
+    let secret = t.host_dir("subpath-outside");
+    std::fs::write(secret.join("s"), "outside\n").unwrap();
+    let script = format!(
+        "mkdir -p /v/sub && echo inner > /v/sub/f && ln -s {} /v/out && ln -s ../.. /v/up",
+        secret.display()
+    );
+    t.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "subvol:/v",
+        "busybox",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    // Docker 26+ (API 1.45): volume-subpath mounts a directory of the
+    // volume.
+    assert_eq!(
+        t.ok(&[
+            "run",
+            "--rm",
+            "--mount",
+            "type=volume,src=subvol,dst=/d,volume-subpath=sub",
+            "busybox",
+            "cat",
+            "/d/f",
+        ]),
+        "inner\n"
+    );
+    // A missing subpath, a `..` one and symlinks leading out of the volume
+    // are refused (exit 125 as a daemon error), nothing of the host shows.
+    for sub in ["missing", "../..", "out", "up", "sub/../../.."] {
+        let spec = format!("type=volume,src=subvol,dst=/d,volume-subpath={sub}");
+        let out = t.run(&[
+            "run", "--rm", "--mount", &spec, "busybox", "sh", "-c", "ls -A /d",
+        ]);
+        assert_eq!(
+            out.status.code(),
+            Some(125),
+            "volume-subpath={sub} was not refused: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+    }
+    assert!(t.containers().is_empty(), "{:?}", t.containers());
+}
