@@ -19,6 +19,7 @@ pub mod mount; // mount_overlay(lowers, upper, work, target), unmount(target)
 pub mod reference; // Reference::parse("busybox") -> docker.io/library/busybox:latest, familiar() -> "busybox:latest"
 
 mod archive;
+mod build; // Store::{image_config_json, add_layer, stacked_snapshot, create_image} for pier build
 mod chan_reader;
 mod content;
 mod diff;
