@@ -472,3 +472,63 @@ fn pier_and_docker_clis_print_the_same_from_pierd() {
     assert_eq!(env.ok(&["volume", "ls", "-q", "-f", "name=pd-"]), q);
     assert_eq!(env.ok(&["volume", "ls", "-q", "-f", "dangling=false"]), "");
 }
+
+/// `pier inspect` finds volumes after containers and images (as docker),
+/// `--type volume` picks them alone, and `system df` counts them: total,
+/// in use by a container, their bytes, what is reclaimable.
+#[test]
+fn inspect_and_system_df_know_volumes() {
+    let env = PierEnv::new(Path::new(env!("CARGO_BIN_EXE_pier")));
+    env.import_busybox("busybox");
+    env.ok(&["volume", "create", "df-used"]);
+    env.ok(&["volume", "create", "df-free"]);
+    let data = |name: &str| {
+        let p = env.ok(&["volume", "inspect", "-f", "{{.Mountpoint}}", name]);
+        PathBuf::from(p.trim())
+    };
+    std::fs::write(data("df-used").join("f"), vec![b'u'; 3000]).unwrap();
+    std::fs::write(data("df-free").join("f"), vec![b'f'; 5000]).unwrap();
+    env.ok(&[
+        "create",
+        "--name",
+        "df-c",
+        "-v",
+        "df-used:/d",
+        "busybox",
+        "true",
+    ]);
+
+    assert_eq!(
+        env.ok(&[
+            "inspect",
+            "-f",
+            "{{.Name}} {{.Driver}} {{.Scope}}",
+            "df-free"
+        ]),
+        "df-free local local\n"
+    );
+    assert_eq!(
+        env.ok(&["inspect", "--type", "volume", "-f", "{{.Name}}", "df-used"]),
+        "df-used\n"
+    );
+    let out = env.run(&["inspect", "--type", "volume", "df-c"]);
+    assert_eq!(out.status.code(), Some(1), "a container is not a volume");
+    assert!(
+        text(&out.stderr).contains("no such volume"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let df = env.ok(&[
+        "system",
+        "df",
+        "--format",
+        "{{.Type}}|{{.TotalCount}}|{{.Active}}|{{.Size}}|{{.Reclaimable}}",
+    ]);
+    let row = df
+        .lines()
+        .find(|l| l.starts_with("Local Volumes|"))
+        .unwrap_or_else(|| panic!("no volume row in:\n{df}"));
+    assert_eq!(row, "Local Volumes|2|1|8kB|5kB (62%)", "{df}");
+    env.ok(&["rm", "df-c"]);
+}

@@ -561,12 +561,23 @@ pub async fn df(client: &Client, args: DfArgs) -> Result<i32, CliError> {
         .filter(|c| c["State"] != "running")
         .map(|c| c["SizeRw"].as_i64().unwrap_or(0))
         .sum();
+    let vols = v["Volumes"].as_array().unwrap_or(&empty);
+    let vol_size_of = |v: &serde_json::Value| v["UsageData"]["Size"].as_i64().unwrap_or(0).max(0);
+    let vol_in_use = |v: &serde_json::Value| v["UsageData"]["RefCount"].as_i64().unwrap_or(0) > 0;
+    let vol_size: i64 = vols.iter().map(vol_size_of).sum();
+    let vol_active = vols.iter().filter(|v| vol_in_use(v)).count();
+    let vol_reclaim: i64 = vols
+        .iter()
+        .filter(|v| !vol_in_use(v))
+        .map(vol_size_of)
+        .sum();
     let rows = vec![
         serde_json::json!({"Type": "Images", "TotalCount": images.len().to_string(), "Active": active_imgs.to_string(),
             "Size": human_size(layers), "Reclaimable": pct(unused.min(layers), layers)}),
         serde_json::json!({"Type": "Containers", "TotalCount": ctrs.len().to_string(), "Active": ctr_active.to_string(),
             "Size": human_size(ctr_size), "Reclaimable": pct(ctr_reclaim, ctr_size)}),
-        serde_json::json!({"Type": "Local Volumes", "TotalCount": "0", "Active": "0", "Size": "0B", "Reclaimable": "0B"}),
+        serde_json::json!({"Type": "Local Volumes", "TotalCount": vols.len().to_string(), "Active": vol_active.to_string(),
+            "Size": human_size(vol_size), "Reclaimable": pct(vol_reclaim, vol_size)}),
         serde_json::json!({"Type": "Build Cache", "TotalCount": "0", "Active": "0", "Size": "0B", "Reclaimable": "0B"}),
     ];
     let default = "table {{.Type}}\\t{{.TotalCount}}\\t{{.Active}}\\t{{.Size}}\\t{{.Reclaimable}}";

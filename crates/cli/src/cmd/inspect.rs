@@ -1,4 +1,4 @@
-//! `pier inspect` (containers, then images, by name or id) and
+//! `pier inspect` (containers, then images, then volumes, by name or id) and
 //! `pier container inspect`: docker's JSON array, or one `--format`
 //! template rendering per object.
 
@@ -14,7 +14,7 @@ pub struct InspectArgs {
     /// Display total file sizes if the type is container
     #[arg(short, long)]
     size: bool,
-    /// Return JSON for specified type (container or image)
+    /// Return JSON for specified type (container, image or volume)
     #[arg(long = "type", value_name = "TYPE")]
     kind: Option<String>,
     #[arg(required = true, value_name = "NAME|ID")]
@@ -47,9 +47,9 @@ impl From<ContainerInspectArgs> for InspectArgs {
 pub async fn inspect(client: &Client, args: InspectArgs) -> Result<i32, CliError> {
     let exit1 = super::image_ops::exit1;
     let kind = args.kind.as_deref().unwrap_or("");
-    if !matches!(kind, "" | "container" | "image") {
+    if !matches!(kind, "" | "container" | "image" | "volume") {
         return Err(exit1(CliError::engine(format!(
-            "\"{kind}\" is not a valid value for --type: give container or image"
+            "\"{kind}\" is not a valid value for --type: give container, image or volume"
         ))));
     }
     let template = match args.format.as_deref() {
@@ -62,29 +62,32 @@ pub async fn inspect(client: &Client, args: InspectArgs) -> Result<i32, CliError
     let mut found = Vec::new();
     let mut errors = Vec::new();
     for name in &args.names {
-        let container = format!("/containers/{}/json{size}", encode(name));
-        let image = format!("/images/{}/json", encode_path(name));
-        let got = match kind {
-            "container" => client
-                .get_json::<serde_json::Value>(&container)
-                .await
-                .map_err(|e| e.message),
-            "image" => client
-                .get_json::<serde_json::Value>(&image)
-                .await
-                .map_err(|e| e.message),
-            _ => match client.get_json::<serde_json::Value>(&container).await {
-                Ok(v) => Ok(v),
-                Err(e) if e.status == Some(404) => client
-                    .get_json::<serde_json::Value>(&image)
-                    .await
-                    .map_err(|e| match e.status {
-                        Some(404) => format!("Error: No such object: {name}"),
-                        _ => e.message,
-                    }),
-                Err(e) => Err(e.message),
-            },
-        };
+        // As docker: without --type, the first kind that has the name.
+        let candidates = [
+            (
+                "container",
+                format!("/containers/{}/json{size}", encode(name)),
+            ),
+            ("image", format!("/images/{}/json", encode_path(name))),
+            ("volume", format!("/volumes/{}", encode(name))),
+        ];
+        let mut got = Err(format!("Error: No such object: {name}"));
+        for (_, path) in candidates
+            .iter()
+            .filter(|(k, _)| kind.is_empty() || *k == kind)
+        {
+            match client.get_json::<serde_json::Value>(path).await {
+                Ok(v) => {
+                    got = Ok(v);
+                    break;
+                }
+                Err(e) if e.status == Some(404) && kind.is_empty() => continue,
+                Err(e) => {
+                    got = Err(e.message);
+                    break;
+                }
+            }
+        }
         match got {
             Ok(v) => found.push(v),
             Err(e) => errors.push(e),

@@ -160,9 +160,23 @@ pub async fn system_df(engine: State) -> Result<Json<serde_json::Value>> {
                 })
             })
             .collect();
+        // Volumes with docker's UsageData: size and how many containers use them.
+        let vols: Vec<serde_json::Value> = e
+            .volumes
+            .list()?
+            .iter()
+            .map(|v| {
+                let mut j = crate::engine::volume_json(v);
+                j["UsageData"] = serde_json::json!({
+                    "Size": crate::container::size::size_rw(&v.mountpoint),
+                    "RefCount": e.volume_users(&v.name).len(),
+                });
+                j
+            })
+            .collect();
         Ok(serde_json::json!({
             "LayersSize": layers_size, "Images": imgs, "Containers": ctrs,
-            "Volumes": [], "BuildCache": [],
+            "Volumes": vols, "BuildCache": [],
         }))
     })
     .await??;
