@@ -92,6 +92,17 @@ impl Config {
         }
         sibling_binary("pier-shim")
     }
+
+    /// The pier-runtime binary (build steps run it): next to the shim.
+    pub fn runtime_binary(&self) -> PathBuf {
+        let shim = self.shim_binary();
+        match shim.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() && dir.join("pier-runtime").exists() => {
+                dir.join("pier-runtime")
+            }
+            _ => sibling_binary("pier-runtime"),
+        }
+    }
 }
 
 /// `name` next to the running executable if it is there, else `name` for a

@@ -4,6 +4,7 @@
 //! outlive the daemon.
 
 pub mod api;
+pub mod build;
 pub mod config;
 pub mod container;
 pub mod daemon;

@@ -2,6 +2,7 @@
 //! prefix (`/v1.45/...`), query helpers.
 
 mod archive;
+mod build;
 mod commit;
 mod containers;
 mod distribution;
@@ -45,6 +46,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
                 .post(images::post_by_path)
                 .delete(images::delete_by_path),
         )
+        .route("/build", post(build::build))
         .route("/commit", post(commit::commit))
         .route("/system/df", get(commit::system_df))
         .route("/containers/{id}/changes", get(commit::changes))

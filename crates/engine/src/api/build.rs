@@ -1,0 +1,422 @@
+//! `POST /build`: the body is the build context (a tar, or a bare
+//! Dockerfile); the answer is docker's stream of JSON messages, with the
+//! progress as BuildKit's plain output (`#N [stage k/n] RUN ...`,
+//! `#N CACHED`, `#N 0.123 output`, `#N DONE 0.4s`) in `stream` messages,
+//! the image id in `aux`, and docker's `Successfully built/tagged` lines.
+
+use super::images::query_all;
+use super::{flag, Query, State};
+use crate::build::context::{self, Context};
+use crate::error::{Error, Result};
+use axum::body::Body;
+use bytes::Bytes;
+use pier_builder::{BuildEvent, BuildOptions};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+use std::time::Instant;
+
+/// The query of a build, as docker sends it.
+#[derive(Debug, Default)]
+struct Params {
+    tags: Vec<String>,
+    dockerfile: String,
+    build_args: BTreeMap<String, String>,
+    labels: BTreeMap<String, String>,
+    target: Option<String>,
+    no_cache: bool,
+    quiet: bool,
+}
+
+/// A JSON object of strings (`buildargs`, `labels`); docker allows null
+/// values in buildargs (an ARG taken from the environment: none here).
+fn string_map(q: &HashMap<String, String>, key: &str) -> Result<BTreeMap<String, String>> {
+    let Some(raw) = q.get(key).filter(|v| !v.is_empty()) else {
+        return Ok(BTreeMap::new());
+    };
+    let v: BTreeMap<String, Option<String>> = serde_json::from_str(raw)
+        .map_err(|e| Error::bad_request(format!("error reading {key}: {e}")))?;
+    Ok(v.into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k, v)))
+        .collect())
+}
+
+fn params(q: &HashMap<String, String>, raw_query: &str) -> Result<Params> {
+    let mut tags = Vec::new();
+    for t in query_all(raw_query, "t") {
+        let r = pier_image::reference::Reference::parse(&t)
+            .map_err(|e| Error::bad_request(format!("invalid tag {t:?}: {e}")))?;
+        if r.digest().is_some() {
+            return Err(Error::bad_request(format!(
+                "invalid tag {t:?}: a build cannot be tagged with a digest"
+            )));
+        }
+        tags.push(t);
+    }
+    let dockerfile = q
+        .get("dockerfile")
+        .filter(|d| !d.is_empty())
+        .cloned()
+        .unwrap_or_else(|| "Dockerfile".into());
+    if q.get("remote").is_some_and(|r| !r.is_empty()) {
+        return Err(Error::bad_request(
+            "building from a remote context (git or URL) is not supported: send the context as the body",
+        ));
+    }
+    Ok(Params {
+        tags,
+        dockerfile,
+        build_args: string_map(q, "buildargs")?,
+        labels: string_map(q, "labels")?,
+        target: q.get("target").filter(|t| !t.is_empty()).cloned(),
+        no_cache: flag(q, "nocache"),
+        quiet: flag(q, "q"),
+    })
+}
+
+/// One JSON message of the answer, newline-terminated.
+fn message(v: serde_json::Value) -> Bytes {
+    let mut s = v.to_string();
+    s.push_str("\r\n");
+    Bytes::from(s)
+}
+
+fn stream(text: &str) -> Bytes {
+    message(serde_json::json!({ "stream": text }))
+}
+
+/// Turns build events into BuildKit's plain progress lines.
+#[derive(Default)]
+struct Progress {
+    started: HashMap<usize, Instant>,
+    /// Output not yet ended by a newline, per step.
+    partial: HashMap<usize, Vec<u8>>,
+}
+
+impl Progress {
+    fn lines(&mut self, ev: BuildEvent) -> String {
+        match ev {
+            BuildEvent::Step {
+                n,
+                total,
+                stage,
+                text,
+            } => {
+                self.started.insert(n, Instant::now());
+                if stage.is_empty() {
+                    format!("#{n} [{n}/{total}] {text}\n")
+                } else {
+                    format!("#{n} [{stage} {n}/{total}] {text}\n")
+                }
+            }
+            BuildEvent::Cached { n } => {
+                self.partial.remove(&n);
+                format!("#{n} CACHED\n\n")
+            }
+            BuildEvent::Output { n, data } => {
+                let since = self.elapsed(n);
+                let buf = self.partial.entry(n).or_default();
+                buf.extend_from_slice(&data);
+                let mut out = String::new();
+                while let Some(i) = buf.iter().position(|b| *b == b'\n') {
+                    let line: Vec<u8> = buf.drain(..=i).collect();
+                    let line = String::from_utf8_lossy(&line[..line.len() - 1]);
+                    out.push_str(&format!(
+                        "#{n} {since:.3} {}\n",
+                        line.trim_end_matches('\r')
+                    ));
+                }
+                out
+            }
+            BuildEvent::Done { n, secs } => {
+                let mut out = String::new();
+                if let Some(rest) = self.partial.remove(&n).filter(|r| !r.is_empty()) {
+                    let since = self.elapsed(n);
+                    out.push_str(&format!(
+                        "#{n} {since:.3} {}\n",
+                        String::from_utf8_lossy(&rest)
+                    ));
+                }
+                out.push_str(&format!("#{n} DONE {secs:.1}s\n\n"));
+                out
+            }
+        }
+    }
+
+    fn elapsed(&self, n: usize) -> f64 {
+        self.started
+            .get(&n)
+            .map_or(0.0, |t| t.elapsed().as_secs_f64())
+    }
+
+    /// Output of a failed step that did not end in a newline.
+    fn rest(&mut self) -> String {
+        let mut keys: Vec<usize> = self.partial.keys().copied().collect();
+        keys.sort();
+        let mut out = String::new();
+        for n in keys {
+            if let Some(rest) = self.partial.remove(&n).filter(|r| !r.is_empty()) {
+                out.push_str(&format!("#{n} {}\n", String::from_utf8_lossy(&rest)));
+            }
+        }
+        out
+    }
+}
+
+/// Leftovers of a pierd that died during a build, removed before its
+/// first build: temporary contexts and step bundles.
+fn clean_once(engine: &crate::Engine, tmp: &Path) {
+    static DONE: OnceLock<()> = OnceLock::new();
+    DONE.get_or_init(|| {
+        crate::build::RuntimeWorker::new(&engine.config).clean_stale();
+        if let Ok(entries) = std::fs::read_dir(tmp) {
+            for e in entries.flatten() {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    });
+}
+
+/// A temporary directory removed when dropped.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `POST /build`.
+pub async fn build(
+    engine: State,
+    q: Query,
+    uri: axum::http::Uri,
+    body: Body,
+) -> Result<axum::response::Response> {
+    use axum::response::IntoResponse;
+    let p = params(&q, uri.query().unwrap_or(""))?;
+    let builder_dir = engine.config.data_root.join("builder");
+    let tmp_root = builder_dir.join("tmp");
+    std::fs::create_dir_all(&tmp_root)
+        .map_err(|e| Error::internal(format!("creating {}: {e}", tmp_root.display())))?;
+    {
+        let engine = engine.0.clone();
+        let tmp_root = tmp_root.clone();
+        tokio::task::spawn_blocking(move || clean_once(&engine, &tmp_root)).await?;
+    }
+    let tmp = TempDir(tmp_root.join(crate::container::names::new_id()));
+    let ctx_dir = tmp.0.join("context");
+    std::fs::create_dir_all(&ctx_dir)
+        .map_err(|e| Error::internal(format!("creating {}: {e}", ctx_dir.display())))?;
+
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(64);
+    let (reader, feeder) = BodyReader::feed(body);
+    let engine = engine.0.clone();
+    tokio::task::spawn_blocking(move || {
+        let _tmp = tmp;
+        let send = |b: Bytes| {
+            let _ = tx.blocking_send(Ok(b));
+        };
+        let fail = |m: &str, code: Option<i32>| {
+            let mut detail = serde_json::json!({ "message": m });
+            if let Some(c) = code {
+                detail["code"] = c.into();
+            }
+            send(message(
+                serde_json::json!({"errorDetail": detail, "error": m}),
+            ));
+        };
+        let unpacked = context::unpack(reader, &ctx_dir);
+        feeder.abort();
+        let dockerfile = match unpacked {
+            Err(e) => return fail(&e, None),
+            Ok(Context::Dockerfile(text)) => Ok(text),
+            Ok(Context::Archive) => context::read_dockerfile(&ctx_dir, &p.dockerfile),
+        };
+        let dockerfile = match dockerfile {
+            Ok(d) => d,
+            Err(e) => return fail(&e, None),
+        };
+        let opts = BuildOptions {
+            dockerfile,
+            dockerfile_name: p.dockerfile.clone(),
+            context: ctx_dir.clone(),
+            tags: p.tags.clone(),
+            build_args: p.build_args.clone(),
+            target: p.target.clone(),
+            no_cache: p.no_cache,
+            labels: p.labels.clone(),
+        };
+        let worker = crate::build::RuntimeWorker::new(&engine.config);
+        let cache_dir = engine.config.data_root.join("builder").join("cache");
+        let progress = Mutex::new(Progress::default());
+        // With -q the progress is kept and shown only if the build fails.
+        let held = Mutex::new(String::new());
+        let quiet = p.quiet;
+        let events = |ev: BuildEvent| {
+            let text = lock(&progress).lines(ev);
+            if text.is_empty() {
+                return;
+            }
+            if quiet {
+                lock(&held).push_str(&text);
+            } else {
+                send(stream(&text));
+            }
+        };
+        let result = pier_builder::build(&engine.images, &worker, &cache_dir, &opts, &events);
+        let rest = lock(&progress).rest();
+        match result {
+            Ok(out) => {
+                send(message(serde_json::json!({"aux": {"ID": out.image_id}})));
+                if quiet {
+                    send(stream(&format!("{}\n", out.image_id)));
+                    return;
+                }
+                let hex = out.image_id.trim_start_matches("sha256:");
+                let mut text = format!("Successfully built {}\n", &hex[..hex.len().min(12)]);
+                for t in &p.tags {
+                    let shown = pier_image::reference::Reference::parse(t)
+                        .map(|r| r.familiar())
+                        .unwrap_or_else(|_| t.clone());
+                    text.push_str(&format!("Successfully tagged {shown}\n"));
+                }
+                send(stream(&text));
+            }
+            Err(e) => {
+                let mut text = std::mem::take(&mut *lock(&held));
+                text.push_str(&rest);
+                if !text.is_empty() {
+                    send(stream(&text));
+                }
+                let code = match &e {
+                    pier_builder::Error::RunFailed { code, .. } => Some(*code),
+                    _ => None,
+                };
+                fail(&e.to_string(), code);
+            }
+        }
+    });
+    let mut rx = rx;
+    let body = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        Body::from_stream(body),
+    )
+        .into_response())
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Blocking `Read` over a request body, for the unpacking thread.
+struct BodyReader {
+    rx: tokio::sync::mpsc::Receiver<std::result::Result<Bytes, String>>,
+    current: Bytes,
+}
+
+impl BodyReader {
+    /// The reader and the task feeding it (abort it when done reading).
+    fn feed(body: Body) -> (BodyReader, tokio::task::JoinHandle<()>) {
+        use futures_util::StreamExt;
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        let mut stream = body.into_data_stream();
+        let feeder = tokio::spawn(async move {
+            while let Some(chunk) = stream.next().await {
+                let msg = chunk.map_err(|e| format!("reading the request body: {e}"));
+                let failed = msg.is_err();
+                if tx.send(msg).await.is_err() || failed {
+                    break;
+                }
+            }
+        });
+        (
+            BodyReader {
+                rx,
+                current: Bytes::new(),
+            },
+            feeder,
+        )
+    }
+}
+
+impl std::io::Read for BodyReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(Ok(b)) => self.current = b,
+                Some(Err(e)) => return Err(std::io::Error::other(e)),
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current.split_to(n));
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_is_buildkits_plain_output() {
+        let mut p = Progress::default();
+        let step = p.lines(BuildEvent::Step {
+            n: 2,
+            total: 3,
+            stage: "stage-0".into(),
+            text: "RUN echo hi".into(),
+        });
+        assert_eq!(step, "#2 [stage-0 2/3] RUN echo hi\n");
+        assert_eq!(
+            p.lines(BuildEvent::Output {
+                n: 2,
+                data: b"par".to_vec()
+            }),
+            ""
+        );
+        let out = p.lines(BuildEvent::Output {
+            n: 2,
+            data: b"tial\nnext".to_vec(),
+        });
+        assert!(
+            out.starts_with("#2 0.") && out.ends_with(" partial\n"),
+            "{out:?}"
+        );
+        let done = p.lines(BuildEvent::Done { n: 2, secs: 0.42 });
+        assert!(done.ends_with(" next\n#2 DONE 0.4s\n\n"), "{done:?}");
+        assert_eq!(p.lines(BuildEvent::Cached { n: 3 }), "#3 CACHED\n\n");
+        assert_eq!(p.rest(), "");
+    }
+
+    #[test]
+    fn the_query_is_read_as_docker_sends_it() {
+        let raw =
+            "t=a%3A1&t=b&dockerfile=sub%2FDf&buildargs=%7B%22X%22%3A%221%22%2C%22N%22%3Anull%7D\
+                   &labels=%7B%22l%22%3A%22v%22%7D&nocache=1&q=1&target=build";
+        let q: HashMap<String, String> = serde_urlencoded_pairs(raw);
+        let p = params(&q, raw).unwrap();
+        assert_eq!(p.tags, ["a:1", "b"]);
+        assert_eq!(p.dockerfile, "sub/Df");
+        assert_eq!(p.build_args.get("X").map(String::as_str), Some("1"));
+        assert!(!p.build_args.contains_key("N"));
+        assert_eq!(p.labels.get("l").map(String::as_str), Some("v"));
+        assert!(p.no_cache && p.quiet);
+        assert_eq!(p.target.as_deref(), Some("build"));
+        let bad = "t=UPPER";
+        assert!(params(&serde_urlencoded_pairs(bad), bad).is_err());
+        assert_eq!(
+            params(&HashMap::new(), "").unwrap().dockerfile,
+            "Dockerfile"
+        );
+    }
+
+    fn serde_urlencoded_pairs(raw: &str) -> HashMap<String, String> {
+        raw.split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, _)| (k.to_string(), query_all(raw, k).pop().unwrap_or_default()))
+            .collect()
+    }
+}
