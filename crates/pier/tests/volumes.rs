@@ -1401,21 +1401,14 @@ fn bad_mount_specs_are_refused() {
     assert!(t.containers().is_empty());
 }
 
-/// A name no host has at /.
-fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}-{}-{:?}",
-        std::process::id(),
-        std::thread::current().id()
-    )
-    .replace(['(', ')'], "")
-    .replace("ThreadId", "")
-}
-
 #[test]
 fn dotdot_destination_stays_inside_the_container() {
     let t = setup();
-    let name = unique("pier-vol-escape");
+    // Unique: named after the test's temporary directory.
+    let name = format!(
+        "escape-{}",
+        t.env.dir.path().file_name().unwrap().to_string_lossy()
+    );
     let host = Path::new("/").join(&name);
     assert!(!host.exists());
     let dst = format!("/../../{name}");
