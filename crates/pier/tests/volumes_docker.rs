@@ -607,3 +607,61 @@ fn docker_commit_change_volume_makes_an_image_volume() {
         "volume /data\n"
     );
 }
+
+#[test]
+fn system_df_counts_volumes_as_dockerd() {
+    let Some(b) = both() else { return };
+    b.both_ok(&["volume", "create", "df-used"]);
+    b.both_ok(&["volume", "create", "df-unused"]);
+    b.both_ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "df-used:/a",
+        "-v",
+        "df-unused:/b",
+        "busybox",
+        "sh",
+        "-c",
+        "head -c 1000 /dev/zero > /a/f; head -c 24 /dev/zero > /b/g",
+    ]);
+    b.both_ok(&[
+        "create",
+        "--name",
+        "df-user",
+        "-v",
+        "df-used:/a",
+        "busybox",
+        "true",
+    ]);
+    // As docker: volumes counted, the used one active, sizes summed and the
+    // unused ones reclaimable.
+    let (d, p) = b.both_ok(&[
+        "system",
+        "df",
+        "--format",
+        "{{.Type}}|{{.TotalCount}}|{{.Active}}|{{.Size}}|{{.Reclaimable}}",
+    ]);
+    let line = |s: &str| {
+        s.lines()
+            .find(|l| l.starts_with("Local Volumes|"))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(line(&d), "Local Volumes|2|1|1.024kB|24B (2%)");
+    let (dv, pv) = b.both_ok(&["system", "df", "-v"]);
+    let rows = |s: &str| {
+        let mut r: Vec<String> = s
+            .lines()
+            .filter(|l| l.starts_with("df-"))
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect();
+        r.sort();
+        r
+    };
+    assert_eq!(
+        (line(&p), rows(&pv)),
+        (line(&d), rows(&dv)),
+        "pier:\n{p}{pv}\ndocker:\n{d}{dv}"
+    );
+}
