@@ -263,6 +263,25 @@ impl Cgroup {
         }
     }
 
+    /// Writes `resources` and moves `pid` in. On v1 the limits go first:
+    /// writing the device rules there denies every device before allowing
+    /// the spec's again, which would fail an open by `pid` (the init's of
+    /// /dev/ptmx, say) that landed in between. On v2 the device program
+    /// is swapped at once, and the cgroup is made by the move.
+    pub fn place(&self, pid: i32, resources: &LinuxResources) -> Result<()> {
+        match self.st.mode {
+            Mode::V1 => {
+                hierarchy::create_all(&self.st)?;
+                self.apply(resources)?;
+                self.add(pid)
+            }
+            Mode::V2 => {
+                self.add(pid)?;
+                self.apply(resources)
+            }
+        }
+    }
+
     /// Writes `linux.resources`.
     pub fn apply(&self, resources: &LinuxResources) -> Result<()> {
         if !self.st.nested.is_empty() {

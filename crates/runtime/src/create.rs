@@ -237,7 +237,11 @@ fn create_in(
     // so we enter the container's cgroup ourselves for the clone and go
     // back afterwards. Otherwise the child is moved in after the clone,
     // while it sets up its mounts (on another CPU), long before it can
-    // exec: the cgroup work (slow migrations on v1) overlaps its setup.
+    // exec: the cgroup work (slow migrations on v1) overlaps its setup;
+    // `place` writes the limits before the move where that matters. (With
+    // a new cgroup namespace they are written after the clone, or a pids
+    // limit of 1 would refuse it; terminal.rs retries its pty open for
+    // that case.)
     let (early, back) = if new_cgroup_ns {
         let cg = Cgroup::open(&cg_state)?;
         let back = cgroups::own_cgroups();
@@ -264,10 +268,9 @@ fn create_in(
         cgroups::place_early(&cg_state, pid);
     }
     let placed = match early {
-        Some(cg) => Ok(cg),
-        None => Cgroup::open(&cg_state).and_then(|cg| cg.add(pid).map(|()| cg)),
-    }
-    .and_then(|cg| cg.apply(&resources));
+        Some(cg) => cg.apply(&resources),
+        None => Cgroup::open(&cg_state).and_then(|cg| cg.place(pid, &resources)),
+    };
     if let Err(e) = placed {
         // SAFETY: killing and reaping our own child.
         unsafe { libc::kill(pid, libc::SIGKILL) };

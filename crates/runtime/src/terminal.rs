@@ -31,10 +31,11 @@ fn last(context: &str) -> InitError {
 pub fn setup(sock: RawFd, console: bool) -> InitResult<()> {
     // SAFETY: plain syscalls on descriptors we own, with valid pointers.
     unsafe {
-        // The parent writes the container's device cgroup while the init
-        // sets up (create.rs); on cgroup v1 that write denies every device
-        // before it allows the spec's ones again, so an open in that
-        // moment fails with EPERM: try again for a while (200 x 1 ms).
+        // With a new cgroup namespace the parent writes the container's
+        // device cgroup while the init sets up (create.rs); on cgroup v1
+        // that write denies every device before it allows the spec's ones
+        // again, so an open in that moment fails with EPERM: try again for
+        // a while (200 x 1 ms). Without one, the rules are in place first.
         let mut master = -1;
         for _ in 0..200 {
             master = libc::open(
