@@ -3,6 +3,9 @@
 pub mod expand;
 pub mod ignore;
 pub mod model;
+mod parse;
+#[cfg(test)]
+mod tests;
 
 pub use model::*;
 
@@ -18,6 +21,5 @@ pub struct SyntaxError {
 
 /// Parses a whole Dockerfile. `file` names it in errors.
 pub fn parse(text: &str, file: &str) -> Result<Dockerfile, SyntaxError> {
-    let _ = (text, file);
-    todo!("helper: syntax")
+    parse::parse(text, file)
 }
