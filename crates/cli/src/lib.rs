@@ -50,6 +50,8 @@ pub struct Cli {
 enum Command {
     /// Create and run a new container from an image
     Run(cmd::run::RunArgs),
+    /// Build an image from a Dockerfile
+    Build(cmd::build::BuildArgs),
     /// Create a new container
     Create(cmd::create::CreateArgs),
     /// Execute a command in a running container
@@ -139,6 +141,8 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum ImageCommand {
+    /// Build an image from a Dockerfile
+    Build(cmd::build::BuildArgs),
     /// Import the contents from a tarball to create a filesystem image
     Import(cmd::images::ImportArgs),
     /// List images
@@ -257,6 +261,9 @@ async fn dispatch(cli: Cli) -> Result<i32, CliError> {
         }
         Command::Create(args) | Command::Container(ContainerCommand::Create(args)) => {
             cmd::create::create(&client, args).await
+        }
+        Command::Build(a) | Command::Image(ImageCommand::Build(a)) => {
+            cmd::build::build(&client, a).await
         }
         Command::Exec(args) => cmd::exec::exec(&client, args).await,
         Command::Attach(args) => cmd::attach::attach(&client, args).await,

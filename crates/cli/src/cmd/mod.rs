@@ -1,6 +1,7 @@
 //! One module per group of commands.
 
 pub mod attach;
+pub mod build;
 pub mod container_flags;
 pub mod cp;
 pub mod create;

@@ -158,7 +158,7 @@ impl Unpacker {
     /// Opens directory `comps` below the root, refusing symlinks on the way.
     fn open_dir(&self, comps: &[Vec<u8>]) -> io::Result<OwnedFd> {
         if comps.is_empty() {
-            return Ok(self.root.try_clone()?);
+            return self.root.try_clone();
         }
         let path = comps.join(&b'/');
         rfs::openat2(
