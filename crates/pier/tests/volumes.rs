@@ -1256,6 +1256,24 @@ fn dot_relative_host_path_is_made_absolute() {
         t.inspect("dotrel", "{{json .HostConfig.Binds}}"),
         format!(r#"["{}/dir:/d"]"#, cwd.display())
     );
+    // As docker 28's CLI: `.` and `..` too, and --mount's source.
+    let sub = cwd.join("dir");
+    for (name, args, listing) in [
+        ("dot", vec!["-v", ".:/d"], "f\n"),
+        ("dotdot", vec!["-v", "..:/d"], "dir\n"),
+        ("mntdot", vec!["--mount", "type=bind,src=.,dst=/d"], "f\n"),
+    ] {
+        let mut all = vec!["run", "--name", name];
+        all.extend_from_slice(&args);
+        all.extend_from_slice(&["busybox", "ls", "/d"]);
+        let out = t.env.pier().current_dir(&sub).args(&all).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        assert_eq!(stdout(&out), listing, "{args:?}");
+    }
+    assert_eq!(
+        t.inspect("dotdot", "{{json .HostConfig.Binds}}"),
+        format!(r#"["{}:/d"]"#, cwd.display())
+    );
 }
 
 #[test]
