@@ -1,5 +1,11 @@
 //! Running a Dockerfile: stages, steps, layers, the build cache.
 
+mod cache;
+mod exec;
+mod fs;
+#[cfg(test)]
+mod tests;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -112,6 +118,5 @@ pub fn build(
     opts: &BuildOptions,
     events: &(dyn Fn(BuildEvent) + Sync),
 ) -> Result<BuildOutput, Error> {
-    let _ = (store, worker, cache_dir, opts, events);
-    todo!("helper: executor")
+    exec::build(store, worker, cache_dir, opts, events)
 }
