@@ -171,7 +171,7 @@ fn parse_flags(
             None => (arg, None),
         };
         let Some(&(_, kind)) = allowed.iter().find(|(n, _)| *n == name) else {
-            return fail(line, format!("unknown flag: {name}"));
+            return fail(line, format!("Unknown flag: {name}"));
         };
         if kind != FlagKind::Multi && out.iter().any(|(n, _)| n == name) {
             return fail(line, format!("Duplicate flag specified: {name}"));
@@ -504,7 +504,10 @@ fn copy_args(
 ) -> Result<Copy, Fail> {
     let (mut list, json) = json_or_words(args, line)?;
     if list.len() < 2 {
-        return fail(line, format!("{cmd} requires at least two arguments"));
+        return fail(
+            line,
+            format!("{cmd} requires at least two arguments, but only one was provided. Destination could not be determined"),
+        );
     }
     let dest = list.pop().unwrap_or_default();
     let mut sources = Vec::with_capacity(list.len());
@@ -763,14 +766,14 @@ fn from_stage(node: &Node, line: usize) -> Result<Stage, Fail> {
 }
 
 pub(super) fn parse(text: &str, file: &str) -> Result<Dockerfile, SyntaxError> {
-    parse_inner(text).map_err(|f| SyntaxError {
+    parse_inner(text, file).map_err(|f| SyntaxError {
         file: file.to_string(),
         line: f.line,
         message: f.message,
     })
 }
 
-fn parse_inner(text: &str) -> Result<Dockerfile, Fail> {
+fn parse_inner(text: &str, file: &str) -> Result<Dockerfile, Fail> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let lines: Vec<&str> = text
         .split('\n')
@@ -815,7 +818,7 @@ fn parse_inner(text: &str) -> Result<Dockerfile, Fail> {
             let stage = from_stage(&node, start)?;
             if let Some(name) = &stage.name {
                 if df.stages.iter().any(|s| s.name.as_ref() == Some(name)) {
-                    return fail(start, format!("duplicate stage name {name:?}"));
+                    return fail(start, format!("{name} stage name already used"));
                 }
             }
             df.stages.push(stage);
@@ -823,8 +826,9 @@ fn parse_inner(text: &str) -> Result<Dockerfile, Fail> {
         }
         let mut kind = instruction(&node, escape, heredocs, start)?;
         if let Kind::Onbuild(expr) = &mut kind {
-            // The trigger as written after ONBUILD, as docker stores it.
-            let o = original.trim_start();
+            // The trigger as written after ONBUILD (trailing blanks
+            // kept), as docker stores it.
+            let o = line.trim_start();
             let rest = o.get(node.cmd.len()..).unwrap_or("").trim_start();
             *expr = rest.to_string();
         }
@@ -845,7 +849,7 @@ fn parse_inner(text: &str) -> Result<Dockerfile, Fail> {
         }
     }
     if !any {
-        return fail(1, "file with no instructions");
+        return fail(1, format!("the Dockerfile ({file}) cannot be empty"));
     }
     if df.stages.is_empty() {
         return fail(
