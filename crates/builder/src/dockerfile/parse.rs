@@ -547,37 +547,36 @@ fn instruction(
 ) -> Result<Kind, Fail> {
     let args = node.args;
     let up = node.cmd.to_uppercase();
-    let no_flags = |allowed: &[(&str, FlagKind)]| parse_flags(&node.flags, allowed, line);
-    Ok(match node.cmd.as_str() {
+    // As docker: the arguments are checked before the flags.
+    let allowed: &[(&str, FlagKind)] = match node.cmd.as_str() {
+        "run" => RUN_FLAGS,
+        "copy" => COPY_FLAGS,
+        "add" => ADD_FLAGS,
+        "healthcheck" => HEALTH_FLAGS,
+        _ => &[],
+    };
+    let checked = parse_flags(&node.flags, allowed, line);
+    let flags: &[(String, String)] = checked.as_deref().unwrap_or(&[]);
+    let kind = match node.cmd.as_str() {
         "run" => {
-            let flags = no_flags(RUN_FLAGS)?;
+            let flags = flags.to_vec();
             Kind::Run {
                 command: command(args, line)?,
                 heredocs,
                 flags,
             }
         }
-        "cmd" => {
-            no_flags(&[])?;
-            Kind::Cmd(command(args, line)?)
-        }
-        "entrypoint" => {
-            no_flags(&[])?;
-            Kind::Entrypoint(command(args, line)?)
-        }
-        "shell" => {
-            no_flags(&[])?;
-            match parse_json(args) {
-                Ok(Some(v)) if v.is_empty() => {
-                    return fail(line, "SHELL requires at least one argument")
-                }
-                Ok(Some(v)) => Kind::Shell(v),
-                Ok(None) => return fail(line, "SHELL requires the arguments to be in JSON form"),
-                Err(e) => return fail(line, e),
+        "cmd" => Kind::Cmd(command(args, line)?),
+        "entrypoint" => Kind::Entrypoint(command(args, line)?),
+        "shell" => match parse_json(args) {
+            Ok(Some(v)) if v.is_empty() => {
+                return fail(line, "SHELL requires at least one argument")
             }
-        }
+            Ok(Some(v)) => Kind::Shell(v),
+            Ok(None) => return fail(line, "SHELL requires the arguments to be in JSON form"),
+            Err(e) => return fail(line, e),
+        },
         "workdir" | "user" | "stopsignal" | "maintainer" => {
-            no_flags(&[])?;
             let v = exactly_one(args, &up, line)?;
             match node.cmd.as_str() {
                 "workdir" => Kind::Workdir(v),
@@ -586,16 +585,9 @@ fn instruction(
                 _ => Kind::Maintainer(v),
             }
         }
-        "env" => {
-            no_flags(&[])?;
-            Kind::Env(name_vals(args, "ENV", escape, line)?)
-        }
-        "label" => {
-            no_flags(&[])?;
-            Kind::Label(name_vals(args, "LABEL", escape, line)?)
-        }
+        "env" => Kind::Env(name_vals(args, "ENV", escape, line)?),
+        "label" => Kind::Label(name_vals(args, "LABEL", escape, line)?),
         "arg" => {
-            no_flags(&[])?;
             let words = raw_words(args, escape);
             if words.is_empty() {
                 return fail(line, "ARG requires at least one argument");
@@ -614,7 +606,6 @@ fn instruction(
             Kind::Arg(decls)
         }
         "expose" => {
-            no_flags(&[])?;
             let ports = split_ws(args);
             if ports.is_empty() {
                 return fail(line, "EXPOSE requires at least one argument");
@@ -622,7 +613,6 @@ fn instruction(
             Kind::Expose(ports)
         }
         "volume" => {
-            no_flags(&[])?;
             let (list, _) = json_or_words(args, line)?;
             if list.is_empty() {
                 return fail(line, "VOLUME requires at least one argument");
@@ -632,17 +622,13 @@ fn instruction(
             }
             Kind::Volume(list)
         }
-        "copy" => {
-            let flags = no_flags(COPY_FLAGS)?;
-            Kind::Copy(copy_args("COPY", args, &flags, heredocs, line)?)
-        }
+        "copy" => Kind::Copy(copy_args("COPY", args, flags, heredocs, line)?),
         "add" => {
-            let flags = no_flags(ADD_FLAGS)?;
-            let copy = copy_args("ADD", args, &flags, heredocs, line)?;
+            let copy = copy_args("ADD", args, flags, heredocs, line)?;
             Kind::Add {
                 copy,
-                checksum: flag(&flags, "checksum"),
-                keep_git_dir: flag(&flags, "keep-git-dir").is_some_and(|v| v == "true"),
+                checksum: flag(flags, "checksum"),
+                keep_git_dir: flag(flags, "keep-git-dir").is_some_and(|v| v == "true"),
             }
         }
         "healthcheck" => {
@@ -651,14 +637,13 @@ fn instruction(
                 return fail(line, "HEALTHCHECK requires at least one argument");
             }
             let typ = typ.to_uppercase();
-            let flags = no_flags(HEALTH_FLAGS)?;
             let mut hc = Healthcheck {
                 test: None,
-                interval: flag(&flags, "interval"),
-                timeout: flag(&flags, "timeout"),
-                start_period: flag(&flags, "start-period"),
-                start_interval: flag(&flags, "start-interval"),
-                retries: flag(&flags, "retries"),
+                interval: flag(flags, "interval"),
+                timeout: flag(flags, "timeout"),
+                start_period: flag(flags, "start-period"),
+                start_interval: flag(flags, "start-interval"),
+                retries: flag(flags, "retries"),
             };
             match typ.as_str() {
                 "NONE" => {
@@ -687,7 +672,6 @@ fn instruction(
             Kind::Healthcheck(hc)
         }
         "onbuild" => {
-            no_flags(&[])?;
             let (trigger, _) = split_first_word(args);
             if trigger.is_empty() {
                 return fail(line, "ONBUILD requires at least one argument");
@@ -708,7 +692,9 @@ fn instruction(
             Kind::Onbuild(args.to_string())
         }
         _ => return fail(line, format!("unknown instruction: {up}")),
-    })
+    };
+    checked?;
+    Ok(kind)
 }
 
 /// Whether heredocs are read after this instruction's line: RUN, COPY,
@@ -732,7 +718,7 @@ fn heredoc_text<'a>(node: &Node<'a>) -> Option<&'a str> {
 }
 
 fn from_stage(node: &Node, line: usize) -> Result<Stage, Fail> {
-    let flags = parse_flags(&node.flags, &[("platform", FlagKind::Str)], line)?;
+    let checked = parse_flags(&node.flags, &[("platform", FlagKind::Str)], line);
     let args = split_ws(node.args);
     let name = match args.len() {
         1 => None,
@@ -756,6 +742,7 @@ fn from_stage(node: &Node, line: usize) -> Result<Stage, Fail> {
         }
         _ => return fail(line, "FROM requires either one or three arguments"),
     };
+    let flags = checked?;
     Ok(Stage {
         name,
         base: args[0].clone(),

@@ -388,6 +388,8 @@ fn missing_arguments() {
         ("ONBUILD from x", "FROM isn't allowed as an ONBUILD trigger"),
         ("WORKDIR --x=1 /a", "Unknown flag: x"),
         ("CMD --help", "Unknown flag: help"),
+        // as docker: arguments are checked before flags
+        ("EXPOSE --x", "EXPOSE requires at least one argument"),
     ] {
         let e = err(&format!("FROM x\n\n{instr}\n"));
         assert_eq!(e.line, 3, "{instr}: {e}");
@@ -436,6 +438,10 @@ fn errors_are_located() {
     assert!(err("FROM a AS b\nFROM c AS B\n")
         .message
         .contains("b stage name already used"));
+    assert_eq!(
+        err("FROM --foo=1\n").message,
+        "FROM requires either one or three arguments"
+    );
     assert_eq!(err("FROM --foo=1 a\n").message, "Unknown flag: foo");
 
     // as docker
