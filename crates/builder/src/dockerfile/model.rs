@@ -60,6 +60,8 @@ pub enum Command {
 pub struct Heredoc {
     /// The delimiter word, also the file name for COPY/ADD heredocs.
     pub name: String,
+    /// The body, each line ending in `\n`; for `<<-` the leading tabs
+    /// of each line are already removed.
     pub content: String,
     /// Variables are expanded in the body (unquoted delimiter).
     pub expand: bool,
@@ -68,11 +70,15 @@ pub struct Heredoc {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Copy {
     /// Raw sources (paths in the context or the `from` stage/image, globs,
-    /// URLs for ADD, heredoc names).
+    /// URLs for ADD, heredoc names). A source written `<<NAME` (shell form
+    /// only) is given as `NAME`, and `heredocs` holds an entry of that
+    /// name with its body.
     pub sources: Vec<String>,
     /// Raw destination.
     pub dest: String,
-    /// Raw `--from` (stage name, stage index, image).
+    /// Raw `--from` (stage name, stage index, image). Flag values have
+    /// their quotes and backslashes removed already (docker's flag
+    /// parser does that), but `$` is left for expansion.
     pub from: Option<String>,
     /// Raw `--chown`.
     pub chown: Option<String>,
@@ -99,7 +105,8 @@ pub enum Kind {
     Run {
         command: Command,
         heredocs: Vec<Heredoc>,
-        /// Flags (`--mount`, `--network`, `--security`) as (name, raw value).
+        /// Flags (`--mount`, `--network`, `--security`) as (name, raw value),
+        /// in order (`--mount` may repeat).
         flags: Vec<(String, String)>,
     },
     Cmd(Command),
