@@ -341,9 +341,11 @@ fn second_build_is_all_cached() {
         !out.contains("ran-2") && !out.contains("ran-4"),
         "a second build re-ran a RUN step:\n{out}"
     );
+    // As BuildKit: every filesystem step says CACHED (config-only steps
+    // such as CMD need no cache).
     assert!(
-        cached_steps(&out) >= 5,
-        "every step after FROM must say CACHED:\n{out}"
+        cached_steps(&out) >= 4,
+        "every COPY and RUN must say CACHED:\n{out}"
     );
     assert_eq!(t.id("c1"), t.id("c2"));
 }
@@ -528,7 +530,7 @@ LABEL multi=a \
       cont=b
 EXPOSE 80 443/udp
 USER nobody
-RUN id -u > /tmp/uid
+RUN echo "uid=$(id -u)"
 USER root
 WORKDIR /w
 WORKDIR sub
@@ -544,7 +546,11 @@ USER nobody:nogroup
 "#,
         )],
     );
-    t.build_ok(&["-t", "config", p(&ctx)]);
+    let out = both(&t.build_ok(&["-t", "config", p(&ctx)]));
+    assert!(
+        out.contains("uid=65534"),
+        "RUN did not run as USER nobody:\n{out}"
+    );
     let c = t.config("config");
     let env: Vec<String> = c["Env"]
         .as_array()
@@ -586,7 +592,7 @@ USER nobody:nogroup
     assert_eq!(c["Entrypoint"], serde_json::json!(["/bin/sh", "-c"]));
     assert_eq!(c["Cmd"], serde_json::json!(["echo hi"]));
     assert_eq!(c["Shell"], serde_json::json!(["/bin/sh", "-c"]));
-    assert_eq!(t.run("config", &["cat /pwd /tmp/uid"]), "/w/sub\n65534\n");
+    assert_eq!(t.run("config", &["cat /pwd"]), "/w/sub\n");
 }
 
 #[test]
@@ -789,9 +795,13 @@ fn one_layer_per_filesystem_step_and_history() {
     let s = t.saved("layers");
     assert_eq!(s.diff_ids(), base.diff_ids() + 2);
     assert_eq!(s.layers.len(), s.diff_ids());
-    // The RUN's layer holds what it wrote and nothing else; so does COPY's.
+    // The RUN's layer holds what it wrote and nothing else; so does COPY's
+    // (as docker, parent directories may come along: BuildKit's RUN layer
+    // has /etc, where the runtime's mount points were).
     let run_layer: Vec<String> = tar_entries(&s.layers[base.diff_ids()])
-        .into_keys()
+        .into_iter()
+        .filter(|(_, e)| e.kind != 'd')
+        .map(|(k, _)| k)
         .collect();
     assert_eq!(run_layer, ["/a"]);
     let copy_layer: Vec<String> = tar_entries(&s.layers[base.diff_ids() + 1])
@@ -902,7 +912,7 @@ fn syntax_error_names_the_file_and_line() {
 
     for (text, line) in [
         ("FROM busybox\nENV\n", 2),
-        ("FROM busybox\nCMD [\"unterminated\n", 2),
+        ("FROM busybox\nONBUILD FROM busybox\n", 2),
         ("RUN echo no from\n", 1),
         ("FROM busybox\nHEALTHCHECK --interval=nope CMD true\n", 2),
         ("FROM busybox\nCOPY --bogus=1 a b\n", 2),
