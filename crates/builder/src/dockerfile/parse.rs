@@ -97,8 +97,9 @@ fn directives(lines: &[&str]) -> Result<char, Fail> {
 fn trim_continuation(line: &str, escape: char) -> (&str, bool) {
     let t = line.trim_end_matches([' ', '\t']);
     match t.strip_suffix(escape) {
-        Some(rest) => (rest, false),
-        None => (line, true),
+        // As docker: an escaped escape at the end is no continuation.
+        Some(rest) if !rest.ends_with(escape) => (rest, false),
+        _ => (line, true),
     }
 }
 

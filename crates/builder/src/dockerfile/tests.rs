@@ -192,6 +192,10 @@ fn continuations_and_original() {
     assert_eq!(ins[1].original, "RUN a   b");
     assert_eq!(ins[1].line, 7);
     assert_eq!(ins[2].original, "RUN last");
+    // as docker: an escaped escape ends the line
+    let ins = only("FROM x\nENV A=x\\\\\nENV B=y\n");
+    assert_eq!(ins.len(), 2);
+    assert_eq!(ins[0].original, "ENV A=x\\\\");
     let ins = only("  FROM x\n\t  run   echo   a   \n   # indented comment\n");
     assert_eq!(ins[0].original, "run   echo   a");
     assert_eq!(
