@@ -5,9 +5,10 @@
 //! parse-dockerfile 0.1.9 was the starting point, but its results differ
 //! from docker's where pier must match docker: a heredoc is only found
 //! right after `RUN` (`RUN python3 <<EOF` loses its body), one heredoc per
-//! RUN, no text of the instruction as docker prints it, `FROM a b` and
-//! JSON with trailing text rejected where docker accepts them, its own
-//! error messages. So the lines are read here with docker's rules, and
+//! RUN, no text of the instruction as docker prints it, `RUN ["a"] x`
+//! read as shell form where docker takes the JSON array (Go's decoder
+//! stops after the first value), its own error messages (pier gives
+//! dockerd's). So the lines are read here with docker's rules, and
 //! parse-dockerfile is kept as a cross-check in the tests.
 
 use super::model::*;
@@ -395,6 +396,9 @@ fn heredoc_head(word: &str) -> Option<HeredocHead> {
 }
 
 fn heredoc_heads(text: &str) -> Vec<HeredocHead> {
+    if !text.contains("<<") {
+        return Vec::new();
+    }
     raw_words(text, '\\')
         .iter()
         .filter_map(|w| heredoc_head(w))

@@ -777,3 +777,18 @@ mod props {
         }
     }
 }
+
+/// Why pier reads lines itself: parse-dockerfile 0.1.9 finds a heredoc
+/// only right after RUN, so a body after `RUN python3 <<EOF` is read as
+/// instructions; docker (BuildKit) and pier take it as the heredoc.
+#[test]
+fn parse_dockerfile_misses_heredocs_after_a_command() {
+    let text = "FROM x\nRUN python3 <<EOF\nprint(1)\nEOF\n";
+    assert!(parse_dockerfile::parse(text).is_err());
+    let ins = only(text);
+    assert_eq!(ins.len(), 1);
+    match &ins[0].kind {
+        Kind::Run { heredocs, .. } => assert_eq!(heredocs[0].content, "print(1)\n"),
+        k => panic!("{k:?}"),
+    }
+}
