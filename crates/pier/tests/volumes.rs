@@ -2216,3 +2216,73 @@ fn mount_volume_subpath() {
     }
     assert!(t.containers().is_empty(), "{:?}", t.containers());
 }
+
+fn sh_ok(script: &str) {
+    let out = std::process::Command::new("sh")
+        .args(["-c", script])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "sh -c {script:?}: {}", stderr(&out));
+}
+
+#[test]
+fn bind_propagation_as_docker() {
+    let t = setup();
+    // A shared host mount (a tmpfs of the test's, made shared), so that
+    // rshared and rslave binds are allowed (docker refuses them on a
+    // private source); PierEnv's drop unmounts it.
+    let shared = t.host_dir("shared");
+    sh_ok(&format!(
+        "mount -t tmpfs tmpfs {0} && mount --make-shared {0} && mkdir {0}/src",
+        shared.display()
+    ));
+    let src = shared.join("src");
+    let s = src.display().to_string();
+    let private = format!("{s}:/d");
+    let slave = format!("{s}:/d:ro,rslave");
+    let mnt_slave = format!("type=bind,src={s},dst=/d,bind-propagation=rslave");
+    let shared_spec = format!("{s}:/d:rshared");
+    for (name, flag, spec) in [
+        ("p-private", "-v", private.as_str()),
+        ("p-slave", "-v", slave.as_str()),
+        ("p-mnt-slave", "--mount", mnt_slave.as_str()),
+        ("p-shared", "-v", shared_spec.as_str()),
+    ] {
+        t.ok(&[
+            "run", "-d", "--name", name, flag, spec, "busybox", "sleep", "1000",
+        ]);
+    }
+    // A mount made on the host after the start.
+    sh_ok(&format!(
+        "mkdir {s}/sub && mount -t tmpfs tmpfs {s}/sub && echo hi > {s}/sub/x"
+    ));
+    // As docker: Mode and Propagation, and only rslave/rshared binds see
+    // the host's later mount.
+    for (name, mode, prop, sees) in [
+        ("p-private", "", "rprivate", false),
+        ("p-slave", "ro,rslave", "rslave", true),
+        ("p-mnt-slave", "", "rslave", true),
+        ("p-shared", "rshared", "rshared", true),
+    ] {
+        let m = t.mounts(name);
+        assert_eq!(
+            m.iter()
+                .map(|m| (m["Mode"].clone(), m["Propagation"].clone()))
+                .collect::<Vec<_>>(),
+            [(Value::from(mode), Value::from(prop))],
+            "{name}"
+        );
+        let out = t.run(&["exec", name, "cat", "/d/sub/x"]);
+        assert_eq!(
+            out.status.success(),
+            sees,
+            "{name}: the host's later mount {} in the container: {}{}",
+            if sees { "should show" } else { "shows" },
+            stdout(&out),
+            stderr(&out)
+        );
+    }
+    for name in ["p-private", "p-slave", "p-mnt-slave", "p-shared"] {
+        t.ok(&["rm", "-f", name]);
+    }
+}
