@@ -21,5 +21,19 @@ pub struct SyntaxError {
 
 /// Parses a whole Dockerfile. `file` names it in errors.
 pub fn parse(text: &str, file: &str) -> Result<Dockerfile, SyntaxError> {
+    parse::parse(text, file).map(|(d, _)| d)
+}
+
+/// [`parse`], plus docker's parser warnings (each a message to print as
+/// `[WARNING]: {message}`; after them docker prints
+/// [`EMPTY_CONTINUATION_NOTE`] once when there were any).
+pub fn parse_with_warnings(
+    text: &str,
+    file: &str,
+) -> Result<(Dockerfile, Vec<String>), SyntaxError> {
     parse::parse(text, file)
 }
+
+/// The note docker prints after empty-continuation warnings.
+pub const EMPTY_CONTINUATION_NOTE: &str =
+    "[WARNING]: Empty continuation lines will become errors in a future release.";

@@ -757,15 +757,18 @@ fn from_stage(node: &Node, line: usize) -> Result<Stage, Fail> {
     })
 }
 
-pub(super) fn parse(text: &str, file: &str) -> Result<Dockerfile, SyntaxError> {
-    parse_inner(text, file).map_err(|f| SyntaxError {
-        file: file.to_string(),
-        line: f.line,
-        message: f.message,
-    })
+pub(super) fn parse(text: &str, file: &str) -> Result<(Dockerfile, Vec<String>), SyntaxError> {
+    let mut warnings = Vec::new();
+    parse_inner(text, file, &mut warnings)
+        .map(|d| (d, warnings))
+        .map_err(|f| SyntaxError {
+            file: file.to_string(),
+            line: f.line,
+            message: f.message,
+        })
 }
 
-fn parse_inner(text: &str, file: &str) -> Result<Dockerfile, Fail> {
+fn parse_inner(text: &str, file: &str, warnings: &mut Vec<String>) -> Result<Dockerfile, Fail> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let lines: Vec<&str> = text
         .split('\n')
@@ -788,13 +791,21 @@ fn parse_inner(text: &str, file: &str) -> Result<Dockerfile, Fail> {
             continue;
         }
         let mut line = joined.to_string();
+        let mut empty_continuation = false;
         while !end {
             let Some((_, l)) = lines.take() else { break };
-            if is_comment(l) || l.trim_start().is_empty() {
+            if is_comment(l) {
+                continue;
+            }
+            if l.trim_start().is_empty() {
+                empty_continuation = true;
                 continue;
             }
             (joined, end) = trim_continuation(l, escape);
             line.push_str(joined);
+        }
+        if empty_continuation {
+            warnings.push(format!("Empty continuation line found in:\n    {line}"));
         }
         any = true;
         let node = split_command(&line);

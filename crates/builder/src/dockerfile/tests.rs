@@ -209,6 +209,26 @@ fn continuations_and_original() {
 }
 
 #[test]
+fn empty_continuation_warning() {
+    // as docker 20.10: the joined line, its trailing blanks kept
+    let (d, w) = parse_with_warnings(
+        "FROM x\nENV A=1 \\\n    B=2   \\\n# c\n\n  C=3   \n",
+        "Dockerfile",
+    )
+    .unwrap();
+    assert_eq!(
+        d.stages[0].instructions[0].original,
+        "ENV A=1     B=2     C=3"
+    );
+    assert_eq!(
+        w,
+        vec!["Empty continuation line found in:\n    ENV A=1     B=2     C=3   ".to_string()]
+    );
+    let (_, w) = parse_with_warnings("FROM x\nRUN a \\\n# c\n b\n", "Dockerfile").unwrap();
+    assert!(w.is_empty());
+}
+
+#[test]
 fn crlf_and_bom() {
     let ins = only("\u{feff}FROM x\r\nRUN a \\\r\n b\r\nENV A=1\r\n");
     assert_eq!(ins[0].original, "RUN a  b");
