@@ -9,6 +9,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use hyper::Method;
+use pier_builder::dockerfile::ignore::Ignore;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::os::unix::fs::MetadataExt;
@@ -145,125 +146,63 @@ fn append_file(b: &mut tar::Builder<impl Write>, name: &str, data: &[u8]) -> std
     b.append_data(&mut h, name, data)
 }
 
-/// What goes into the context: `.dockerignore`'s rules, with the
-/// Dockerfile and .dockerignore always in, as docker.
-struct Filter {
-    ignore: Option<pier_builder::dockerfile::ignore::Ignore>,
-    /// `!` lines: excluded directories must still be walked.
-    exceptions: bool,
-    always: Vec<String>,
-}
-
-impl Filter {
-    fn excluded(&self, rel: &str) -> bool {
-        match &self.ignore {
-            Some(i) => !self.always.iter().any(|a| a == rel) && i.excluded(rel),
-            None => false,
-        }
+/// docker CLI's message for a context entry it cannot read.
+fn check_err(p: &Path, e: std::io::Error) -> String {
+    if e.kind() == std::io::ErrorKind::PermissionDenied {
+        format!(
+            "error checking context: 'no permission to read from '{}''.",
+            p.display()
+        )
+    } else {
+        format!("error checking context: '{}: {e}'.", p.display())
     }
 }
 
-/// Writes the context directory `root` as a tar to `w`. `extra` files
-/// (a Dockerfile from elsewhere) are added at the end; `ignore_suffix` is
-/// appended to the .dockerignore sent.
+/// Checks that every entry of the context can be read (docker's CLI does
+/// so before it sends anything).
+fn check_context(root: &Path, entries: &[PathBuf]) -> Result<(), String> {
+    for rel in entries {
+        let path = root.join(rel);
+        let meta = std::fs::symlink_metadata(&path).map_err(|e| check_err(&path, e))?;
+        if meta.is_file() {
+            std::fs::File::open(&path).map_err(|e| check_err(&path, e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes the context entries `entries` of `root` as a tar to `w`.
+/// `extra` files (a Dockerfile from elsewhere) are added at the end;
+/// `ignore_suffix` is appended to the .dockerignore sent.
 fn write_context(
     root: &Path,
-    filter: &Filter,
+    entries: &[PathBuf],
     extra: &[(String, Vec<u8>)],
     ignore_suffix: &str,
     w: impl Write,
 ) -> Result<(), String> {
     let mut b = tar::Builder::new(w);
     b.follow_symlinks(false);
-    let mut ignore_sent = false;
-    walk(
-        root,
-        "",
-        filter,
-        Some(&mut b),
-        ignore_suffix,
-        &mut ignore_sent,
-    )?;
-    if !ignore_suffix.is_empty() && !ignore_sent {
-        append_file(&mut b, ".dockerignore", ignore_suffix.as_bytes())
-            .map_err(|e| format!("writing the build context: {e}"))?;
-    }
-    for (name, data) in extra {
-        append_file(&mut b, name, data).map_err(|e| format!("writing the build context: {e}"))?;
-    }
-    b.finish()
-        .map_err(|e| format!("writing the build context: {e}"))
-}
-
-/// Walks the context in name order, adding what is not excluded to `b`;
-/// without `b`, only checks that everything can be read.
-fn walk<W: Write>(
-    dir: &Path,
-    rel: &str,
-    filter: &Filter,
-    mut b: Option<&mut tar::Builder<W>>,
-    ignore_suffix: &str,
-    ignore_sent: &mut bool,
-) -> Result<(), String> {
-    let check = |p: &Path, e: std::io::Error| {
-        if e.kind() == std::io::ErrorKind::PermissionDenied {
-            format!(
-                "error checking context: 'no permission to read from '{}''.",
-                p.display()
-            )
-        } else {
-            format!("error checking context: '{}: {e}'.", p.display())
-        }
-    };
-    let mut names: Vec<_> = std::fs::read_dir(dir)
-        .map_err(|e| check(dir, e))?
-        .map(|e| e.map(|e| e.file_name()))
-        .collect::<Result<_, _>>()
-        .map_err(|e| check(dir, e))?;
-    names.sort();
     let werr = |e: std::io::Error| format!("writing the build context: {e}");
-    for name in names {
-        let path = dir.join(&name);
-        let name = name.to_string_lossy().into_owned();
-        let rel = if rel.is_empty() {
-            name
-        } else {
-            format!("{rel}/{name}")
-        };
-        let excluded = filter.excluded(&rel);
-        let meta = std::fs::symlink_metadata(&path).map_err(|e| check(&path, e))?;
+    let mut ignore_sent = false;
+    for rel in entries {
+        let path = root.join(rel);
+        let meta = std::fs::symlink_metadata(&path).map_err(|e| check_err(&path, e))?;
         let ft = meta.file_type();
         let mtime = meta.mtime().max(0) as u64;
         if ft.is_dir() {
-            if excluded && !filter.exceptions {
-                continue;
-            }
-            if let (false, Some(b)) = (excluded, b.as_deref_mut()) {
-                let mut h = header(tar::EntryType::Directory, meta.mode(), mtime, 0);
-                b.append_data(&mut h, format!("{rel}/"), std::io::empty())
-                    .map_err(werr)?;
-            }
-            walk(
-                &path,
-                &rel,
-                filter,
-                b.as_deref_mut(),
-                ignore_suffix,
-                ignore_sent,
-            )?;
-        } else if excluded {
-            continue;
-        } else if let Some(b) = b.as_deref_mut().filter(|_| ft.is_symlink()) {
-            let target = std::fs::read_link(&path).map_err(|e| check(&path, e))?;
+            let mut h = header(tar::EntryType::Directory, meta.mode(), mtime, 0);
+            let mut name = rel.as_os_str().to_owned();
+            name.push("/");
+            b.append_data(&mut h, name, std::io::empty())
+                .map_err(werr)?;
+        } else if ft.is_symlink() {
+            let target = std::fs::read_link(&path).map_err(|e| check_err(&path, e))?;
             let mut h = header(tar::EntryType::Symlink, meta.mode(), mtime, 0);
-            b.append_link(&mut h, &rel, &target).map_err(werr)?;
+            b.append_link(&mut h, rel, &target).map_err(werr)?;
         } else if ft.is_file() {
-            let f = std::fs::File::open(&path).map_err(|e| check(&path, e))?;
-            let Some(b) = b.as_deref_mut() else {
-                continue;
-            };
-            if rel == ".dockerignore" && !ignore_suffix.is_empty() {
-                let mut data = std::fs::read(&path).map_err(|e| check(&path, e))?;
+            if rel.as_os_str() == ".dockerignore" && !ignore_suffix.is_empty() {
+                let mut data = std::fs::read(&path).map_err(|e| check_err(&path, e))?;
                 data.extend_from_slice(ignore_suffix.as_bytes());
                 let mut h = header(
                     tar::EntryType::Regular,
@@ -271,17 +210,24 @@ fn walk<W: Write>(
                     mtime,
                     data.len() as u64,
                 );
-                b.append_data(&mut h, &rel, &data[..]).map_err(werr)?;
-                *ignore_sent = true;
+                b.append_data(&mut h, rel, &data[..]).map_err(werr)?;
+                ignore_sent = true;
                 continue;
             }
+            let f = std::fs::File::open(&path).map_err(|e| check_err(&path, e))?;
             let mut h = header(tar::EntryType::Regular, meta.mode(), mtime, meta.len());
-            b.append_data(&mut h, &rel, f.take(meta.len()))
+            b.append_data(&mut h, rel, f.take(meta.len()))
                 .map_err(werr)?;
         }
         // Sockets, fifos and devices are left out, as docker.
     }
-    Ok(())
+    if !ignore_suffix.is_empty() && !ignore_sent {
+        append_file(&mut b, ".dockerignore", ignore_suffix.as_bytes()).map_err(werr)?;
+    }
+    for (name, data) in extra {
+        append_file(&mut b, name, data).map_err(werr)?;
+    }
+    b.finish().map_err(werr)
 }
 
 /// A blocking writer that sends 512 KiB chunks to the request body.
@@ -465,22 +411,18 @@ fn prepare(args: &BuildArgs) -> Result<Prepared, CliError> {
             )))
         }
     };
-    let filter = Filter {
-        exceptions: ignore_text
-            .as_deref()
-            .is_some_and(|t| t.lines().any(|l| l.trim_start().starts_with('!')))
-            || dockerfile.contains('/'),
-        ignore: ignore_text
-            .as_deref()
-            .map(pier_builder::dockerfile::ignore::Ignore::parse),
-        always: vec![dockerfile.clone(), ".dockerignore".into()],
-    };
+    let ignore = ignore_text
+        .as_deref()
+        .map(Ignore::parse)
+        .unwrap_or_default()
+        .keeping_build_files(&dockerfile);
+    let entries = pier_builder::dockerfile::ignore::walk(&root, &ignore)
+        .map_err(|e| fail(format!("error checking context: '{e}'.")))?;
     // Unreadable files fail before anything is sent, as docker's CLI
     // checks the context first.
-    let mut ignore_sent = false;
-    walk::<std::io::Sink>(&root, "", &filter, None, "", &mut ignore_sent).map_err(fail)?;
+    check_context(&root, &entries).map_err(fail)?;
     let (body, producer) =
-        body_from(move |w| write_context(&root, &filter, &extra, &ignore_suffix, w));
+        body_from(move |w| write_context(&root, &entries, &extra, &ignore_suffix, w));
     Ok(Prepared {
         body,
         producer: Some(producer),
@@ -639,15 +581,11 @@ mod tests {
         std::fs::write(r.join("Dockerfile"), "FROM scratch\n").unwrap();
         std::fs::write(r.join("d/e/f"), "x").unwrap();
         std::os::unix::fs::symlink("/etc/passwd", r.join("l")).unwrap();
-        let filter = Filter {
-            ignore: None,
-            exceptions: false,
-            always: vec![],
-        };
+        let entries = pier_builder::dockerfile::ignore::walk(r, &Ignore::parse("")).unwrap();
         let mut out = Vec::new();
         write_context(
             r,
-            &filter,
+            &entries,
             &[(".dockerfile.x".into(), b"FROM a".to_vec())],
             "\n.dockerfile.x\n",
             &mut out,

@@ -91,6 +91,10 @@ struct Progress {
     started: HashMap<usize, Instant>,
     /// Output not yet ended by a newline, per step.
     partial: HashMap<usize, Vec<u8>>,
+    /// The Dockerfile has one stage.
+    single_stage: bool,
+    /// Steps that came from the cache.
+    cached: std::collections::HashSet<usize>,
 }
 
 impl Progress {
@@ -103,6 +107,14 @@ impl Progress {
                 text,
             } => {
                 self.started.insert(n, Instant::now());
+                // As BuildKit: unnamed stages are `stage-N`, and a lone
+                // unnamed stage is not named at all.
+                let numbered = !stage.is_empty() && stage.bytes().all(|b| b.is_ascii_digit());
+                let stage = match (numbered, self.single_stage) {
+                    (true, true) => String::new(),
+                    (true, false) => format!("stage-{stage}"),
+                    _ => stage,
+                };
                 if stage.is_empty() {
                     format!("#{n} [{n}/{total}] {text}\n")
                 } else {
@@ -111,6 +123,7 @@ impl Progress {
             }
             BuildEvent::Cached { n } => {
                 self.partial.remove(&n);
+                self.cached.insert(n);
                 format!("#{n} CACHED\n\n")
             }
             BuildEvent::Output { n, data } => {
@@ -129,6 +142,10 @@ impl Progress {
                 out
             }
             BuildEvent::Done { n, secs } => {
+                if self.cached.contains(&n) {
+                    // BuildKit shows a cached step as CACHED only.
+                    return String::new();
+                }
                 let mut out = String::new();
                 if let Some(rest) = self.partial.remove(&n).filter(|r| !r.is_empty()) {
                     let since = self.elapsed(n);
@@ -249,7 +266,11 @@ pub async fn build(
         };
         let worker = crate::build::RuntimeWorker::new(&engine.config);
         let cache_dir = engine.config.data_root.join("builder").join("cache");
-        let progress = Mutex::new(Progress::default());
+        let progress = Mutex::new(Progress {
+            single_stage: pier_builder::dockerfile::parse(&opts.dockerfile, &opts.dockerfile_name)
+                .is_ok_and(|d| d.stages.len() == 1),
+            ..Default::default()
+        });
         // With -q the progress is kept and shown only if the build fails.
         let held = Mutex::new(String::new());
         let quiet = p.quiet;
@@ -366,10 +387,28 @@ mod tests {
         let step = p.lines(BuildEvent::Step {
             n: 2,
             total: 3,
-            stage: "stage-0".into(),
+            stage: "0".into(),
             text: "RUN echo hi".into(),
         });
         assert_eq!(step, "#2 [stage-0 2/3] RUN echo hi\n");
+        let named = p.lines(BuildEvent::Step {
+            n: 1,
+            total: 3,
+            stage: "build".into(),
+            text: "FROM x".into(),
+        });
+        assert_eq!(named, "#1 [build 1/3] FROM x\n");
+        let mut single = Progress {
+            single_stage: true,
+            ..Default::default()
+        };
+        let step = single.lines(BuildEvent::Step {
+            n: 1,
+            total: 2,
+            stage: "0".into(),
+            text: "FROM x".into(),
+        });
+        assert_eq!(step, "#1 [1/2] FROM x\n");
         assert_eq!(
             p.lines(BuildEvent::Output {
                 n: 2,
@@ -388,6 +427,7 @@ mod tests {
         let done = p.lines(BuildEvent::Done { n: 2, secs: 0.42 });
         assert!(done.ends_with(" next\n#2 DONE 0.4s\n\n"), "{done:?}");
         assert_eq!(p.lines(BuildEvent::Cached { n: 3 }), "#3 CACHED\n\n");
+        assert_eq!(p.lines(BuildEvent::Done { n: 3, secs: 0.0 }), "");
         assert_eq!(p.rest(), "");
     }
 

@@ -64,15 +64,30 @@ pub fn unpack(reader: impl Read, dir: &Path) -> Result<Context, String> {
         root,
         dirs: Vec::new(),
     };
-    let mut archive = tar::Archive::new(io::Cursor::new(head).chain(plain));
+    let consumed = std::rc::Rc::new(std::cell::Cell::new(0u64));
+    let mut archive = tar::Archive::new(Counting {
+        inner: io::Cursor::new(head).chain(plain),
+        n: consumed.clone(),
+    });
     let entries = archive
         .entries()
         .map_err(|e| format!("reading the build context tar: {e}"))?;
+    // Where the last entry's content ended.
+    let mut last_end = None;
     for entry in entries {
-        let mut entry = entry.map_err(|e| format!("reading the build context tar: {e}"))?;
+        let mut entry = match entry {
+            Ok(e) => e,
+            // The docker CLI's tar with a Dockerfile from outside the
+            // context ends right after that file's content, without
+            // padding or end blocks; Go's tar reader (dockerd) takes that
+            // as the end, and so does this.
+            Err(_) if last_end == Some(consumed.get()) => break,
+            Err(e) => return Err(format!("reading the build context tar: {e}")),
+        };
         let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
         u.entry(&mut entry)
             .map_err(|e| format!("unpacking {name:?} of the build context: {e}"))?;
+        last_end = Some(entry.raw_file_position() + entry.size());
     }
     for (comps, mtime) in std::mem::take(&mut u.dirs).into_iter().rev() {
         if let Ok(fd) = u.open_dir(&comps) {
@@ -80,6 +95,20 @@ pub fn unpack(reader: impl Read, dir: &Path) -> Result<Context, String> {
         }
     }
     Ok(Context::Archive)
+}
+
+/// A reader that counts what it reads.
+struct Counting<R> {
+    inner: R,
+    n: std::rc::Rc<std::cell::Cell<u64>>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let k = self.inner.read(buf)?;
+        self.n.set(self.n.get() + k as u64);
+        Ok(k)
+    }
 }
 
 /// A ustar header: the checksum matches (any tar the docker CLI or `tar`
@@ -398,6 +427,26 @@ mod tests {
         let e = unpack(&data[..], &dir2).unwrap_err();
         assert!(e.contains("not a directory"), "{e}");
         assert!(!tmp.path().join("pwned").exists());
+    }
+
+    #[test]
+    fn a_tar_cut_after_its_last_files_content_is_complete_but_not_one_cut_inside_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tar_of(&[
+            ("a", tar::EntryType::Regular, b"1", ""),
+            ("Dockerfile", tar::EntryType::Regular, b"FROM x\n", ""),
+        ]);
+        // As the docker CLI sends a Dockerfile from outside the context.
+        let cut = &data[..512 + 512 + 512 + 7];
+        assert_eq!(unpack(cut, tmp.path()).unwrap(), Context::Archive);
+        assert_eq!(
+            std::fs::read(tmp.path().join("Dockerfile")).unwrap(),
+            b"FROM x\n"
+        );
+        let short = &data[..512 + 512 + 512 + 3];
+        let dir = tmp.path().join("2");
+        std::fs::create_dir(&dir).unwrap();
+        assert!(unpack(short, &dir).is_err());
     }
 
     #[test]

@@ -152,56 +152,33 @@ impl pier_builder::Worker for RuntimeWorker {
 
         let log = dir.join("runtime.log");
         cleanup.ran = true;
-        let mut child = self
-            .runtime_cmd()
-            .arg("--log")
+        // One pipe for stdout and stderr keeps their order, as docker's
+        // build output.
+        let (mut pipe, w) =
+            std::io::pipe().map_err(|e| format!("making the step's output pipe: {e}"))?;
+        let w2 = w
+            .try_clone()
+            .map_err(|e| format!("making the step's output pipe: {e}"))?;
+        let mut cmd = self.runtime_cmd();
+        cmd.arg("--log")
             .arg(&log)
             .args(["--log-format", "json", "run", "--bundle"])
             .arg(&dir)
             .arg(&id)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("starting {}: {e}", self.runtime.display()))?;
-        let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
-        let mut readers = Vec::new();
-        for pipe in [
-            child
-                .stdout
-                .take()
-                .map(|p| Box::new(p) as Box<dyn Read + Send>),
-            child
-                .stderr
-                .take()
-                .map(|p| Box::new(p) as Box<dyn Read + Send>),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            let tx = tx.clone();
-            readers.push(std::thread::spawn(move || {
-                let mut pipe = pipe;
-                let mut buf = vec![0u8; 32 << 10];
-                loop {
-                    match pipe.read(&mut buf) {
-                        Ok(0) => break,
-                        Ok(n) => {
-                            if tx.send(buf[..n].to_vec()).is_err() {
-                                break;
-                            }
-                        }
-                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                        Err(_) => break,
-                    }
-                }
-            }));
-        }
-        drop(tx);
-        for chunk in rx {
-            output(&chunk);
-        }
-        for r in readers {
-            let _ = r.join();
+            .stdout(w)
+            .stderr(w2);
+        let spawned = cmd.spawn();
+        // The parent's write ends must go, or the pipe never ends.
+        drop(cmd);
+        let mut child = spawned.map_err(|e| format!("starting {}: {e}", self.runtime.display()))?;
+        let mut buf = vec![0u8; 32 << 10];
+        loop {
+            match pipe.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => output(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
         }
         let status = child
             .wait()
