@@ -1364,8 +1364,13 @@ impl Shared<'_> {
                 .trim_start_matches("<<")
                 .trim_start_matches('-')
                 .trim_matches(['"', '\'']);
-            if raw.starts_with("<<") {
-                if let Some(h) = c.heredocs.iter().find(|h| h.name == doc_name) {
+            // The parser names a heredoc source by its delimiter.
+            {
+                if let Some(h) = c
+                    .heredocs
+                    .iter()
+                    .find(|h| h.name == doc_name || h.name == *raw)
+                {
                     let content = if h.expand {
                         let look = self.lookup(st, scope);
                         expand_heredoc(&h.content, &look, esc, self.file, line)?
