@@ -1209,3 +1209,160 @@ fn huge_sparse_context_builds_without_buffering_it() {
         ru.ru_maxrss
     );
 }
+
+#[test]
+fn many_layers_build_and_run() {
+    let t = T::new();
+    // 60 RUN layers: more lower dirs than one page of overlay mount data
+    // holds with long paths; docker's limit is 125.
+    let mut df = String::from("FROM busybox\n");
+    for i in 0..60 {
+        df.push_str(&format!("RUN echo {i} >> /layers\n"));
+    }
+    df.push_str("CMD [\"wc\", \"-l\", \"/layers\"]\n");
+    let ctx = t.ctx("ctx", &[("Dockerfile", &df)]);
+    t.build_ok(&["-t", "deep", p(&ctx)]);
+    assert_eq!(t.saved("deep").diff_ids(), 61);
+    assert_eq!(t.env.ok(&["run", "--rm", "deep"]).trim(), "60 /layers");
+}
+
+#[test]
+fn excluded_file_named_by_copy_is_refused() {
+    let t = T::new();
+    let ctx = t.ctx(
+        "ctx",
+        &[
+            (".dockerignore", "secret.txt\n"),
+            ("secret.txt", "SECRET-IGNORED\n"),
+            ("Dockerfile", "FROM busybox\nCOPY secret.txt /s\n"),
+        ],
+    );
+    // As docker: an excluded file is not in the context at all.
+    let msg = t.build_fails(&["-t", "excluded", p(&ctx)]);
+    assert!(msg.contains("secret.txt"), "{msg}");
+    assert!(!t.exists("excluded"));
+}
+
+#[test]
+fn failing_stage_fails_the_build_and_tags_nothing() {
+    let t = T::new();
+    let ctx = t.ctx(
+        "ctx",
+        &[(
+            "Dockerfile",
+            "FROM busybox AS bad\nRUN echo stage-failed-$((6*7)); exit 7\nFROM busybox AS good\nRUN sleep 1; echo fine > /fine\nFROM busybox\nCOPY --from=good /fine /fine\nCOPY --from=bad /etc/passwd /p\n",
+        )],
+    );
+    let msg = t.build_fails(&["-t", "stagefail", p(&ctx)]);
+    assert!(
+        msg.contains("stage-failed-42") && msg.contains("code: 7"),
+        "{msg}"
+    );
+    assert!(!t.exists("stagefail"));
+    assert_eq!(t.env.ok(&["ps", "-aq"]), "");
+    assert_eq!(mounts_under(t.env.dir.path()), Vec::<String>::new());
+}
+
+#[test]
+fn concurrent_identical_builds_agree() {
+    let t = T::new();
+    let ctx = t.ctx(
+        "ctx",
+        &[
+            ("f.txt", "f\n"),
+            (
+                "Dockerfile",
+                "FROM busybox\nCOPY f.txt /f\nRUN echo same > /same\nLABEL a=b\n",
+            ),
+        ],
+    );
+    let children: Vec<_> = (0..3)
+        .map(|i| {
+            t.env
+                .pier()
+                .args(["build", "-q", "-t", &format!("race{i}"), p(&ctx)])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", both(&out));
+    }
+    for i in 0..3 {
+        assert_eq!(t.cat(&format!("race{i}"), "/same"), "same\n");
+    }
+    // Once built, the cache gives every later build the same image.
+    let a = t.id(&stdout(&t.build_ok(&["-q", p(&ctx)])).trim().to_string());
+    let b = t.id(&stdout(&t.build_ok(&["-q", p(&ctx)])).trim().to_string());
+    assert_eq!(a, b);
+}
+
+#[test]
+fn interrupted_build_leaves_nothing_behind() {
+    let t = T::new();
+    // A sleep of a length no other test uses, to find its process.
+    let secs = 1000 + std::process::id() % 8000;
+    let ctx = t.ctx(
+        "ctx",
+        &[(
+            "Dockerfile",
+            &format!("FROM busybox\nRUN echo started-$((1+2)); sleep {secs}\n"),
+        )],
+    );
+    let mut child = t
+        .env
+        .pier()
+        .args(["build", "-t", "interrupted", p(&ctx)])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the RUN step runs (its marker is printed).
+    let mut out = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        use std::io::Read;
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = out.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            seen.extend_from_slice(&buf[..n]);
+            if String::from_utf8_lossy(&seen).contains("started-3") {
+                return true;
+            }
+        }
+        false
+    });
+    let started = reader.join().unwrap();
+    // SAFETY: signalling the CLI this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    let _ = child.wait();
+    assert!(started, "the RUN step never started");
+    // pierd notices the client is gone and stops the step.
+    let t0 = std::time::Instant::now();
+    loop {
+        let sleeping = std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter(|e| {
+                std::fs::read(e.path().join("cmdline"))
+                    .is_ok_and(|c| c == format!("sleep\0{secs}\0").as_bytes())
+            })
+            .count();
+        let mounts = mounts_under(t.env.dir.path());
+        if sleeping == 0 && mounts.is_empty() {
+            break;
+        }
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(60),
+            "60 s after the client went away: {sleeping} RUN processes, mounts {mounts:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert!(!t.exists("interrupted"));
+    assert!(t.env.daemon_pid().is_some(), "pierd died");
+}
