@@ -2286,3 +2286,35 @@ fn bind_propagation_as_docker() {
         t.ok(&["rm", "-f", name]);
     }
 }
+
+#[test]
+fn volume_command_usage_errors() {
+    let t = setup();
+    t.ok(&["volume", "create", "u-keep"]);
+    // Wrong argument counts fail and do nothing (docker exits 1 with
+    // "requires at least 1 argument" and the like; pier's CLI-wide usage
+    // errors are clap's).
+    for args in [
+        vec!["volume", "rm"],
+        vec!["volume", "inspect"],
+        vec!["volume", "create", "u-a", "u-b"],
+        vec!["volume", "ls", "extra"],
+    ] {
+        let out = t.run(&args);
+        assert!(!out.status.success(), "pier {args:?} succeeded");
+        assert!(stdout(&out).is_empty(), "{args:?}: {}", stdout(&out));
+    }
+    // As docker 28 (moby's api/types/filters invalidFilter; the 20.10
+    // dockerd here still capitalizes it): the daemon refuses unknown filters.
+    t.fails(
+        &["volume", "ls", "--filter", "bogus=1"],
+        1,
+        "invalid filter 'bogus'",
+    );
+    t.fails(
+        &["volume", "prune", "-f", "--filter", "bogus=1"],
+        1,
+        "invalid filter 'bogus'",
+    );
+    assert_eq!(t.volumes(), ["u-keep"]);
+}
