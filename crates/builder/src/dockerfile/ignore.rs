@@ -7,11 +7,16 @@
 //! - patterns are cleaned like Go's `filepath.Clean` and a leading `/`
 //!   is dropped (`/a/../b/` is `b`);
 //! - `*` matches any run of characters but `/`, `?` one character but
-//!   `/`, `[...]` a class (`[^...]`/`[!...]` negated, ranges), `\` escapes
+//!   `/`, `[...]` a class (`[^...]` negated, ranges; `!` is literal there,
+//!   as in docker's matcher), `\` escapes
 //!   the next character; `**` matches any number of directories (`**/x`
 //!   is `x` at any depth, a trailing `**` everything below);
 //! - a path is excluded if it or one of its parent directories matches
-//!   the last pattern that matches it and that pattern is not an exception.
+//!   the last pattern that matches it and that pattern is not an exception;
+//! - as docker's context walk skips an excluded directory unless an
+//!   exception's pattern starts with that directory's path, everything
+//!   below such a directory is excluded (`d` then `!**/keep` keeps no
+//!   `d/keep`; `d` then `!d/keep` keeps it).
 //!
 //! What docker sends and shows: the docker CLI sends the Dockerfile and
 //! `.dockerignore` even when they are ignored (so the daemon can read the
@@ -112,7 +117,8 @@ fn compile(p: &str) -> Vec<Tok> {
             },
             '[' => {
                 let mut j = i;
-                let negated = matches!(chars.get(j), Some('^' | '!'));
+                // As docker (a Go regexp class): only `^` negates.
+                let negated = chars.get(j) == Some(&'^');
                 if negated {
                     j += 1;
                 }
@@ -290,13 +296,29 @@ impl Ignore {
             .filter(|(_, c)| **c == '/')
             .map(|(i, _)| i)
             .collect();
+        // As docker's context walk: below an excluded directory that no
+        // exception names a path in, everything is left out.
+        for (k, &end) in parents.iter().enumerate() {
+            if self.matched(&full[..end], &parents[..k]) {
+                let dir: String = full[..end].iter().collect();
+                if !self.may_reinclude_below(&dir) {
+                    return true;
+                }
+            }
+        }
+        self.matched(&full, &parents)
+    }
+
+    /// Whether the last pattern matching `path` or one of its parents
+    /// (ending at the `/` positions `parents`) excludes it.
+    fn matched(&self, path: &[char], parents: &[usize]) -> bool {
         let mut excluded = false;
         for p in &self.patterns {
             // Only a pattern that could change the answer needs a look.
             if p.exception != excluded {
                 continue;
             }
-            let hit = p.is_match(&full) || parents.iter().any(|&end| p.is_match(&full[..end]));
+            let hit = p.is_match(path) || parents.iter().any(|&end| p.is_match(&path[..end]));
             if hit {
                 excluded = !p.exception;
             }
@@ -308,12 +330,9 @@ impl Ignore {
     /// excluded directory `dir` (so a walk must look inside it).
     fn may_reinclude_below(&self, dir: &str) -> bool {
         let prefix = format!("{dir}/");
-        self.patterns.iter().any(|p| {
-            p.exception
-                && (format!("{}/", p.text).starts_with(&prefix)
-                    // A wildcard before the directory's depth may match inside.
-                    || p.tokens.iter().any(|t| !matches!(t, Tok::Char(_))))
-        })
+        self.patterns
+            .iter()
+            .any(|p| p.exception && format!("{}/", p.text).starts_with(&prefix))
     }
 
     /// These rules plus the exceptions the docker CLI adds so that the
@@ -417,7 +436,15 @@ mod tests {
             ("a?c", "a/c", false),
             ("a[bc]d", "acd", true),
             ("a[^bc]d", "acd", false),
-            ("a[!bc]d", "axd", true),
+            // checked against docker: `!` is no negation in a class
+            ("a[!bc]d", "axd", false),
+            ("a[!bc]d", "a!d", true),
+            ("q[!1]", "q1", true),
+            ("q[!1]", "qa", false),
+            ("a**b", "ab", true),
+            ("a**b", "ax/b", true),
+            ("a**b", "axb", false),
+            ("a\\[b", "a[b", true),
             ("a[a-c]d", "abd", true),
             ("a[a-c]d", "add", false),
             ("a\\*b", "a*b", true),
@@ -468,6 +495,21 @@ mod tests {
         assert!(!ex("", "a"));
         assert!(!ex("*", ""));
         assert!(!ex("!\n", "a"));
+    }
+
+    #[test]
+    fn exceptions_need_the_directory_prefix() {
+        // checked against docker: an exception that does not name a path
+        // in the excluded directory does not reach inside it
+        let rules = "d1\n!**/keep.txt\n";
+        assert!(ex(rules, "d1/keep.txt"));
+        assert!(ex(rules, "d1/sub/keep.txt"));
+        assert!(!ex(rules, "other/keep.txt"));
+        assert!(!ex(rules, "keep.txt"));
+        let rules = "e\n!e/f/k.txt\n";
+        assert!(!ex(rules, "e/f/k.txt"));
+        assert!(ex(rules, "e/f/other"));
+        assert!(ex(rules, "e/g"));
     }
 
     #[test]
