@@ -138,6 +138,71 @@ fn docker_cli_manages_volumes_on_pierd() {
     let mut m: Vec<&str> = mounts.trim().split(';').filter(|s| !s.is_empty()).collect();
     m.sort();
     assert_eq!(m, ["bind /h true", "volume /anon true"]);
+    // The docker CLI's other encodings: --mount (HostConfig.Mounts) with
+    // readonly and volume-nocopy, --tmpfs (HostConfig.Tmpfs), :ro binds,
+    // --volumes-from with :ro.
+    let out = t.docker(&[
+        "run",
+        "--rm",
+        "--mount",
+        "type=volume,src=dcli-ro,dst=/d,readonly",
+        "busybox",
+        "touch",
+        "/d/f",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("Read-only file system"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        t.docker_ok(&[
+            "run",
+            "--rm",
+            "--mount",
+            "type=volume,src=dcli-nocopy,dst=/etc,volume-nocopy",
+            "busybox",
+            "sh",
+            "-c",
+            "test -e /etc/passwd || echo empty",
+        ]),
+        "empty\n"
+    );
+    let out = t.docker_ok(&[
+        "run",
+        "--rm",
+        "--tmpfs",
+        "/tt:size=1m",
+        "busybox",
+        "grep",
+        " /tt ",
+        "/proc/mounts",
+    ]);
+    assert!(
+        out.starts_with("tmpfs /tt tmpfs ") && out.contains("size=1024k"),
+        "{out}"
+    );
+    let ro_bind = format!("{}:/h:ro", h.display());
+    let out = t.docker(&["run", "--rm", "-v", &ro_bind, "busybox", "touch", "/h/x"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(!h.join("x").exists());
+    let out = t.docker(&[
+        "run",
+        "--rm",
+        "--volumes-from",
+        "dcli-c:ro",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /h/f; touch /h/y",
+    ]);
+    assert_eq!(stdout(&out), "bound\n");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(!h.join("y").exists());
+    for v in ["dcli-ro", "dcli-nocopy"] {
+        t.docker_ok(&["volume", "rm", v]);
+    }
     // In use: refused with docker's message.
     let out = t.docker(&["volume", "rm", "dcli"]);
     assert!(out.status.success(), "dcli is not in use: {}", stderr(&out));
