@@ -372,13 +372,19 @@ fn walk_dir(root: &Path, rel: &Path, ignore: &Ignore, out: &mut Vec<PathBuf>) ->
     entries.sort_by_key(|e| e.file_name());
     for e in entries {
         let child = rel.join(e.file_name());
-        let Some(rel_str) = child.to_str() else {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("{}: the path is not UTF-8", root.join(&child).display()),
-            ));
-        };
-        let is_dir = e.file_type()?.is_dir();
+        // Patterns are text: a name that is not UTF-8 is matched lossily
+        // (and still listed, as docker sends it).
+        let rel_lossy = child.to_string_lossy();
+        let rel_str: &str = &rel_lossy;
+        let is_dir = e
+            .file_type()
+            .map_err(|err| {
+                io::Error::new(
+                    err.kind(),
+                    format!("reading {}: {err}", root.join(&child).display()),
+                )
+            })?
+            .is_dir();
         if ignore.excluded(rel_str) {
             if is_dir && ignore.may_reinclude_below(rel_str) {
                 walk_dir(root, &child, ignore, out)?;
@@ -540,11 +546,18 @@ mod tests {
             std::fs::write(p, f).unwrap();
         }
         std::os::unix::fs::symlink("/etc/passwd", r.join("link")).unwrap();
-        let ig = Ignore::parse("*.md\n!README.md\ndocs\n!docs/keep\n**/node_modules\n");
+        {
+            use std::os::unix::ffi::OsStrExt;
+            let odd = std::ffi::OsStr::from_bytes(b"src/odd\xff.md");
+            std::fs::write(r.join(odd), "x").unwrap();
+            let odd2 = std::ffi::OsStr::from_bytes(b"src/odd\xff.rs");
+            std::fs::write(r.join(odd2), "x").unwrap();
+        }
+        let ig = Ignore::parse("*.md\n!README.md\ndocs\n!docs/keep\n**/node_modules\nsrc/*.md\n");
         let got: Vec<String> = walk(r, &ig)
             .unwrap()
             .iter()
-            .map(|p| p.to_str().unwrap().to_string())
+            .map(|p| p.to_string_lossy().into_owned())
             .collect();
         assert_eq!(
             got,
@@ -555,10 +568,11 @@ mod tests {
                 "docs/keep/k.txt",
                 "link",
                 "src",
-                "src/lib.rs"
+                "src/lib.rs",
+                "src/odd\u{fffd}.rs"
             ]
         );
         let all = walk(r, &Ignore::default()).unwrap();
-        assert_eq!(all.len(), 13);
+        assert_eq!(all.len(), 15);
     }
 }
