@@ -34,6 +34,37 @@ pub fn parse_with_warnings(
     parse::parse(text, file)
 }
 
+/// Parses one ONBUILD trigger as stored in a base image's config (e.g.
+/// `RUN echo hi`) into the instruction it runs. `file` and `line` locate
+/// it in errors (the FROM that brought it in). The text must be exactly
+/// one instruction, not FROM, ONBUILD or MAINTAINER (as docker), so a
+/// hostile image cannot smuggle extra steps or stages in.
+pub fn parse_trigger(text: &str, file: &str, line: usize) -> Result<Instruction, SyntaxError> {
+    let fail = |message: String| SyntaxError {
+        file: file.to_string(),
+        line,
+        message,
+    };
+    let (first, _) = text
+        .trim_start()
+        .split_once(char::is_whitespace)
+        .unwrap_or((text.trim(), ""));
+    let first = first.to_uppercase();
+    if matches!(first.as_str(), "FROM" | "MAINTAINER" | "ONBUILD") {
+        return Err(fail(format!("{first} isn't allowed as an ONBUILD trigger")));
+    }
+    let df = parse(&format!("FROM scratch\n{text}\n"), file).map_err(|e| fail(e.message))?;
+    let mut ins: Vec<Instruction> = df.stages.into_iter().flat_map(|s| s.instructions).collect();
+    if ins.len() != 1 || !df.args.is_empty() {
+        return Err(fail(format!(
+            "the ONBUILD trigger {text:?} is not exactly one instruction"
+        )));
+    }
+    let mut one = ins.remove(0);
+    one.line = line;
+    Ok(one)
+}
+
 /// The note docker prints after empty-continuation warnings.
 pub const EMPTY_CONTINUATION_NOTE: &str =
     "[WARNING]: Empty continuation lines will become errors in a future release.";

@@ -812,3 +812,34 @@ fn parse_dockerfile_misses_heredocs_after_a_command() {
         k => panic!("{k:?}"),
     }
 }
+
+#[test]
+fn onbuild_triggers() {
+    let i = parse_trigger("RUN echo  hi  ", "Dockerfile", 7).unwrap();
+    assert_eq!(i.line, 7);
+    assert_eq!(i.original, "RUN echo  hi");
+    assert_eq!(
+        i.kind,
+        Kind::Run {
+            command: shell("echo  hi"),
+            heredocs: vec![],
+            flags: vec![]
+        }
+    );
+    let i = parse_trigger("COPY --chown=1 . /app", "Dockerfile", 1).unwrap();
+    assert!(matches!(i.kind, Kind::Copy(_)));
+    for bad in [
+        "FROM evil",
+        "from evil",
+        "ONBUILD RUN x",
+        "MAINTAINER me",
+        "RUN a\nRUN b",
+        "RUN a\nFROM b\nRUN c",
+        "",
+        "BOGUS x",
+        "WORKDIR",
+    ] {
+        let e = parse_trigger(bad, "Dockerfile", 3).unwrap_err();
+        assert_eq!(e.line, 3, "{bad:?}: {e}");
+    }
+}
