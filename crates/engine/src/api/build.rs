@@ -230,25 +230,53 @@ pub async fn build(
     let (reader, feeder) = BodyReader::feed(body);
     let engine = engine.0.clone();
     tokio::task::spawn_blocking(move || {
-        let _tmp = tmp;
         let send = |b: Bytes| {
             let _ = tx.blocking_send(Ok(b));
         };
-        let fail = |m: &str, code: Option<i32>| {
-            let mut detail = serde_json::json!({ "message": m });
-            if let Some(c) = code {
-                detail["code"] = c.into();
-            }
-            send(message(
-                serde_json::json!({"errorDetail": detail, "error": m}),
-            ));
-        };
-        let unpacked = context::unpack(reader, &ctx_dir);
+        // The last messages go after the temporary context is removed: a
+        // client may leave as soon as it reads an error.
+        let last = run_build(&engine, &p, reader, feeder, &ctx_dir, &send);
+        drop(tmp);
+        for b in last {
+            send(b);
+        }
+    });
+    let mut rx = rx;
+    let body = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        Body::from_stream(body),
+    )
+        .into_response())
+}
+
+/// docker's error message in the stream.
+fn failure(m: &str, code: Option<i32>) -> Bytes {
+    let mut detail = serde_json::json!({ "message": m });
+    if let Some(c) = code {
+        detail["code"] = c.into();
+    }
+    message(serde_json::json!({"errorDetail": detail, "error": m}))
+}
+
+/// Unpacks the context and builds, sending progress with `send`; returns
+/// the closing messages (the result or the error).
+fn run_build(
+    engine: &crate::Engine,
+    p: &Params,
+    reader: BodyReader,
+    feeder: tokio::task::JoinHandle<()>,
+    ctx_dir: &Path,
+    send: &(dyn Fn(Bytes) + Sync),
+) -> Vec<Bytes> {
+    {
+        let fail = |m: &str, code: Option<i32>| vec![failure(m, code)];
+        let unpacked = context::unpack(reader, ctx_dir);
         feeder.abort();
         let dockerfile = match unpacked {
             Err(e) => return fail(&e, None),
             Ok(Context::Dockerfile(text)) => Ok(text),
-            Ok(Context::Archive) => context::read_dockerfile(&ctx_dir, &p.dockerfile),
+            Ok(Context::Archive) => context::read_dockerfile(ctx_dir, &p.dockerfile),
         };
         let dockerfile = match dockerfile {
             Ok(d) => d,
@@ -257,7 +285,7 @@ pub async fn build(
         let opts = BuildOptions {
             dockerfile,
             dockerfile_name: p.dockerfile.clone(),
-            context: ctx_dir.clone(),
+            context: ctx_dir.to_path_buf(),
             tags: p.tags.clone(),
             build_args: p.build_args.clone(),
             target: p.target.clone(),
@@ -266,13 +294,30 @@ pub async fn build(
         };
         let worker = crate::build::RuntimeWorker::new(&engine.config);
         let cache_dir = engine.config.data_root.join("builder").join("cache");
+        let parsed =
+            pier_builder::dockerfile::parse_with_warnings(&opts.dockerfile, &opts.dockerfile_name);
         let progress = Mutex::new(Progress {
-            single_stage: pier_builder::dockerfile::parse(&opts.dockerfile, &opts.dockerfile_name)
-                .is_ok_and(|d| d.stages.len() == 1),
+            single_stage: parsed.as_ref().is_ok_and(|(d, _)| d.stages.len() == 1),
             ..Default::default()
         });
         // With -q the progress is kept and shown only if the build fails.
         let held = Mutex::new(String::new());
+        // The parser's warnings first, as dockerd prints them.
+        if let Ok((_, warnings)) = &parsed {
+            if !warnings.is_empty() {
+                let mut text: String = warnings
+                    .iter()
+                    .map(|w| format!("[WARNING]: {w}\n"))
+                    .collect();
+                text.push_str(pier_builder::dockerfile::EMPTY_CONTINUATION_NOTE);
+                text.push('\n');
+                if p.quiet {
+                    lock(&held).push_str(&text);
+                } else {
+                    send(stream(&text));
+                }
+            }
+        }
         let quiet = p.quiet;
         let events = |ev: BuildEvent| {
             let text = lock(&progress).lines(ev);
@@ -289,10 +334,10 @@ pub async fn build(
         let rest = lock(&progress).rest();
         match result {
             Ok(out) => {
-                send(message(serde_json::json!({"aux": {"ID": out.image_id}})));
+                let mut last = vec![message(serde_json::json!({"aux": {"ID": out.image_id}}))];
                 if quiet {
-                    send(stream(&format!("{}\n", out.image_id)));
-                    return;
+                    last.push(stream(&format!("{}\n", out.image_id)));
+                    return last;
                 }
                 let hex = out.image_id.trim_start_matches("sha256:");
                 let mut text = format!("Successfully built {}\n", &hex[..hex.len().min(12)]);
@@ -302,7 +347,8 @@ pub async fn build(
                         .unwrap_or_else(|_| t.clone());
                     text.push_str(&format!("Successfully tagged {shown}\n"));
                 }
-                send(stream(&text));
+                last.push(stream(&text));
+                last
             }
             Err(e) => {
                 let mut text = std::mem::take(&mut *lock(&held));
@@ -314,17 +360,10 @@ pub async fn build(
                     pier_builder::Error::RunFailed { code, .. } => Some(*code),
                     _ => None,
                 };
-                fail(&e.to_string(), code);
+                fail(&e.to_string(), code)
             }
         }
-    });
-    let mut rx = rx;
-    let body = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
-    Ok((
-        [(axum::http::header::CONTENT_TYPE, "application/json")],
-        Body::from_stream(body),
-    )
-        .into_response())
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
