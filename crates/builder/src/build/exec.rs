@@ -632,7 +632,8 @@ impl Shared<'_> {
                 image: json!({
                     "architecture": pier_image::manifest::host_arch(),
                     "os": "linux",
-                    "config": {"Env": [format!("PATH={DEFAULT_PATH}")]},
+                    // As BuildKit's empty image.
+                    "config": {"Env": [format!("PATH={DEFAULT_PATH}")], "WorkingDir": "/"},
                     "rootfs": {"type": "layers", "diff_ids": []},
                     "history": [],
                 }),
@@ -782,7 +783,7 @@ impl Shared<'_> {
                 };
                 let wd = format!("/{}", bfs::clean_rel(&joined, false).unwrap_or_default());
                 config_mut(&mut st.image).insert("WorkingDir".into(), json!(wd));
-                self.workdir(n, st, &wd)
+                self.workdir(n, line, st, &wd)
             }
             Kind::Env(pairs) => {
                 let mut shown = Vec::new();
@@ -1118,9 +1119,10 @@ impl Shared<'_> {
         Ok(Some(self.store.add_layer(&st.diff_ids, &upper)?))
     }
 
-    fn workdir(&self, n: usize, st: &mut StageState, wd: &str) -> Result<(), Error> {
+    fn workdir(&self, n: usize, line: usize, st: &mut StageState, wd: &str) -> Result<(), Error> {
         let created_by = format!("WORKDIR {wd} # buildkit");
-        let key = sha(&[&st.key, "workdir", wd]);
+        let user = st.image["config"]["User"].as_str().unwrap_or("").to_owned();
+        let key = sha(&[&st.key, "workdir", wd, &user]);
         if let Some((layer, created)) = self.hit(n, &key, st) {
             self.add_layer(st, layer, key, &created_by, &created);
             return Ok(());
@@ -1131,8 +1133,16 @@ impl Shared<'_> {
             what: format!("creating the WORKDIR {wd}"),
             source: e,
         };
+        // As BuildKit: the directories WORKDIR makes belong to the USER.
+        let owner =
+            bfs::Owner {
+                chown: Some(bfs::resolve_user(&root, &user).map_err(|e| {
+                    Error::Invalid(format!("{}: WORKDIR {wd}: {e}", self.loc(line)))
+                })?),
+                chmod: None,
+            };
         let target = bfs::resolve_in(&root, wd, true).map_err(io)?;
-        bfs::mkdir_all(&target, &bfs::Owner::default()).map_err(io)?;
+        bfs::mkdir_all(&target, &owner).map_err(io)?;
         dir.unmount_all()?;
         let layer = self.commit_upper(st, &dir, true)?;
         let created = now();

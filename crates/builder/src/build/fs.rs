@@ -486,6 +486,56 @@ pub fn parse_chown(root: Option<&Path>, spec: &str) -> Result<(u32, u32), String
     Ok((uid, gid))
 }
 
+/// A USER value (`name|uid[:group|gid]`, empty for root) to ids, as the
+/// runtime resolves it: names from the rootfs' /etc/passwd and
+/// /etc/group, a user's group from its passwd entry (0 when a numeric
+/// uid has none).
+pub fn resolve_user(root: &Path, spec: &str) -> Result<(u32, u32), String> {
+    if spec.is_empty() {
+        return Ok((0, 0));
+    }
+    let (user, group) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    let (uid, primary) = match user.parse::<u32>() {
+        Ok(uid) => {
+            let gid = resolve_in(root, "/etc/passwd", true)
+                .ok()
+                .and_then(|p| fs::read_to_string(p).ok())
+                .and_then(|t| {
+                    t.lines().find_map(|l| {
+                        let f: Vec<&str> = l.split(':').collect();
+                        (f.len() >= 4 && f[2].parse() == Ok(uid))
+                            .then(|| f[3].parse().ok())
+                            .flatten()
+                    })
+                });
+            (uid, gid.unwrap_or(0))
+        }
+        Err(_) => match lookup_id(root, "/etc/passwd", user) {
+            Some((uid, gid)) => (uid, gid.unwrap_or(0)),
+            None => {
+                return Err(format!(
+                    "unable to find user {user}: no matching entries in passwd file"
+                ))
+            }
+        },
+    };
+    let gid = match group.filter(|g| !g.is_empty()) {
+        None => primary,
+        Some(g) => match g.parse::<u32>() {
+            Ok(gid) => gid,
+            Err(_) => lookup_id(root, "/etc/group", g)
+                .map(|(id, _)| id)
+                .ok_or_else(|| {
+                    format!("unable to find group {g}: no matching entries in group file")
+                })?,
+        },
+    };
+    Ok((uid, gid))
+}
+
 /// Whether the file starts like an archive ADD extracts: a tar, plain
 /// or gzip/zstd-compressed (bzip2 and xz are named so the caller can say
 /// they are not supported).

@@ -597,7 +597,10 @@ fn config_steps_change_only_the_config_and_write_history() {
     assert_eq!(ours, want);
     // Layers: base + 2 WORKDIRs that made a directory + RUN.
     assert_eq!(cfg["rootfs"]["diff_ids"].as_array().unwrap().len(), 4);
-    assert!(env.find("cfg:1", "srv/app").unwrap().is_dir());
+    // As BuildKit: WORKDIR's directories belong to the USER.
+    let srv = fs::metadata(env.find("cfg:1", "srv/app").unwrap()).unwrap();
+    assert!(srv.is_dir());
+    assert_eq!((srv.uid(), srv.gid()), (1000, 1000));
     let seen = env.worker.seen.lock().unwrap();
     let (args, envs, cwd, user) = seen.last().unwrap();
     assert_eq!(
