@@ -2318,3 +2318,63 @@ fn volume_command_usage_errors() {
     );
     assert_eq!(t.volumes(), ["u-keep"]);
 }
+
+#[test]
+fn volume_names_never_reach_outside_the_volumes_directory() {
+    let t = setup();
+    t.ok(&["volume", "create", "victim"]);
+    t.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "victim:/v",
+        "busybox",
+        "sh",
+        "-c",
+        "echo precious > /v/f",
+    ]);
+    let entries = |d: &Path| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let root_before = entries(&t.env.data_root);
+    // Docker answers these with errors (its URL cleaning makes most of
+    // them "page not found"); nothing may be removed, whatever the path.
+    for name in [
+        "..",
+        ".",
+        "../containers",
+        "../../data",
+        "victim/..",
+        "victim/../..",
+        "%2e%2e",
+    ] {
+        let out = t.run(&["volume", "rm", "-f", name]);
+        let out2 = t.run(&["volume", "inspect", name]);
+        assert!(
+            !out2.status.success(),
+            "volume inspect {name:?} found something: {}",
+            stdout(&out2)
+        );
+        assert_eq!(
+            entries(&t.env.data_root),
+            root_before,
+            "volume rm -f {name:?} ({}) changed the data root",
+            stderr(&out)
+        );
+        assert_eq!(
+            std::fs::read_to_string(t.mountpoint("victim").join("f")).unwrap(),
+            "precious\n",
+            "volume rm -f {name:?}"
+        );
+    }
+    assert_eq!(t.volumes(), ["victim"]);
+    assert!(
+        t.ok(&["images", "-q"]).lines().count() == 1,
+        "the image went"
+    );
+}
