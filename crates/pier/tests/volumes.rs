@@ -2378,3 +2378,50 @@ fn volume_names_never_reach_outside_the_volumes_directory() {
         "the image went"
     );
 }
+
+#[test]
+fn copy_up_never_reads_the_host_through_image_symlinks() {
+    let t = setup();
+    // Host files an image's symlinks name, by absolute and relative path.
+    let secret_dir = t.host_dir("exfil-secret");
+    std::fs::write(secret_dir.join("secret"), "host only\n").unwrap();
+    let abs = secret_dir.display().to_string();
+    let script =
+        format!("ln -s {abs} /data && mkdir /deep && ln -s ../../../../../../../..{abs} /deep/rel");
+    t.ok(&["run", "--name", "mkexfil", "busybox", "sh", "-c", &script]);
+    t.ok(&["commit", "mkexfil", "exfil:1"]);
+    for (vol, dst) in [("exfil-abs", "/data"), ("exfil-rel", "/deep/rel")] {
+        let spec = format!("{vol}:{dst}");
+        let out = t.run(&[
+            "run",
+            "--rm",
+            "-v",
+            &spec,
+            "exfil:1",
+            "sh",
+            "-c",
+            &format!("cat {dst}/secret 2>/dev/null; ls -A {dst}"),
+        ]);
+        assert!(
+            !stdout(&out).contains("host only") && !stdout(&out).contains("secret"),
+            "-v {spec}: the host's file shows in the container: {}",
+            stdout(&out)
+        );
+        if out.status.success() {
+            let listing = std::fs::read_dir(t.mountpoint(vol))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect::<Vec<_>>();
+            assert!(
+                !listing.iter().any(|n| n == "secret"),
+                "-v {spec}: copy-up copied the host's file: {listing:?}"
+            );
+        }
+    }
+    // The host directory is untouched.
+    let left: Vec<String> = std::fs::read_dir(&secret_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, ["secret"]);
+}
