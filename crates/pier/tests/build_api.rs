@@ -495,3 +495,60 @@ fn docker_cli_builds_against_pierd() {
     assert_eq!(assert_ok(&out, "docker build -q").trim(), id.trim());
     assert_nothing_left(&env);
 }
+
+#[test]
+fn a_build_whose_client_goes_away_stops_and_leaves_nothing() {
+    use std::io::BufRead;
+    let env = env();
+    let ctx = context(
+        &env,
+        "ctx",
+        &[(
+            "Dockerfile",
+            "FROM busybox\nRUN echo started; sleep 600\nRUN echo never\n",
+        )],
+    );
+    let mut child = env
+        .pier()
+        .args(["build", "-t", "abandoned", ctx.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    for l in lines.by_ref() {
+        let l = l.unwrap();
+        let started = l.ends_with(" started");
+        seen.push(l);
+        if started {
+            break;
+        }
+    }
+    assert!(
+        seen.last().is_some_and(|l| l.ends_with(" started")),
+        "{seen:?}"
+    );
+    // As docker: the client going away cancels the build.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    drop(lines);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let builds = env.exec_root.join("builds");
+    while std::fs::read_dir(&builds).is_ok_and(|mut d| d.next().is_some()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the abandoned build still runs after 60s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // The last step's cleanup and the temporary context's removal follow.
+    let tmp = env.data_root.join("builder/tmp");
+    while std::fs::read_dir(&tmp).is_ok_and(|mut d| d.next().is_some()) {
+        assert!(std::time::Instant::now() < deadline, "the context stays");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_nothing_left(&env);
+    let images = env.ok(&["images", "-q", "abandoned"]);
+    assert!(images.trim().is_empty(), "{images}");
+}

@@ -235,7 +235,9 @@ pub async fn build(
         };
         // The last messages go after the temporary context is removed: a
         // client may leave as soon as it reads an error.
-        let last = run_build(&engine, &p, reader, feeder, &ctx_dir, &send);
+        let weak = tx.downgrade();
+        let gone = Box::new(move || weak.upgrade().is_none_or(|t| t.is_closed()));
+        let last = run_build(&engine, &p, reader, feeder, &ctx_dir, &send, gone);
         drop(tmp);
         for b in last {
             send(b);
@@ -268,6 +270,7 @@ fn run_build(
     feeder: tokio::task::JoinHandle<()>,
     ctx_dir: &Path,
     send: &(dyn Fn(Bytes) + Sync),
+    gone: Box<dyn Fn() -> bool + Send + Sync>,
 ) -> Vec<Bytes> {
     {
         let fail = |m: &str, code: Option<i32>| vec![failure(m, code)];
@@ -292,7 +295,8 @@ fn run_build(
             no_cache: p.no_cache,
             labels: p.labels.clone(),
         };
-        let worker = crate::build::RuntimeWorker::new(&engine.config);
+        let mut worker = crate::build::RuntimeWorker::new(&engine.config);
+        worker.gone = Some(gone);
         let cache_dir = engine.config.data_root.join("builder").join("cache");
         let parsed =
             pier_builder::dockerfile::parse_with_warnings(&opts.dockerfile, &opts.dockerfile_name);

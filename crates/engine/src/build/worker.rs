@@ -21,6 +21,9 @@ pub struct RuntimeWorker {
     pub runtime_root: PathBuf,
     /// Where bundles are made: one directory per step, removed after.
     pub bundles: PathBuf,
+    /// Whether the client went away: a running step is then killed, as
+    /// docker cancels a build whose client is gone.
+    pub gone: Option<Box<dyn Fn() -> bool + Send + Sync>>,
 }
 
 impl RuntimeWorker {
@@ -29,6 +32,7 @@ impl RuntimeWorker {
             runtime: config.runtime_binary(),
             runtime_root: config.runtime_root(),
             bundles: config.exec_root.join("builds"),
+            gone: None,
         }
     }
 
@@ -171,15 +175,31 @@ impl pier_builder::Worker for RuntimeWorker {
         // The parent's write ends must go, or the pipe never ends.
         drop(cmd);
         let mut child = spawned.map_err(|e| format!("starting {}: {e}", self.runtime.display()))?;
-        let mut buf = vec![0u8; 32 << 10];
-        loop {
-            match pipe.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => output(&buf[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(_) => break,
+        // Kills the step if the client goes away meanwhile.
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let watcher = self.gone.as_ref().map(|gone| {
+            let mut kill = self.runtime_cmd();
+            kill.args(["kill", "--all", &id, "KILL"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            (gone, kill)
+        });
+        std::thread::scope(|scope| {
+            if let Some((gone, mut kill)) = watcher {
+                scope.spawn(move || loop {
+                    match stopped.recv_timeout(std::time::Duration::from_millis(200)) {
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) if gone() => {
+                            let _ = kill.status();
+                            return;
+                        }
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                        _ => return,
+                    }
+                });
             }
-        }
+            read_all(&mut pipe, output);
+            drop(stop);
+        });
         let status = child
             .wait()
             .map_err(|e| format!("waiting for {}: {e}", self.runtime.display()))?;
@@ -191,6 +211,19 @@ impl pier_builder::Worker for RuntimeWorker {
         Ok(status
             .code()
             .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+    }
+}
+
+/// Passes everything from `pipe` to `output` until its end.
+fn read_all(pipe: &mut impl Read, output: &mut dyn FnMut(&[u8])) {
+    let mut buf = vec![0u8; 32 << 10];
+    loop {
+        match pipe.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => output(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
     }
 }
 
