@@ -827,13 +827,24 @@ fn parse_inner(text: &str, file: &str, warnings: &mut Vec<String>) -> Result<Doc
             df.stages.push(stage);
             continue;
         }
+        let trigger_docs = if node.cmd == "onbuild" {
+            heredocs.clone()
+        } else {
+            Vec::new()
+        };
         let mut kind = instruction(&node, escape, heredocs, start)?;
         if let Kind::Onbuild(expr) = &mut kind {
             // The trigger as written after ONBUILD (trailing blanks
-            // kept), as docker stores it.
+            // kept), as docker stores it; heredoc bodies follow it so
+            // that the trigger parses alone.
             let o = line.trim_start();
             let rest = o.get(node.cmd.len()..).unwrap_or("").trim_start();
             *expr = rest.to_string();
+            for h in trigger_docs {
+                expr.push('\n');
+                expr.push_str(&h.content);
+                expr.push_str(&h.name);
+            }
         }
         match df.stages.last_mut() {
             Some(stage) => stage.instructions.push(Instruction { line: start, original, kind }),

@@ -670,7 +670,23 @@ fn onbuild() {
     assert_eq!(ins[0].kind, Kind::Onbuild("RUN echo  hi  ".into()));
     assert_eq!(ins[0].original, "ONBUILD RUN echo  hi");
     assert_eq!(ins[1].kind, Kind::Onbuild("COPY --chown=1 . /app".into()));
-    assert_eq!(ins[2].kind, Kind::Onbuild("RUN <<EOF".into()));
+    assert_eq!(ins[2].kind, Kind::Onbuild("RUN <<EOF\nbody\nEOF".into()));
+    let Kind::Onbuild(t) = &ins[2].kind else {
+        panic!()
+    };
+    let trig = parse_trigger(t, "Dockerfile", 4).unwrap();
+    assert_eq!(
+        trig.kind,
+        Kind::Run {
+            command: shell("<<EOF"),
+            heredocs: vec![Heredoc {
+                name: "EOF".into(),
+                content: "body\n".into(),
+                expand: true
+            }],
+            flags: vec![]
+        }
+    );
     assert_eq!(ins[3].line, 7);
 }
 
