@@ -615,8 +615,12 @@ EOF
 RUN <<EOF sh
 echo via-sh > /heredoc-sh
 EOF
+ENV GREETING=hello
 COPY <<EOF /copied-heredoc
-content ${HOME}
+content ${GREETING}
+EOF
+COPY <<"EOF" /quoted-heredoc
+content ${GREETING}
 EOF
 COPY <<-EOF <<EOT /many/
 	tabbed
@@ -639,8 +643,10 @@ RUN echo one \
     assert!(t.cat("forms", "/shell-after").contains('e'));
     assert_eq!(t.cat("forms", "/heredoc"), "line1\nline2\n");
     assert_eq!(t.cat("forms", "/heredoc-sh"), "via-sh\n");
-    // As BuildKit: COPY heredocs expand variables unless the delimiter is quoted.
-    assert_eq!(t.cat("forms", "/copied-heredoc"), "content /root\n");
+    // As BuildKit: COPY heredocs expand the build's variables (ENV, ARG)
+    // unless the delimiter is quoted.
+    assert_eq!(t.cat("forms", "/copied-heredoc"), "content hello\n");
+    assert_eq!(t.cat("forms", "/quoted-heredoc"), "content ${GREETING}\n");
     assert_eq!(t.cat("forms", "/many/EOF"), "tabbed\n");
     assert_eq!(t.cat("forms", "/many/EOT"), "second\n");
     assert_eq!(t.cat("forms", "/continued"), "one two\n");
