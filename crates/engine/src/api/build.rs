@@ -58,6 +58,12 @@ fn params(q: &HashMap<String, String>, raw_query: &str) -> Result<Params> {
         .filter(|d| !d.is_empty())
         .cloned()
         .unwrap_or_else(|| "Dockerfile".into());
+    if q.get("version").is_some_and(|v| v == "2") {
+        return Err(Error::bad_request(
+            "BuildKit's build API (version=2) is not supported by pier: build with the \
+             classic API (DOCKER_BUILDKIT=0 docker build, or pier build)",
+        ));
+    }
     if q.get("remote").is_some_and(|r| !r.is_empty()) {
         return Err(Error::bad_request(
             "building from a remote context (git or URL) is not supported: send the context as the body",
@@ -488,6 +494,10 @@ mod tests {
         assert_eq!(p.labels.get("l").map(String::as_str), Some("v"));
         assert!(p.no_cache && p.quiet);
         assert_eq!(p.target.as_deref(), Some("build"));
+        let v2 = "version=2";
+        assert!(params(&serde_urlencoded_pairs(v2), v2).is_err());
+        let v1 = "version=1";
+        assert!(params(&serde_urlencoded_pairs(v1), v1).is_ok());
         let bad = "t=UPPER";
         assert!(params(&serde_urlencoded_pairs(bad), bad).is_err());
         assert_eq!(
