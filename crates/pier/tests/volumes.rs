@@ -2425,3 +2425,63 @@ fn copy_up_never_reads_the_host_through_image_symlinks() {
         .collect();
     assert_eq!(left, ["secret"]);
 }
+
+#[test]
+fn volumes_from_is_transitive_and_image_volumes_go_with_run_rm() {
+    let t = setup();
+    // As docker: c inherits b's mounts, which include those b took from a.
+    t.ok(&[
+        "run",
+        "--name",
+        "vf-a",
+        "-v",
+        "vf-av:/a",
+        "busybox",
+        "sh",
+        "-c",
+        "echo a > /a/f",
+    ]);
+    t.ok(&[
+        "run",
+        "--name",
+        "vf-b",
+        "--volumes-from",
+        "vf-a",
+        "-v",
+        "vf-bv:/b",
+        "busybox",
+        "sh",
+        "-c",
+        "echo b > /b/g",
+    ]);
+    assert_eq!(
+        t.ok(&[
+            "run",
+            "--rm",
+            "--volumes-from",
+            "vf-b",
+            "busybox",
+            "cat",
+            "/a/f",
+            "/b/g"
+        ]),
+        "a\nb\n"
+    );
+    // An image VOLUME's anonymous volume goes with `run --rm`.
+    t.ok(&[
+        "run",
+        "--name",
+        "vf-img-src",
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir /data && echo seed > /data/s",
+    ]);
+    t.commit_with_volumes("vf-img-src", "vfimg", "1", &["/data"]);
+    let before = t.volumes();
+    assert_eq!(
+        t.ok(&["run", "--rm", "vfimg:1", "cat", "/data/s"]),
+        "seed\n"
+    );
+    assert_eq!(t.volumes(), before);
+}
