@@ -1301,8 +1301,8 @@ fn concurrent_identical_builds_agree() {
         assert_eq!(t.cat(&format!("race{i}"), "/same"), "same\n");
     }
     // Once built, the cache gives every later build the same image.
-    let a = t.id(&stdout(&t.build_ok(&["-q", p(&ctx)])).trim().to_string());
-    let b = t.id(&stdout(&t.build_ok(&["-q", p(&ctx)])).trim().to_string());
+    let a = t.id(stdout(&t.build_ok(&["-q", p(&ctx)])).trim());
+    let b = t.id(stdout(&t.build_ok(&["-q", p(&ctx)])).trim());
     assert_eq!(a, b);
 }
 
