@@ -46,7 +46,8 @@ pub struct BuildArgs {
     labels: Vec<String>,
     /// Remove intermediate containers after a successful build (accepted;
     /// pier's build steps leave no containers)
-    #[arg(long, default_value = "true", action = clap::ArgAction::Set)]
+    #[arg(long, default_value = "true", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", action = clap::ArgAction::Set)]
     rm: bool,
     /// Always remove intermediate containers (accepted)
     #[arg(long = "force-rm")]
