@@ -807,6 +807,40 @@ mod props {
         }
 
         #[test]
+        fn shell_form_text_is_kept(t in "[a-z0-9 ;|&>$'\"=./-]{1,60}") {
+            prop_assume!(!t.trim().is_empty() && !t.trim_start().starts_with("--"));
+            let d = parse(&format!("FROM x\nRUN {t}\n"), "Dockerfile").unwrap();
+            let ins = &d.stages[0].instructions[0];
+            let want = format!("RUN {t}");
+            prop_assert_eq!(ins.original.as_str(), want.trim());
+            prop_assert_eq!(
+                &ins.kind,
+                &Kind::Run { command: Command::Shell(t.trim().to_string()), heredocs: vec![], flags: vec![] }
+            );
+        }
+
+        #[test]
+        fn continued_lines_join(parts in prop::collection::vec("[a-z0-9]{1,8}", 1..6)) {
+            let text = format!("FROM x\nRUN {}\n", parts.join(" \\\n  "));
+            let d = parse(&text, "Dockerfile").unwrap();
+            prop_assert_eq!(d.stages[0].instructions.len(), 1);
+            prop_assert_eq!(&d.stages[0].instructions[0].original, &format!("RUN {}", parts.join("   ")));
+        }
+
+        #[test]
+        fn literal_ignore_patterns(dir in "[a-z]{1,6}(/[a-z]{1,6}){0,2}", rest in "(/[a-z]{1,6}){0,2}", other in "[A-Z]{1,6}") {
+            let ig = ignore::Ignore::parse(&format!("{dir}\n"));
+            // the path and everything below it, not its siblings
+            let below = format!("{dir}{rest}");
+            prop_assert!(ig.excluded(&dir));
+            prop_assert!(ig.excluded(&below));
+            prop_assert!(!ig.excluded(&other));
+            // a later exception for the same path wins
+            let ig = ignore::Ignore::parse(&format!("{dir}\n!{dir}\n"));
+            prop_assert!(!ig.excluded(&below));
+        }
+
+        #[test]
         fn ignore_never_panics(pats in ".{0,100}", path in "[a-z/.*?\\[\\]!]{0,30}") {
             let ig = ignore::Ignore::parse(&pats);
             let _ = ig.excluded(&path);
