@@ -2485,3 +2485,69 @@ fn volumes_from_is_transitive_and_image_volumes_go_with_run_rm() {
     );
     assert_eq!(t.volumes(), before);
 }
+
+#[test]
+fn cp_goes_through_volume_mounts() {
+    let t = setup();
+    let src = t.host_path("cpf");
+    std::fs::write(&src, "cpdata\n").unwrap();
+    let h = t.host_dir("cp-bind");
+    let bind = format!("{}:/b", h.display());
+    // A running container's volume.
+    t.ok(&[
+        "run", "-d", "--name", "cpr", "-v", "cpv2:/v", "busybox", "sleep", "1000",
+    ]);
+    t.ok(&["cp", &src.display().to_string(), "cpr:/v/"]);
+    assert_eq!(
+        std::fs::read_to_string(t.mountpoint("cpv2").join("cpf")).ok(),
+        Some("cpdata\n".to_string()),
+        "cp into a running container's /v did not land in its volume"
+    );
+    t.ok(&[
+        "create",
+        "--name",
+        "cpc",
+        "-v",
+        "cpv:/v",
+        "-v",
+        "cpro:/r:ro",
+        "-v",
+        &bind,
+        "busybox",
+        "true",
+    ]);
+    // As docker: cp into a stopped container's volume and bind writes
+    // into them, and reads come from them.
+    let s = src.display().to_string();
+    t.ok(&["cp", &s, "cpc:/v/"]);
+    t.ok(&["cp", &s, "cpc:/b/"]);
+    assert_eq!(
+        std::fs::read_to_string(t.mountpoint("cpv").join("cpf")).unwrap(),
+        "cpdata\n"
+    );
+    assert_eq!(std::fs::read_to_string(h.join("cpf")).unwrap(), "cpdata\n");
+    let out = t
+        .env
+        .pier()
+        .args(["cp", "cpc:/v/cpf", "-"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut ar = tar::Archive::new(out.stdout.as_slice());
+    let mut e = ar
+        .entries()
+        .unwrap()
+        .next()
+        .expect("cp - gave an empty tar")
+        .unwrap();
+    let mut body = String::new();
+    std::io::Read::read_to_string(&mut e, &mut body).unwrap();
+    assert_eq!(body, "cpdata\n");
+    // As docker: a read-only volume refuses the copy.
+    t.fails(
+        &["cp", &s, "cpc:/r/"],
+        1,
+        "mounted volume is marked read-only",
+    );
+    assert!(!t.mountpoint("cpro").join("cpf").exists());
+}
