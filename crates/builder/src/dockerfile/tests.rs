@@ -893,3 +893,28 @@ fn onbuild_triggers() {
         assert_eq!(e.line, 3, "{bad:?}: {e}");
     }
 }
+
+/// Heredocs are read in the order they are named, each up to its own
+/// delimiter (as BuildKit: a later delimiter inside an earlier body is
+/// content).
+#[test]
+fn heredocs_read_in_order() {
+    let k = one("FROM x\nCOPY <<X <<Y /dest\nY\nX\nX\nY\n");
+    let Kind::Copy(c) = k else { panic!("{k:?}") };
+    assert_eq!(c.sources, s(&["X", "Y"]));
+    assert_eq!(
+        c.heredocs,
+        vec![
+            Heredoc {
+                name: "X".into(),
+                content: "Y\n".into(),
+                expand: true
+            },
+            Heredoc {
+                name: "Y".into(),
+                content: "X\n".into(),
+                expand: true
+            },
+        ]
+    );
+}
