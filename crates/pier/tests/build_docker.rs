@@ -336,6 +336,8 @@ LABEL arg=$FROMFLAG
             );
             c.args = vec![
                 "--build-arg",
+                "BASE=busybox:latest",
+                "--build-arg",
                 "FROMFLAG=flag",
                 "--build-arg",
                 "HTTP_PROXY=http://proxy.invalid:1",
@@ -377,6 +379,26 @@ LABEL arg=$FROMFLAG
             "volume-then-write",
             "FROM busybox\nRUN mkdir /vol && echo before > /vol/before\nVOLUME /vol\nRUN echo after > /vol/after\n",
             &[],
+        ),
+        case(
+            "users-and-links",
+            r#"FROM busybox AS src
+RUN echo 'app:x:1500:1600::/home/app:/bin/sh' >> /etc/passwd && echo 'app:x:1600:' >> /etc/group && mkdir -p /data/sub && echo d > /data/sub/f && ln -s /data/sub/f /data/abs-link && ln -s sub /data/rel-dirlink && ln /data/sub/f /data/hard && chmod 700 /data/sub
+FROM src
+COPY --chown=app:app f.txt /owned-by-name
+COPY --chown=app f.txt /owned-by-user-only
+COPY --chown=app dir /owned-dir
+COPY --from=src /data/abs-link /via-abs-link
+COPY --from=src /data/rel-dirlink/f /via-dir-link
+COPY --from=src /data /data-copy
+COPY --from=src /data/sub/* /globbed-from-stage/
+RUN rm -r /data/sub && echo file > /data/sub && rm /data/hard /data/abs-link && mkdir /data/abs-link
+USER app
+WORKDIR /home/app/work
+USER app:root
+WORKDIR /home/app/work2
+"#,
+            &[("f.txt", "f\n"), ("dir/x", "x\n")],
         ),
         case(
             "comments-continuations",
