@@ -2551,3 +2551,54 @@ fn cp_goes_through_volume_mounts() {
     );
     assert!(!t.mountpoint("cpro").join("cpf").exists());
 }
+
+#[test]
+fn commit_diff_and_export_leave_volume_content_out() {
+    let t = setup();
+    let h = t.host_dir("cm-bind");
+    let bind = format!("{}:/hb", h.display());
+    t.ok(&[
+        "run",
+        "--name",
+        "cm",
+        "-v",
+        "cmv:/data",
+        "-v",
+        &bind,
+        "busybox",
+        "sh",
+        "-c",
+        "echo in-vol > /data/f; echo in-bind > /hb/g; echo in-root > /rootf",
+    ]);
+    // As docker: the image has the (empty) mount points and the rootfs
+    // change, not what the volume or bind hold.
+    t.ok(&["commit", "cm", "cmimg:1"]);
+    assert_eq!(
+        t.ok(&[
+            "run",
+            "--rm",
+            "cmimg:1",
+            "sh",
+            "-c",
+            "ls -A /data /hb; cat /rootf"
+        ]),
+        "/data:\n\n/hb:\nin-root\n"
+    );
+    let mut diff: Vec<String> = t.ok(&["diff", "cm"]).lines().map(str::to_string).collect();
+    diff.sort();
+    assert_eq!(diff, ["A /data", "A /hb", "A /rootf"]);
+    let out = t.env.pier().args(["export", "cm"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut names: Vec<String> = tar::Archive::new(out.stdout.as_slice())
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+        .filter(|n| {
+            let n = n.trim_start_matches("./");
+            n.starts_with("data") || n.starts_with("hb") || n.starts_with("rootf")
+        })
+        .map(|n| n.trim_start_matches("./").trim_end_matches('/').to_string())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["data", "hb", "rootf"]);
+}
