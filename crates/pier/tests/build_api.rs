@@ -552,3 +552,39 @@ fn a_build_whose_client_goes_away_stops_and_leaves_nothing() {
     let images = env.ok(&["images", "-q", "abandoned"]);
     assert!(images.trim().is_empty(), "{images}");
 }
+
+#[test]
+fn run_has_the_hosts_network_unless_network_none() {
+    let env = env();
+    let ctx = context(
+        &env,
+        "ctx",
+        &[("Dockerfile", "FROM busybox\nRUN ls /sys/class/net\n")],
+    );
+    let step_output = |out: &str| -> Vec<String> {
+        out.lines()
+            .filter(|l| l.starts_with("#2 ") && l.as_bytes().get(3).is_some_and(u8::is_ascii_digit))
+            .map(|l| l.splitn(3, ' ').nth(2).unwrap_or("").to_string())
+            .collect()
+    };
+    let none = assert_ok(
+        &build(&env, &["--network", "none", ctx.to_str().unwrap()]),
+        "build --network none",
+    );
+    assert_eq!(step_output(&none), ["lo"], "{none}");
+    let host = assert_ok(
+        &build(&env, &["--no-cache", ctx.to_str().unwrap()]),
+        "build",
+    );
+    let host_links: Vec<String> = std::fs::read_dir("/sys/class/net")
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let mut got = step_output(&host);
+    got.sort();
+    let mut want = host_links;
+    want.sort();
+    assert_eq!(got, want, "{host}");
+    let out = build(&env, &["--network", "bogus", ctx.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+}

@@ -38,6 +38,9 @@ pub struct BuildArgs {
     /// Suppress the build output and print image ID on success
     #[arg(short, long)]
     quiet: bool,
+    /// Networking mode for the RUN instructions during build (default, host or none)
+    #[arg(long, default_value = "default")]
+    network: String,
     /// Write the image ID to the file
     #[arg(long)]
     iidfile: Option<PathBuf>,
@@ -461,6 +464,9 @@ pub async fn build(client: &Client, args: BuildArgs) -> Result<i32, CliError> {
     if !lb.is_empty() {
         let json = serde_json::to_string(&lb).unwrap_or_default();
         path.push_str(&format!("&labels={}", encode(&json)));
+    }
+    if args.network != "default" {
+        path.push_str(&format!("&networkmode={}", encode(&args.network)));
     }
     if let Some(t) = &args.target {
         path.push_str(&format!("&target={}", encode(t)));

@@ -26,6 +26,8 @@ struct Params {
     target: Option<String>,
     no_cache: bool,
     quiet: bool,
+    /// `networkmode=none`.
+    no_network: bool,
 }
 
 /// A JSON object of strings (`buildargs`, `labels`); docker allows null
@@ -69,7 +71,17 @@ fn params(q: &HashMap<String, String>, raw_query: &str) -> Result<Params> {
             "building from a remote context (git or URL) is not supported: send the context as the body",
         ));
     }
+    let no_network = match q.get("networkmode").map(String::as_str) {
+        None | Some("" | "default" | "host" | "bridge") => false,
+        Some("none") => true,
+        Some(other) => {
+            return Err(Error::bad_request(format!(
+                "network mode {other:?} is not supported for builds: use default, host or none"
+            )))
+        }
+    };
     Ok(Params {
+        no_network,
         tags,
         dockerfile,
         build_args: string_map(q, "buildargs")?,
@@ -303,6 +315,7 @@ fn run_build(
         };
         let mut worker = crate::build::RuntimeWorker::new(&engine.config);
         worker.gone = Some(gone);
+        worker.no_network = p.no_network;
         let cache_dir = engine.config.data_root.join("builder").join("cache");
         let parsed =
             pier_builder::dockerfile::parse_with_warnings(&opts.dockerfile, &opts.dockerfile_name);

@@ -24,6 +24,9 @@ pub struct RuntimeWorker {
     /// Whether the client went away: a running step is then killed, as
     /// docker cancels a build whose client is gone.
     pub gone: Option<Box<dyn Fn() -> bool + Send + Sync>>,
+    /// RUN's network: the host's (docker build's default), or none
+    /// (`--network none`).
+    pub no_network: bool,
 }
 
 impl RuntimeWorker {
@@ -33,6 +36,7 @@ impl RuntimeWorker {
             runtime_root: config.runtime_root(),
             bundles: config.exec_root.join("builds"),
             gone: None,
+            no_network: false,
         }
     }
 
@@ -140,7 +144,7 @@ impl pier_builder::Worker for RuntimeWorker {
             .map_err(|e| format!("creating the working directory {cwd}: {e}"))?;
         drop(root);
 
-        let rec = record(&id, req, cwd);
+        let rec = record(&id, req, cwd, self.no_network);
         let etc = spec::etc_files(&dir, &rec)
             .map_err(|e| format!("writing the step's /etc files: {e}"))?;
         let mut config = spec::build(&rec, &rootfs, &user, &etc, Vec::new());
@@ -229,7 +233,12 @@ fn read_all(pipe: &mut impl Read, output: &mut dyn FnMut(&[u8])) {
 
 /// The container record the spec is made from: the step's process, the
 /// host's network, no terminal.
-fn record(id: &str, req: &pier_builder::RunRequest, cwd: &str) -> ContainerRecord {
+fn record(
+    id: &str,
+    req: &pier_builder::RunRequest,
+    cwd: &str,
+    no_network: bool,
+) -> ContainerRecord {
     ContainerRecord {
         id: id.to_string(),
         name: format!("build-{}", &id[..12]),
@@ -245,7 +254,7 @@ fn record(id: &str, req: &pier_builder::RunRequest, cwd: &str) -> ContainerRecor
             ..Default::default()
         },
         host_config: bollard_stubs::models::HostConfig {
-            network_mode: Some("host".into()),
+            network_mode: Some(if no_network { "none" } else { "host" }.into()),
             ..Default::default()
         },
         state: State::default(),
@@ -358,7 +367,7 @@ mod tests {
             user: String::new(),
         };
         let id = "ab".repeat(32);
-        let rec = record(&id, &req, "/src");
+        let rec = record(&id, &req, "/src", false);
         let user = user::User {
             uid: 0,
             gid: 0,
@@ -374,5 +383,14 @@ mod tests {
         let ns = v["linux"]["namespaces"].as_array().unwrap();
         assert!(!ns.iter().any(|n| n["type"] == "network"), "host network");
         assert_eq!(v["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ERRNO");
+        let none = spec::build(
+            &record(&id, &req, "/", true),
+            Path::new("/r"),
+            &user,
+            &[],
+            vec![],
+        );
+        let ns = none["linux"]["namespaces"].as_array().unwrap();
+        assert!(ns.iter().any(|n| n["type"] == "network"), "--network none");
     }
 }
