@@ -2602,3 +2602,46 @@ fn commit_diff_and_export_leave_volume_content_out() {
     names.sort();
     assert_eq!(names, ["data", "hb", "rootf"]);
 }
+
+#[test]
+fn volume_events_as_docker() {
+    let t = setup();
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    };
+    let since = now();
+    t.ok(&["volume", "create", "evv"]);
+    t.ok(&["run", "--name", "evc", "-v", "evv:/d", "busybox", "true"]);
+    let cid = t.inspect("evc", "{{.Id}}");
+    t.ok(&["rm", "evc"]);
+    t.ok(&["volume", "rm", "evv"]);
+    let out = t.ok(&[
+        "events",
+        "--since",
+        &since.to_string(),
+        "--until",
+        &(now() + 1).to_string(),
+        "--filter",
+        "type=volume",
+        "--format",
+        "{{.Type}} {{.Action}} {{.Actor.ID}} {{.Actor.Attributes.driver}} \
+         {{.Actor.Attributes.container}} {{.Actor.Attributes.destination}}",
+    ]);
+    // As docker: create, mount (with container and destination), unmount,
+    // destroy; dockerd may repeat the create when run finds the volume.
+    let mut lines: Vec<&str> = out.lines().collect();
+    lines.dedup();
+    assert_eq!(
+        lines,
+        [
+            "volume create evv local <no value> <no value>".to_string(),
+            format!("volume mount evv local {cid} /d"),
+            format!("volume unmount evv local {cid} <no value>"),
+            "volume destroy evv local <no value> <no value>".to_string(),
+        ],
+        "{out}"
+    );
+}
