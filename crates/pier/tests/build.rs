@@ -1372,3 +1372,70 @@ fn interrupted_build_leaves_nothing_behind() {
     assert!(!t.exists("interrupted"));
     assert!(t.env.daemon_pid().is_some(), "pierd died");
 }
+
+/// A tar whose entries try to leave the directory it is extracted into:
+/// `..` paths, an absolute path, and a symlink to the host's /tmp with an
+/// entry below it, and one well-behaved file.
+fn write_evil_tar(path: &Path, tag: &str) {
+    let script = format!(
+        r#"
+import io, tarfile, sys
+t = tarfile.open(sys.argv[1], "w")
+def add(name, data=b"evil\n"):
+    i = tarfile.TarInfo(name); i.size = len(data); t.addfile(i, io.BytesIO(data))
+add("ok.txt", b"ok\n")
+add("../../../../../../../../tmp/pier-escape-dotdot-{tag}")
+add("/tmp/pier-escape-abs-{tag}")
+l = tarfile.TarInfo("link"); l.type = tarfile.SYMTYPE; l.linkname = "/tmp"; t.addfile(l)
+add("link/pier-escape-link-{tag}")
+h = tarfile.TarInfo("hard"); h.type = tarfile.LNKTYPE; h.linkname = "/etc/hostname"; t.addfile(h)
+t.close()
+"#
+    );
+    let st = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(path)
+        .status()
+        .expect("python3");
+    assert!(st.success());
+}
+
+#[test]
+fn add_of_a_tar_never_writes_outside_its_destination() {
+    let t = T::new();
+    let tag = format!("{}", std::process::id());
+    let ctx = t.ctx(
+        "ctx",
+        &[(
+            "Dockerfile",
+            "FROM busybox\nADD evil.tar /dest/\nRUN ls -la /dest /tmp\n",
+        )],
+    );
+    write_evil_tar(&ctx.join("evil.tar"), &tag);
+    let out = t.build(&["-t", "evil", p(&ctx)]);
+    // Failing or succeeding is the builder's choice; the host must be
+    // untouched either way.
+    for kind in ["dotdot", "abs", "link"] {
+        let host = format!("/tmp/pier-escape-{kind}-{tag}");
+        let there = Path::new(&host).exists();
+        let _ = std::fs::remove_file(&host);
+        assert!(
+            !there,
+            "ADD of a tar wrote {host} on the host:\n{}",
+            both(&out)
+        );
+    }
+    let hostname = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+    if out.status.success() {
+        let f = t.files("evil");
+        assert_eq!(f["/dest/ok.txt"].data, b"ok\n");
+        // A hard link may only point inside the archive's destination.
+        if let Some(h) = f.get("/dest/hard") {
+            assert!(
+                hostname.is_empty() || h.data != hostname.as_bytes(),
+                "the hard link copied the host's /etc/hostname"
+            );
+        }
+    }
+}

@@ -400,6 +400,13 @@ WORKDIR /home/app/work2
 "#,
             &[("f.txt", "f\n"), ("dir/x", "x\n")],
         ),
+        // As docker: entries leaving the destination are kept inside it
+        // (`..` and absolute paths cleaned, a symlink resolved in scope).
+        case(
+            "add-hostile-tar",
+            "FROM busybox\nADD hostile.tar /dest/\n",
+            &[],
+        ),
         case(
             "comments-continuations",
             "# leading comment\n\nFROM busybox\n# a comment\nRUN echo a \\\n# comment inside\n  b \\\n\n  c > /abc\nLABEL \"k\"=\"v \\\"quoted\\\"\"\n",
@@ -464,6 +471,9 @@ fn compare(b: &Both, c: &Case) -> Vec<String> {
             std::os::unix::fs::PermissionsExt::from_mode(0o4751),
         )
         .unwrap();
+    }
+    if c.name == "add-hostile-tar" {
+        write_hostile_tar(&ctx.join("hostile.tar"));
     }
     let ctx_s = ctx.to_str().unwrap();
     let tag = format!("diff-{}", c.name);
@@ -565,6 +575,29 @@ fn write_archives(dir: &Path) {
         .unwrap();
     assert!(st.success());
     std::fs::remove_dir_all(&src).unwrap();
+}
+
+/// A tar with `..` and absolute entries and one below a symlink to /tmp.
+fn write_hostile_tar(path: &Path) {
+    let script = r#"
+import io, tarfile, sys
+t = tarfile.open(sys.argv[1], "w")
+def add(name, data=b"hostile\n"):
+    i = tarfile.TarInfo(name); i.size = len(data); t.addfile(i, io.BytesIO(data))
+add("ok.txt", b"ok\n")
+add("../../../../../../../../tmp/pier-diff-dotdot")
+add("/tmp/pier-diff-abs")
+l = tarfile.TarInfo("link"); l.type = tarfile.SYMTYPE; l.linkname = "/tmp"; t.addfile(l)
+add("link/pier-diff-link")
+t.close()
+"#;
+    let st = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(path)
+        .status()
+        .expect("python3");
+    assert!(st.success());
 }
 
 #[test]
