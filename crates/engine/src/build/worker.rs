@@ -211,6 +211,10 @@ impl pier_builder::Worker for RuntimeWorker {
         if !errors.is_empty() {
             return Err(errors);
         }
+        if status.code().is_some() {
+            // `run` deleted the container itself after it exited.
+            cleanup.ran = false;
+        }
         use std::os::unix::process::ExitStatusExt;
         Ok(status
             .code()
