@@ -1439,3 +1439,53 @@ fn add_of_a_tar_never_writes_outside_its_destination() {
         }
     }
 }
+
+/// Whether a line is `#N REST` with N a number and REST matching `rest`.
+fn step_line(out: &str, rest: impl Fn(&str) -> bool) -> bool {
+    out.lines().any(|l| {
+        l.strip_prefix('#')
+            .and_then(|l| l.split_once(' '))
+            .is_some_and(|(n, r)| n.parse::<u32>().is_ok() && rest(r))
+    })
+}
+
+#[test]
+fn progress_is_buildkit_plain_output() {
+    let t = T::new();
+    let ctx = t.ctx(
+        "ctx",
+        &[(
+            "Dockerfile",
+            "FROM busybox\nRUN echo one-$((0+1))\nFROM busybox AS named\nRUN echo two\nFROM busybox\nCOPY --from=0 /bin/sh /x\nCOPY --from=named /bin/sh /y\nCMD [\"x\"]\n",
+        )],
+    );
+    let out = both(&t.build_ok(&["-t", "progress", p(&ctx)]));
+    // As BuildKit's --progress=plain: stages by name, else stage-N.
+    for want in [
+        "[stage-0 2/2] RUN echo one-$((0+1))",
+        "[named 2/2] RUN echo two",
+        "[stage-2 2/3] COPY --from=0 /bin/sh /x",
+        "[stage-2 3/3] COPY --from=named /bin/sh /y",
+    ] {
+        assert!(step_line(&out, |r| r == want), "no '#N {want}' in:\n{out}");
+    }
+    // RUN output with its time in the step, and each step's DONE.
+    assert!(
+        step_line(&out, |r| r
+            .split_once(' ')
+            .is_some_and(
+                |(secs, text)| secs.parse::<f64>().is_ok() && text == "one-1"
+            )),
+        "no '#N SECS one-1' in:\n{out}"
+    );
+    assert!(
+        step_line(&out, |r| r
+            .strip_prefix("DONE ")
+            .and_then(|s| s.strip_suffix('s'))
+            .is_some_and(|s| s.parse::<f64>().is_ok())),
+        "no '#N DONE SECSs' in:\n{out}"
+    );
+    let again = both(&t.build_ok(&["-t", "progress", p(&ctx)]));
+    assert!(step_line(&again, |r| r == "CACHED"), "{again}");
+    assert!(!again.contains("one-1"), "{again}");
+}
