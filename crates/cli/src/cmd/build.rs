@@ -150,15 +150,16 @@ fn append_file(b: &mut tar::Builder<impl Write>, name: &str, data: &[u8]) -> std
     b.append_data(&mut h, name, data)
 }
 
-/// docker CLI's message for a context entry it cannot read.
+/// docker CLI's message for a context entry it cannot read (as the
+/// docker CLI 28 here words it).
 fn check_err(p: &Path, e: std::io::Error) -> String {
     if e.kind() == std::io::ErrorKind::PermissionDenied {
         format!(
-            "error checking context: 'no permission to read from '{}''.",
+            "error checking context: no permission to read from '{}'",
             p.display()
         )
     } else {
-        format!("error checking context: '{}: {e}'.", p.display())
+        format!("error checking context: can't stat '{}': {e}", p.display())
     }
 }
 
@@ -410,7 +411,7 @@ fn prepare(args: &BuildArgs) -> Result<Prepared, CliError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => {
             return Err(fail(format!(
-                "error checking context: 'no permission to read from '{}'': {e}",
+                "error checking context: no permission to read from '{}': {e}",
                 root.join(".dockerignore").display()
             )))
         }
@@ -421,7 +422,7 @@ fn prepare(args: &BuildArgs) -> Result<Prepared, CliError> {
         .unwrap_or_default()
         .keeping_build_files(&dockerfile);
     let entries = pier_builder::dockerfile::ignore::walk(&root, &ignore)
-        .map_err(|e| fail(format!("error checking context: '{e}'.")))?;
+        .map_err(|e| fail(format!("error checking context: {e}")))?;
     // Unreadable files fail before anything is sent, as docker's CLI
     // checks the context first.
     check_context(&root, &entries).map_err(fail)?;
