@@ -12,22 +12,22 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Whether `pid` is a live (not zombie) pier-shim.
-fn shim_alive(pid: i32) -> bool {
-    if pid <= 0 {
-        return false;
-    }
+/// Whether process `pid` exists and has not exited (a zombie has).
+fn running(pid: i32) -> bool {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return false;
     };
     let state = stat
         .rsplit_once(')')
         .and_then(|(_, rest)| rest.trim_start().chars().next());
-    if matches!(state, Some('Z' | 'X') | None) {
-        return false;
-    }
-    std::fs::read(format!("/proc/{pid}/cmdline"))
-        .is_ok_and(|c| String::from_utf8_lossy(&c).contains("pier-shim"))
+    pid > 0 && !matches!(state, Some('Z' | 'X') | None)
+}
+
+/// Whether `pid` is a live (not zombie) pier-shim.
+fn shim_alive(pid: i32) -> bool {
+    running(pid)
+        && std::fs::read(format!("/proc/{pid}/cmdline"))
+            .is_ok_and(|c| String::from_utf8_lossy(&c).contains("pier-shim"))
 }
 
 /// The exit of a running container, as its shim reports it: answered by
@@ -132,6 +132,24 @@ impl Engine {
                     self.record_exit(&h, exit);
                     let engine = self.clone();
                     tokio::spawn(async move { engine.after_exit(&h).await });
+                } else if !running(rec.state.pid) {
+                    // Its init ended while we were down and the shim is
+                    // finishing (releasing the container, then answering):
+                    // as above, its exit is recorded before pierd answers
+                    // anything (a bounded wait; the monitor takes over if
+                    // the shim is slower than that).
+                    let ended =
+                        tokio::time::timeout(Duration::from_secs(10), monitor_exit(self, &h)).await;
+                    match ended {
+                        Ok(exit) => {
+                            self.record_exit(&h, exit);
+                            let engine = self.clone();
+                            tokio::spawn(async move { engine.after_exit(&h).await });
+                        }
+                        Err(_) => {
+                            tokio::spawn(monitor(self.clone(), h));
+                        }
+                    }
                 } else {
                     // The shim outlived us: the monitor re-adopts it.
                     tokio::spawn(monitor(self.clone(), h));
