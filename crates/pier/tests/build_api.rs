@@ -588,3 +588,46 @@ fn run_has_the_hosts_network_unless_network_none() {
     let out = build(&env, &["--network", "bogus", ctx.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
 }
+
+#[test]
+fn an_unreadable_context_fails_before_anything_is_sent() {
+    use std::os::unix::fs::PermissionsExt;
+    if !pier_testutil::dockerd::have("setpriv") {
+        pier_testutil::skip("setpriv (util-linux) is needed to run pier as a user");
+        return;
+    }
+    let env = PierEnv::new(Path::new(env!("CARGO_BIN_EXE_pier")));
+    let ctx = context(
+        &env,
+        "ctx",
+        &[("Dockerfile", "FROM busybox\n"), ("secret", "x")],
+    );
+    for d in [env.dir.path(), ctx.as_path()] {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    std::fs::set_permissions(ctx.join("secret"), std::fs::Permissions::from_mode(0o000)).unwrap();
+    // Root reads anything: run the CLI as nobody (it checks the context
+    // before it talks to pierd).
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(env!("CARGO_BIN_EXE_pier"))
+        .args(["build", ctx.to_str().unwrap()])
+        .env("PIER_DATA_ROOT", &env.data_root)
+        .env("PIER_EXEC_ROOT", &env.exec_root)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    // As docker's CLI words it.
+    assert!(
+        text(&out.stderr).contains(&format!(
+            "error checking context: no permission to read from '{}'",
+            ctx.join("secret").display()
+        )),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        !env.exec_root.join("pier.sock").exists(),
+        "pierd was started"
+    );
+}
