@@ -634,27 +634,48 @@ fn same_files_and_config_as_docker_build() {
     assert!(failed.is_empty(), "{}", failed.join("\n"));
 }
 
-/// The cache decides the same way: after a rebuild with one file changed,
-/// docker and pier re-run the same steps.
+/// The cache decides the same way: after each change to the context or
+/// the Dockerfile, docker and pier re-run the same steps.
 #[test]
 fn same_cache_decisions_as_docker_build() {
     let Some(b) = setup() else { return };
-    let dir = b.pier.dir.path().join("cachectx");
-    let ctx = write_context(
-        &dir,
-        &[
-            (
-                "Dockerfile",
-                "FROM busybox\nCOPY a.txt /a\nRUN cat /proc/sys/kernel/random/uuid > /u1\nCOPY b.txt /b\nRUN cat /proc/sys/kernel/random/uuid > /u2\n",
-            ),
-            ("a.txt", "a\n"),
-            ("b.txt", "b\n"),
-        ],
-    );
-    let s = ctx.to_str().unwrap();
+    const DF: &str = "FROM busybox\nCOPY a.txt /a\nRUN cat /proc/sys/kernel/random/uuid > /u1\nCOPY b.txt /b\nRUN cat /proc/sys/kernel/random/uuid > /u2\n";
+    type Change = fn(&Path);
+    let changes: Vec<(&str, Change)> = vec![
+        ("touch a.txt", |c| {
+            let st = Command::new("touch")
+                .args(["-d", "2001-01-01"])
+                .arg(c.join("a.txt"))
+                .status()
+                .unwrap();
+            assert!(st.success());
+        }),
+        ("new content of b.txt", |c| {
+            std::fs::write(c.join("b.txt"), "b changed\n").unwrap()
+        }),
+        ("chmod 600 a.txt", |c| {
+            std::fs::set_permissions(
+                c.join("a.txt"),
+                std::os::unix::fs::PermissionsExt::from_mode(0o600),
+            )
+            .unwrap()
+        }),
+        ("chown 1:1 b.txt", |c| {
+            std::os::unix::fs::chown(c.join("b.txt"), Some(1), Some(1)).unwrap()
+        }),
+        ("an unrelated new file", |c| {
+            std::fs::write(c.join("unrelated.txt"), "u\n").unwrap()
+        }),
+        ("a comment in the Dockerfile", |c| {
+            std::fs::write(c.join("Dockerfile"), format!("# a comment\n{DF}")).unwrap()
+        }),
+        ("b.txt back to its first content", |c| {
+            std::fs::write(c.join("b.txt"), "b\n").unwrap()
+        }),
+    ];
     let read = |docker: bool, tag: &str, path: &str| -> String {
-        let name = format!("read-{tag}");
         if docker {
+            let name = format!("read-{tag}");
             b.dockerd.ok(&["create", "--name", &name, tag, "true"]);
             let out = b.dockerd.docker(&["cp", &format!("{name}:{path}"), "-"]);
             b.dockerd.ok(&["rm", &name]);
@@ -667,10 +688,18 @@ fn same_cache_decisions_as_docker_build() {
             b.pier.ok(&["run", "--rm", tag, "cat", path])
         }
     };
-    let mut results = Vec::new();
+    let mut results: Vec<Vec<(bool, bool)>> = Vec::new();
     for docker in [true, false] {
-        std::fs::write(ctx.join("a.txt"), "a\n").unwrap();
-        std::fs::write(ctx.join("b.txt"), "b\n").unwrap();
+        let dir = b
+            .pier
+            .dir
+            .path()
+            .join(if docker { "cache-docker" } else { "cache-pier" });
+        let ctx = write_context(
+            &dir,
+            &[("Dockerfile", DF), ("a.txt", "a\n"), ("b.txt", "b\n")],
+        );
+        let s = ctx.to_str().unwrap();
         let build = |tag: &str| {
             let out = if docker {
                 b.docker_build(&["-t", tag, s])
@@ -679,24 +708,30 @@ fn same_cache_decisions_as_docker_build() {
             };
             assert!(out.status.success(), "{}", both(&out));
         };
-        build("c1");
-        let first = (read(docker, "c1", "/u1"), read(docker, "c1", "/u2"));
-        let st = Command::new("touch")
-            .args(["-d", "2001-01-01"])
-            .arg(ctx.join("a.txt"))
-            .status()
-            .unwrap();
-        assert!(st.success());
-        std::fs::write(ctx.join("b.txt"), "b changed\n").unwrap();
-        build("c2");
-        let second = (read(docker, "c2", "/u1"), read(docker, "c2", "/u2"));
-        // (u1 kept, u2 re-made)
-        results.push((first.0 == second.0, first.1 == second.1));
+        build("c0");
+        let mut prev = (read(docker, "c0", "/u1"), read(docker, "c0", "/u2"));
+        let mut seq = Vec::new();
+        for (i, (_, change)) in changes.iter().enumerate() {
+            change(&ctx);
+            let tag = format!("c{}", i + 1);
+            build(&tag);
+            let now = (read(docker, &tag, "/u1"), read(docker, &tag, "/u2"));
+            seq.push((prev.0 == now.0, prev.1 == now.1));
+            prev = now;
+        }
+        results.push(seq);
     }
-    assert_eq!(
-        results[0], results[1],
-        "(u1 kept, u2 kept) after touching a.txt and changing b.txt: docker {:?} | pier {:?}",
-        results[0], results[1]
-    );
-    assert_eq!(results[0], (true, false), "docker's own behaviour changed");
+    let mut diffs = Vec::new();
+    for (i, (what, _)) in changes.iter().enumerate() {
+        if results[0][i] != results[1][i] {
+            diffs.push(format!(
+                "after {what}: (u1 kept, u2 kept) docker {:?} | pier {:?}",
+                results[0][i], results[1][i]
+            ));
+        }
+    }
+    assert!(diffs.is_empty(), "{}", diffs.join("\n"));
+    // docker's own, so that a change of the oracle is noticed.
+    assert_eq!(results[0][0], (true, true), "touch");
+    assert_eq!(results[0][1], (true, false), "new content");
 }
