@@ -631,3 +631,33 @@ fn an_unreadable_context_fails_before_anything_is_sent() {
         "pierd was started"
     );
 }
+
+#[test]
+fn a_pierd_killed_during_a_build_leaves_nothing_once_restarted() {
+    use std::io::BufRead;
+    let env = env();
+    let ctx = context(
+        &env,
+        "ctx",
+        &[("Dockerfile", "FROM busybox\nRUN echo started; sleep 600\n")],
+    );
+    let mut child = env
+        .pier()
+        .args(["build", ctx.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    for l in lines {
+        if l.unwrap().ends_with(" started") {
+            break;
+        }
+    }
+    env.kill_daemon();
+    let _ = child.wait();
+    // The next pierd removes the step's runtime state (killing it), its
+    // mount and bundle, and the temporary context.
+    env.ok(&["ps", "-a"]);
+    assert_nothing_left(&env);
+}

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use pier_builder::{BuildEvent, BuildOptions};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 use std::time::Instant;
 
 /// The query of a build, as docker sends it.
@@ -198,20 +198,6 @@ impl Progress {
     }
 }
 
-/// Leftovers of a pierd that died during a build, removed before its
-/// first build: temporary contexts and step bundles.
-fn clean_once(engine: &crate::Engine, tmp: &Path) {
-    static DONE: OnceLock<()> = OnceLock::new();
-    DONE.get_or_init(|| {
-        crate::build::RuntimeWorker::new(&engine.config).clean_stale();
-        if let Ok(entries) = std::fs::read_dir(tmp) {
-            for e in entries.flatten() {
-                let _ = std::fs::remove_dir_all(e.path());
-            }
-        }
-    });
-}
-
 /// A temporary directory removed when dropped.
 struct TempDir(PathBuf);
 
@@ -234,11 +220,6 @@ pub async fn build(
     let tmp_root = builder_dir.join("tmp");
     std::fs::create_dir_all(&tmp_root)
         .map_err(|e| Error::internal(format!("creating {}: {e}", tmp_root.display())))?;
-    {
-        let engine = engine.0.clone();
-        let tmp_root = tmp_root.clone();
-        tokio::task::spawn_blocking(move || clean_once(&engine, &tmp_root)).await?;
-    }
     let tmp = TempDir(tmp_root.join(crate::container::names::new_id()));
     let ctx_dir = tmp.0.join("context");
     std::fs::create_dir_all(&ctx_dir)

@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{oneshot, watch};
 
 mod adopt;
+mod cp_view;
 mod exec;
 mod rootfs;
 
@@ -150,6 +151,8 @@ impl Engine {
             volume_lock: Default::default(),
         });
         engine.load_containers().await;
+        let config = engine.config.clone();
+        tokio::task::spawn_blocking(move || crate::build::clean_stale(&config)).await?;
         Ok(engine)
     }
 
