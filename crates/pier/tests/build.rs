@@ -1489,3 +1489,33 @@ fn progress_is_buildkit_plain_output() {
     assert!(step_line(&again, |r| r == "CACHED"), "{again}");
     assert!(!again.contains("one-1"), "{again}");
 }
+
+#[test]
+fn label_flags_go_on_the_final_image_over_its_labels() {
+    let t = T::new();
+    let ctx = t.ctx(
+        "ctx",
+        &[(
+            "Dockerfile",
+            "FROM busybox\nLABEL from=file keep=yes\nFROM busybox AS final\nLABEL final=1 from=final\n",
+        )],
+    );
+    t.build_ok(&[
+        "--label",
+        "from=cli",
+        "--label",
+        "new=2",
+        "-t",
+        "labels",
+        p(&ctx),
+    ]);
+    // As docker: --label wins over the Dockerfile's, on the final stage only.
+    assert_eq!(
+        t.config("labels")["Labels"],
+        serde_json::json!({"final": "1", "from": "cli", "new": "2"})
+    );
+    // As docker: --target takes a stage name, not an index.
+    let msg = t.build_fails(&["--target", "0", "-t", "by-index", p(&ctx)]);
+    assert!(msg.contains('0'), "{msg}");
+    assert!(!t.exists("by-index"));
+}
