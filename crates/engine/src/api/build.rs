@@ -111,6 +111,9 @@ struct Progress {
     partial: HashMap<usize, Vec<u8>>,
     /// The Dockerfile has one stage.
     single_stage: bool,
+    /// Each step's place in its stage (position from 1, the stage's step
+    /// count), for BuildKit's `[stage k/n]`; without it, the build's.
+    places: std::collections::BTreeMap<usize, (usize, usize)>,
     /// Steps that came from the cache.
     cached: std::collections::HashSet<usize>,
 }
@@ -133,10 +136,11 @@ impl Progress {
                     (true, false) => format!("stage-{stage}"),
                     _ => stage,
                 };
+                let (k, count) = self.places.get(&n).copied().unwrap_or((n, total));
                 if stage.is_empty() {
-                    format!("#{n} [{n}/{total}] {text}\n")
+                    format!("#{n} [{k}/{count}] {text}\n")
                 } else {
-                    format!("#{n} [{stage} {n}/{total}] {text}\n")
+                    format!("#{n} [{stage} {k}/{count}] {text}\n")
                 }
             }
             BuildEvent::Cached { n } => {
@@ -452,6 +456,17 @@ mod tests {
             text: "FROM x".into(),
         });
         assert_eq!(step, "#1 [1/2] FROM x\n");
+        let mut placed = Progress {
+            places: [(4, (2, 3))].into_iter().collect(),
+            ..Default::default()
+        };
+        let step = placed.lines(BuildEvent::Step {
+            n: 4,
+            total: 6,
+            stage: "build".into(),
+            text: "RUN x".into(),
+        });
+        assert_eq!(step, "#4 [build 2/3] RUN x\n");
         assert_eq!(
             p.lines(BuildEvent::Output {
                 n: 2,
