@@ -2,6 +2,8 @@
 //! a step's upper directory as a layer, and an image made of layers the
 //! builder stacked with a config it wrote.
 
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use crate::manifest::{self, Descriptor, Manifest};
@@ -26,8 +28,11 @@ impl Store {
 
     /// A build step's overlay upper directory (overlayfs whiteouts and
     /// opaque directories) as one more layer on top of `parent_diff_ids`:
-    /// the layer tar is stored as a blob and unpacked into its snapshot.
-    /// Returns the layer's diff ID and the snapshot directory.
+    /// the layer tar is stored as a blob and the snapshot made. When
+    /// `upper` is on the store's filesystem it is moved into place as the
+    /// snapshot (what the tar leaves out removed first), so `upper` is
+    /// consumed; otherwise the tar is unpacked. Returns the layer's diff
+    /// ID and the snapshot directory.
     pub fn add_layer(&self, parent_diff_ids: &[String], upper: &Path) -> Result<(String, PathBuf)> {
         let _gc = self.gc_guard();
         let mut ingest = self.content.ingest()?;
@@ -40,6 +45,32 @@ impl Store {
         let path = self.snapshots.path(chain)?;
         if path.is_dir() {
             return Ok((diff_id, path));
+        }
+        let same_fs = std::fs::metadata(upper)
+            .and_then(|u| std::fs::metadata(self.snapshots.dir()).map(|s| s.dev() == u.dev()))
+            .unwrap_or(false);
+        if same_fs {
+            let tmp = self.snapshots.tmp()?;
+            prepare_upper(upper).map_err(|e| {
+                io_err(
+                    format!("preparing {} as a layer snapshot", upper.display()),
+                    e,
+                )
+            })?;
+            // A directory renamed onto an empty one replaces it.
+            match std::fs::rename(upper, tmp.path()) {
+                Ok(()) => {
+                    let path = tmp.commit(&self.snapshots, chain)?;
+                    return Ok((diff_id, path));
+                }
+                Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {}
+                Err(e) => {
+                    return Err(io_err(
+                        format!("moving {} to {}", upper.display(), tmp.path().display()),
+                        e,
+                    ))
+                }
+            }
         }
         let u = crate::archive::unpack_blob(self.content.path(&diff_id)?, self.snapshots.tmp()?)?;
         let path = u.tmp.commit(&self.snapshots, chain)?;
@@ -59,7 +90,11 @@ impl Store {
     /// JSON; its `rootfs.diff_ids` name layers stored by [`Store::add_layer`]
     /// or by imports and pulls) with a docker schema2 manifest, and points
     /// `tags` (REPO[:TAG]) at it.
-    pub fn create_image(&self, config: &serde_json::Value, tags: &[String]) -> Result<ImageSummary> {
+    pub fn create_image(
+        &self,
+        config: &serde_json::Value,
+        tags: &[String],
+    ) -> Result<ImageSummary> {
         let mut refs = Vec::new();
         for t in tags {
             let r = Reference::parse(t)?;
@@ -127,6 +162,60 @@ impl Store {
     }
 }
 
+/// Makes an upper directory what unpacking its layer tar would give:
+/// [`crate::diff::RUNTIME_PATHS`] and sockets removed, overlayfs' own
+/// xattrs (origin, impure, ...) dropped except the opaque marker.
+fn prepare_upper(upper: &Path) -> std::io::Result<()> {
+    for p in crate::diff::RUNTIME_PATHS {
+        let path = upper.join(p);
+        let Ok(md) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        // The parent keeps the mtime the tar recorded.
+        let parent = path.parent().unwrap_or(upper).to_path_buf();
+        let mtime = std::fs::metadata(&parent).and_then(|m| m.modified()).ok();
+        if md.is_dir() {
+            std::fs::remove_dir_all(&path)?;
+        } else {
+            std::fs::remove_file(&path)?;
+        }
+        if let Some(t) = mtime {
+            std::fs::File::open(&parent)?.set_times(std::fs::FileTimes::new().set_modified(t))?;
+        }
+    }
+    fn walk(dir: &Path) -> std::io::Result<()> {
+        clean_xattrs(dir);
+        for e in std::fs::read_dir(dir)? {
+            let e = e?;
+            let ft = e.file_type()?;
+            let p = e.path();
+            if ft.is_socket() {
+                std::fs::remove_file(&p)?;
+            } else if ft.is_dir() {
+                walk(&p)?;
+            } else {
+                clean_xattrs(&p);
+            }
+        }
+        Ok(())
+    }
+    walk(upper)
+}
+
+fn clean_xattrs(p: &Path) {
+    let mut names = vec![0u8; 4096];
+    let Ok(n) = rustix::fs::llistxattr(p, &mut names) else {
+        return;
+    };
+    for name in names[..n].split(|b| *b == 0).filter(|n| !n.is_empty()) {
+        if name.starts_with(b"trusted.overlay.")
+            && name != crate::extract::OVERLAY_OPAQUE_XATTR.as_bytes()
+        {
+            let _ = rustix::fs::lremovexattr(p, std::ffi::OsStr::from_bytes(name));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,8 +227,14 @@ mod tests {
         let upper = root.path().join("upper");
         std::fs::create_dir_all(upper.join("app")).unwrap();
         std::fs::write(upper.join("app/x"), b"hello").unwrap();
+        std::fs::create_dir_all(upper.join("etc")).unwrap();
+        std::fs::write(upper.join("etc/hosts"), b"").unwrap();
+        std::fs::create_dir_all(upper.join("dev/pts")).unwrap();
         let (diff_id, snap) = store.add_layer(&[], &upper).unwrap();
         assert_eq!(std::fs::read(snap.join("app/x")).unwrap(), b"hello");
+        // What the tar leaves out is not in the snapshot either.
+        assert!(!snap.join("etc/hosts").exists() && !snap.join("dev").exists());
+        assert!(snap.join("etc").is_dir());
         assert_eq!(
             store.stacked_snapshot(std::slice::from_ref(&diff_id)),
             Some(snap)
@@ -165,6 +260,8 @@ mod tests {
             "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{}", "a".repeat(64))]},
         });
         assert!(store.create_image(&bad, &[]).is_err());
-        assert!(store.create_image(&config, &["x@sha256:abc".into()]).is_err());
+        assert!(store
+            .create_image(&config, &["x@sha256:abc".into()])
+            .is_err());
     }
 }

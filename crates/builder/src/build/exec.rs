@@ -130,6 +130,100 @@ pub fn build_parsed(
     };
     let cache = Cache::open(cache_dir)?;
 
+    let Plan {
+        globals,
+        deps,
+        needed,
+        first_step,
+        total,
+        target,
+    } = plan(df, opts, file)?;
+    let n = df.stages.len();
+
+    let shared = Shared {
+        store,
+        worker,
+        cache,
+        opts,
+        events,
+        df,
+        file,
+        ignore,
+        globals,
+        first_step,
+        total,
+        results: Mutex::new(vec![None; n]),
+        ready: Condvar::new(),
+        error: Mutex::new(None),
+        cancel: AtomicBool::new(false),
+    };
+    std::thread::scope(|scope| {
+        for i in (0..n).filter(|i| needed[*i]) {
+            let shared = &shared;
+            let deps = &deps[i];
+            scope.spawn(move || {
+                let r = shared.wait_for(deps).and_then(|()| shared.build_stage(i));
+                let r = match r {
+                    Ok(s) => Ok(Arc::new(s)),
+                    Err(e) => {
+                        shared.cancel.store(true, Ordering::SeqCst);
+                        let mut slot = shared.error.lock().unwrap_or_else(|e| e.into_inner());
+                        if slot.is_none() {
+                            *slot = e;
+                        }
+                        Err(())
+                    }
+                };
+                let mut res = shared.results.lock().unwrap_or_else(|e| e.into_inner());
+                res[i] = Some(r);
+                shared.ready.notify_all();
+            });
+        }
+    });
+    if let Some(e) = shared.error.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        return Err(e);
+    }
+    let res = shared
+        .results
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner());
+    let Some(Some(Ok(state))) = res.into_iter().nth(target) else {
+        return Err(Error::Invalid("the target stage was not built".into()));
+    };
+    let mut image = state.image.clone();
+    if !opts.labels.is_empty() {
+        let cfg = config_mut(&mut image);
+        let labels = cfg.entry("Labels").or_insert_with(|| json!({}));
+        if !labels.is_object() {
+            *labels = json!({});
+        }
+        for (k, v) in &opts.labels {
+            labels[k] = v.clone().into();
+        }
+    }
+    let summary = store.create_image(&image, &opts.tags)?;
+    Ok(BuildOutput {
+        image_id: summary.id,
+    })
+}
+
+/// Which stages a build runs and how its steps are numbered.
+struct Plan {
+    globals: BTreeMap<String, Option<String>>,
+    deps: Vec<Vec<usize>>,
+    needed: Vec<bool>,
+    /// Step number of each needed stage's FROM.
+    first_step: Vec<usize>,
+    total: usize,
+    target: usize,
+}
+
+fn plan(df: &Dockerfile, opts: &BuildOptions, file: &str) -> Result<Plan, Error> {
+    if df.stages.is_empty() {
+        return Err(Error::Invalid(format!(
+            "{file}: the Dockerfile has no FROM instruction; start it with FROM IMAGE or FROM scratch"
+        )));
+    }
     // Global ARGs: build args override defaults; defaults see earlier ones.
     let mut globals: BTreeMap<String, Option<String>> = BTreeMap::new();
     for (k, v) in platform_args() {
@@ -222,71 +316,37 @@ pub fn build_parsed(
         }
     }
 
-    let shared = Shared {
-        store,
-        worker,
-        cache,
-        opts,
-        events,
-        df,
-        file,
-        ignore,
+    Ok(Plan {
         globals,
+        deps,
+        needed,
         first_step,
         total,
-        results: Mutex::new(vec![None; n]),
-        ready: Condvar::new(),
-        error: Mutex::new(None),
-        cancel: AtomicBool::new(false),
-    };
-    std::thread::scope(|scope| {
-        for i in (0..n).filter(|i| needed[*i]) {
-            let shared = &shared;
-            let deps = &deps[i];
-            scope.spawn(move || {
-                let r = shared.wait_for(deps).and_then(|()| shared.build_stage(i));
-                let r = match r {
-                    Ok(s) => Ok(Arc::new(s)),
-                    Err(e) => {
-                        shared.cancel.store(true, Ordering::SeqCst);
-                        let mut slot = shared.error.lock().unwrap_or_else(|e| e.into_inner());
-                        if slot.is_none() {
-                            *slot = e;
-                        }
-                        Err(())
-                    }
-                };
-                let mut res = shared.results.lock().unwrap_or_else(|e| e.into_inner());
-                res[i] = Some(r);
-                shared.ready.notify_all();
-            });
-        }
-    });
-    if let Some(e) = shared.error.into_inner().unwrap_or_else(|e| e.into_inner()) {
-        return Err(e);
-    }
-    let res = shared
-        .results
-        .into_inner()
-        .unwrap_or_else(|e| e.into_inner());
-    let Some(Some(Ok(state))) = res.into_iter().nth(target) else {
-        return Err(Error::Invalid("the target stage was not built".into()));
-    };
-    let mut image = state.image.clone();
-    if !opts.labels.is_empty() {
-        let cfg = config_mut(&mut image);
-        let labels = cfg.entry("Labels").or_insert_with(|| json!({}));
-        if !labels.is_object() {
-            *labels = json!({});
-        }
-        for (k, v) in &opts.labels {
-            labels[k] = v.clone().into();
-        }
-    }
-    let summary = store.create_image(&image, &opts.tags)?;
-    Ok(BuildOutput {
-        image_id: summary.id,
+        target,
     })
+}
+
+/// For each step number of the build `opts` asks for: its stage's index,
+/// its position in the stage (the FROM is 1) and the stage's step count,
+/// for BuildKit-style `[stage 2/5]` progress.
+pub fn step_places(opts: &BuildOptions) -> Result<BTreeMap<usize, (usize, usize, usize)>, Error> {
+    let file = if opts.dockerfile_name.is_empty() {
+        "Dockerfile"
+    } else {
+        opts.dockerfile_name.as_str()
+    };
+    let df = dockerfile::parse(&opts.dockerfile, file)?;
+    let p = plan(&df, opts, file)?;
+    let mut out = BTreeMap::new();
+    for (i, s) in df.stages.iter().enumerate() {
+        if p.needed[i] {
+            let count = 1 + s.instructions.len();
+            for k in 0..count {
+                out.insert(p.first_step[i] + k, (i, k + 1, count));
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Stage `i`'s reference to an earlier stage: by name, or (for --from) by

@@ -6,6 +6,8 @@ mod fs;
 #[cfg(test)]
 mod tests;
 
+pub use exec::step_places;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
