@@ -163,6 +163,17 @@ async fn put_body(engine: &State, id: &str, q: &Query, reader: BodyReader) -> Re
             // dockerd answers 500 here (the API spec says 403).
             return Err(Error::internal("container rootfs is marked read-only"));
         }
+        // As dockerd: a copy into a read-only bind or volume is refused
+        // (the view mounts them read-only too, should a symlink lead there).
+        let target = crate::container::mounts::clean(&path);
+        let under = |d: &str| target == d || target.starts_with(&format!("{d}/"));
+        if h.record()
+            .mounts
+            .iter()
+            .any(|m| !m.rw && under(&m.destination))
+        {
+            return Err(Error::internal("mounted volume is marked read-only"));
+        }
         Ok((path, h))
     });
     let (path, h) = match checked {

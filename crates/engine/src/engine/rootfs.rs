@@ -1,8 +1,12 @@
 //! A container's root filesystem for the archive API (`docker cp`): the
 //! mounted rootfs of a running container, else a temporary overlay of its
-//! image layers and its writable layer.
+//! image layers and its writable layer; either way seen through a view
+//! with the container's binds and volumes mounted (cp_view.rs).
 
+use super::cp_view::ViewMount;
 use super::{Engine, Handle};
+use crate::container::mounts::Kind;
+use crate::container::ContainerRecord;
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -19,9 +23,22 @@ impl Engine {
         f: impl FnOnce(&Path) -> T + Send + 'static,
     ) -> Result<T> {
         let dir = self.container_dir(&h.id);
+        let mounts = self.view_mounts(&h.record())?;
+        // As docker's, the view makes the mount points a container that
+        // never ran lacks (in its writable layer, as its first start would).
+        let write = write || !mounts.is_empty();
+        let viewed = move |root: &Path, dir: &Path| -> Result<T> {
+            let name = dir.join(format!("cp-view-{:016x}", rand::random::<u64>()));
+            let view = super::cp_view::make(root, name, &mounts, true).map_err(|e| {
+                Error::internal(format!(
+                    "mounting the container's volumes for the copy: {e}"
+                ))
+            })?;
+            Ok(f(view.path()))
+        };
         if h.record().state.running() {
             let rootfs = dir.join("rootfs");
-            return Ok(tokio::task::spawn_blocking(move || f(&rootfs)).await?);
+            return tokio::task::spawn_blocking(move || viewed(&rootfs, &dir)).await?;
         }
         let _op = h.op.lock().await;
         if h.removed() {
@@ -32,7 +49,7 @@ impl Engine {
             // Started while we waited for the lock.
             drop(_op);
             let rootfs = dir.join("rootfs");
-            return Ok(tokio::task::spawn_blocking(move || f(&rootfs)).await?);
+            return tokio::task::spawn_blocking(move || viewed(&rootfs, &dir)).await?;
         }
         let store = self.images.clone();
         let image_id = rec.image_id.clone();
@@ -62,11 +79,35 @@ impl Engine {
                     rec.name
                 )));
             }
-            let out = f(&target);
+            let out = viewed(&target, &dir);
             let _ = pier_image::mount::unmount(&target);
             let _ = std::fs::remove_dir(&target);
-            Ok(out)
+            out
         })
         .await?
+    }
+
+    /// The container's binds and volumes as the view mounts them.
+    fn view_mounts(&self, rec: &ContainerRecord) -> Result<Vec<ViewMount>> {
+        let mut out = Vec::new();
+        for m in &rec.mounts {
+            let source = match m.kind {
+                Kind::Bind => PathBuf::from(&m.source),
+                Kind::Volume => {
+                    let v = self.volumes.get(&m.source)?;
+                    self.volumes.mount(&v)?
+                }
+                Kind::Tmpfs => continue,
+            };
+            if !source.exists() {
+                continue;
+            }
+            out.push(ViewMount {
+                source,
+                destination: m.destination.clone(),
+                rw: m.rw,
+            });
+        }
+        Ok(out)
     }
 }
