@@ -176,6 +176,7 @@ pub fn build(
         json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
                "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
     ];
+    let root_propagation = root_propagation(&user_mounts);
     let mut later = user_mounts;
     for f in etc {
         // As docker, the user's own mount at /etc/hosts (...) wins.
@@ -218,6 +219,9 @@ pub fn build(
     if privileged {
         linux["devices"] = json!(security::host_devices());
     }
+    if let Some(p) = root_propagation {
+        linux["rootfsPropagation"] = json!(p);
+    }
     if let Some(filter) = security::seccomp(hc, &opts, &caps) {
         linux["seccomp"] = filter;
     }
@@ -239,6 +243,27 @@ pub fn build(
         "linux": linux,
         "annotations": {"org.opencontainers.image.ref.name": rec.image},
     })
+}
+
+/// As dockerd: a shared bind needs a shared root, a slave bind a slave
+/// root (else the host's later mounts could not reach the bind).
+fn root_propagation(user_mounts: &[Value]) -> Option<&'static str> {
+    let has = |props: &[&str]| {
+        user_mounts.iter().any(|m| {
+            m["options"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|o| o.as_str().is_some_and(|o| props.contains(&o)))
+        })
+    };
+    if has(&["shared", "rshared"]) {
+        Some("shared")
+    } else if has(&["slave", "rslave"]) {
+        Some("rslave")
+    } else {
+        None
+    }
 }
 
 /// The contents of the container's /etc/hosts.
@@ -346,6 +371,18 @@ mod tests {
                 ("/etc/hosts", "/x/hosts")
             ]
         );
+    }
+
+    #[test]
+    fn propagating_binds_set_the_roots_propagation_as_dockerd() {
+        let bind = |p: &str| json!({"destination": "/d", "options": ["rbind", "rw", p]});
+        assert_eq!(root_propagation(&[bind("rprivate")]), None);
+        assert_eq!(root_propagation(&[bind("rslave")]), Some("rslave"));
+        assert_eq!(
+            root_propagation(&[bind("slave"), bind("rshared")]),
+            Some("shared")
+        );
+        assert_eq!(root_propagation(&[]), None);
     }
 
     #[test]

@@ -436,6 +436,8 @@ impl Engine {
 
     /// Records an exit reported by the shim (or found in its exit file).
     pub(super) fn record_exit(&self, h: &Handle, exit: ExitInfo) {
+        // Before waiters hear of the exit, so that the events come in order.
+        self.emit_volume_unmounts(&h.record());
         let rec = self.update(h, |r| {
             r.state.pid = 0;
             r.state.shim_pid = 0;

@@ -183,6 +183,18 @@ impl Engine {
         }
     }
 
+    /// Docker's `volume unmount` events when a container stops, one per
+    /// volume it had mounted.
+    pub(super) fn emit_volume_unmounts(&self, rec: &ContainerRecord) {
+        for m in rec.mounts.iter().filter(|m| m.kind == Kind::Volume) {
+            let attrs = HashMap::from([
+                ("container".to_string(), rec.id.clone()),
+                ("driver".to_string(), "local".to_string()),
+            ]);
+            self.emit("volume", "unmount", &m.source, attrs);
+        }
+    }
+
     /// Ids of the containers (in any state) whose mounts use volume `name`.
     pub fn volume_users(&self, name: &str) -> Vec<String> {
         let mut ids: Vec<String> = lock(&self.containers)
@@ -230,11 +242,9 @@ impl Engine {
                 store.unmount(&v).map(|_| Some(v))
             })
             .await;
+            // (its `unmount` event went out with the exit: record_exit)
             match done {
-                Ok(Ok(Some(v))) => {
-                    self.emit_volume(&v, "unmount", &[("container", rec.id.clone())])
-                }
-                Ok(Ok(None)) | Ok(Err(pier_volume::Error::NotFound(_))) => {}
+                Ok(Ok(_)) | Ok(Err(pier_volume::Error::NotFound(_))) => {}
                 Ok(Err(e)) => eprintln!("pierd: releasing volume {}: {e}", m.source),
                 Err(e) => eprintln!("pierd: releasing volume {}: {e}", m.source),
             }
