@@ -822,7 +822,7 @@ impl Shared<'_> {
                     )));
                 }
                 config_mut(&mut st.image).insert("Shell".into(), json!(v));
-                self.meta(st, format!("SHELL {}", go_q(v)))
+                self.meta(st, format!("SHELL [{}]", v.join(" ")))
             }
             Kind::Workdir(raw) => {
                 let w = ex(raw, st, scope)?;
@@ -869,6 +869,7 @@ impl Shared<'_> {
             }
             Kind::Arg(decls) => {
                 let mut shown = Vec::new();
+                let mut values = Vec::new();
                 for ArgDecl { name, default } in decls {
                     let v = match self.opts.build_args.get(name) {
                         Some(v) => Some(v.clone()),
@@ -877,13 +878,15 @@ impl Shared<'_> {
                             None => self.globals.get(name).cloned().flatten(),
                         },
                     };
-                    shown.push(match &v {
-                        Some(v) => format!("{name}={v}"),
+                    // As BuildKit: the ARG as declared (default expanded).
+                    shown.push(match default {
+                        Some(d) => format!("{name}={}", ex(d, st, scope)?),
                         None => name.clone(),
                     });
+                    values.push(format!("{name}={v:?}"));
                     scope.args.push((name.clone(), v));
                 }
-                self.meta(st, format!("ARG {}", shown.join(" ")))
+                self.meta_keyed(st, format!("ARG {}", shown.join(" ")), &values.join("\0"))
             }
             Kind::Label(pairs) => {
                 let mut shown = Vec::new();
@@ -918,7 +921,9 @@ impl Shared<'_> {
                 for p in &ports {
                     map[p] = json!({});
                 }
-                let shown: Vec<String> = ports.iter().map(|p| format!("{p}:{{}}")).collect();
+                // Go prints a map sorted by key.
+                let sorted: std::collections::BTreeSet<&String> = ports.iter().collect();
+                let shown: Vec<String> = sorted.iter().map(|p| format!("{p}:{{}}")).collect();
                 self.meta(st, format!("EXPOSE map[{}]", shown.join(" ")))
             }
             Kind::User(raw) => {
@@ -961,9 +966,10 @@ impl Shared<'_> {
             }
             Kind::Healthcheck(h) => {
                 let v = self.healthcheck(h, line)?;
+                let v_hist = v.clone();
                 config_mut(&mut st.image).insert("Healthcheck".into(), v);
-                let text = ins.original.trim_start();
-                self.meta(st, text.to_owned())
+                let text = healthcheck_history(&v_hist);
+                self.meta(st, text)
             }
             Kind::Onbuild(t) => {
                 let cfg = config_mut(&mut st.image);
@@ -1085,7 +1091,17 @@ impl Shared<'_> {
     /// moved on, and the entry's time taken from the cache when the same
     /// step was made before (so an unchanged build has the same image id).
     fn meta(&self, st: &mut StageState, created_by: String) -> Result<(), Error> {
-        let key = sha(&[&st.key, "meta", &created_by]);
+        self.meta_keyed(st, created_by, "")
+    }
+
+    /// [`Self::meta`] with more to the key than the history text shows.
+    fn meta_keyed(
+        &self,
+        st: &mut StageState,
+        created_by: String,
+        extra: &str,
+    ) -> Result<(), Error> {
+        let key = sha(&[&st.key, "meta", &created_by, extra]);
         let created = match (!self.opts.no_cache)
             .then(|| self.cache.get(&key))
             .flatten()
@@ -1180,7 +1196,7 @@ impl Shared<'_> {
     }
 
     fn workdir(&self, n: usize, line: usize, st: &mut StageState, wd: &str) -> Result<(), Error> {
-        let created_by = format!("WORKDIR {wd} # buildkit");
+        let created_by = format!("WORKDIR {wd}");
         let user = st.image["config"]["User"].as_str().unwrap_or("").to_owned();
         let key = sha(&[&st.key, "workdir", wd, &user]);
         if let Some((layer, created)) = self.hit(n, &key, st) {
@@ -1279,10 +1295,21 @@ impl Shared<'_> {
             .unwrap_or("/")
             .to_owned();
         let user = st.image["config"]["User"].as_str().unwrap_or("").to_owned();
-        let shown_args: Vec<String> = arg_vars
+        // As BuildKit: every ARG declared in the stage, in order (again
+        // when declared again), with its current value, ENV's if ENV sets it.
+        let shown_args: Vec<String> = scope
+            .args
             .iter()
-            .filter(|a| !PROXY_ARGS.iter().any(|p| a.starts_with(&format!("{p}="))))
-            .cloned()
+            .map(|(k, _)| {
+                let v = env
+                    .iter()
+                    .rev()
+                    .find(|(ek, _)| ek == k)
+                    .map(|(_, v)| v.clone())
+                    .or_else(|| scope.arg(k))
+                    .unwrap_or_default();
+                format!("{k}={v}")
+            })
             .collect();
         let created_by = if shown_args.is_empty() {
             format!("RUN {} # buildkit", args.join(" "))
@@ -1548,17 +1575,8 @@ impl Shared<'_> {
             }
         }
         let key = hex::encode(h.finalize());
-        let mut flags = String::new();
-        if let Some(f) = &from {
-            flags.push_str(&format!("--from={f} "));
-        }
-        if let Some(c) = &chown {
-            flags.push_str(&format!("--chown={c} "));
-        }
-        if let Some(m) = &c.chmod {
-            flags.push_str(&format!("--chmod={m} "));
-        }
-        let created_by = format!("{what} {flags}{} {dest_raw} # buildkit", raw_srcs.join(" "));
+        // As BuildKit: flags are not in the history text.
+        let created_by = format!("{what} {} {dest_raw} # buildkit", raw_srcs.join(" "));
         if let Some((layer, created)) = self.hit(n, &key, st) {
             self.add_layer(st, layer, key, &created_by, &created);
             return Ok(());
@@ -1691,6 +1709,91 @@ fn expand_heredoc(
         out.push_str(nl);
     }
     Ok(out)
+}
+
+/// BuildKit's history text of a HEALTHCHECK: Go's `%q` of the struct
+/// (`&{["CMD-SHELL" "x"] "5s" "0s" "0s" '\x00'}`).
+fn healthcheck_history(v: &Value) -> String {
+    let test: Vec<String> = v["Test"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|t| t.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    let d = |k: &str| format!("{:?}", go_duration(v[k].as_i64().unwrap_or(0)));
+    let mut fields = vec![go_q(&test), d("Interval"), d("Timeout"), d("StartPeriod")];
+    if v.get("StartInterval").is_some() {
+        fields.push(d("StartInterval"));
+    }
+    fields.push(go_quote_rune(v["Retries"].as_i64().unwrap_or(0)));
+    format!("HEALTHCHECK &{{{}}}", fields.join(" "))
+}
+
+/// Go's time.Duration.String().
+fn go_duration(ns: i64) -> String {
+    if ns == 0 {
+        return "0s".into();
+    }
+    let neg = ns < 0;
+    let u = ns.unsigned_abs();
+    let frac = |v: u64, unit: u64| -> String {
+        let whole = v / unit;
+        let rest = v % unit;
+        if rest == 0 {
+            return whole.to_string();
+        }
+        let digits = unit.to_string().len() - 1;
+        let f = format!("{rest:0digits$}");
+        format!("{whole}.{}", f.trim_end_matches('0'))
+    };
+    let s = if u < 1_000 {
+        format!("{u}ns")
+    } else if u < 1_000_000 {
+        format!("{}µs", frac(u, 1_000))
+    } else if u < 1_000_000_000 {
+        format!("{}ms", frac(u, 1_000_000))
+    } else {
+        let h = u / 3_600_000_000_000;
+        let m = (u / 60_000_000_000) % 60;
+        let sec = frac(u % 60_000_000_000, 1_000_000_000);
+        if h > 0 {
+            format!("{h}h{m}m{sec}s")
+        } else if m > 0 {
+            format!("{m}m{sec}s")
+        } else {
+            format!("{sec}s")
+        }
+    };
+    if neg {
+        format!("-{s}")
+    } else {
+        s
+    }
+}
+
+/// Go's `%q` of an integer: a quoted rune.
+fn go_quote_rune(n: i64) -> String {
+    let body = match n {
+        7 => "\\a".to_owned(),
+        8 => "\\b".to_owned(),
+        9 => "\\t".to_owned(),
+        10 => "\\n".to_owned(),
+        11 => "\\v".to_owned(),
+        12 => "\\f".to_owned(),
+        13 => "\\r".to_owned(),
+        39 => "\\'".to_owned(),
+        92 => "\\\\".to_owned(),
+        0..=31 | 127 => format!("\\x{n:02x}"),
+        32..=126 => ((n as u8) as char).to_string(),
+        _ => match u32::try_from(n).ok().and_then(char::from_u32) {
+            Some(c) if !c.is_control() => c.to_string(),
+            _ if (0..=0xffff).contains(&n) => format!("\\u{n:04x}"),
+            _ => format!("\\U{:08x}", n.clamp(0, 0x10ffff)),
+        },
+    };
+    format!("'{body}'")
 }
 
 /// `80`, `80/udp`, `8000-8002/tcp` to docker's `80/tcp` keys.

@@ -481,7 +481,15 @@ pub fn parse_chown(root: Option<&Path>, spec: &str) -> Result<(u32, u32), String
     let uid = find("/etc/passwd", user, "user")?;
     let gid = match group {
         Some(g) if !g.is_empty() => find("/etc/group", g, "group")?,
-        _ => uid,
+        // As BuildKit: a user name alone takes its passwd group, a bare
+        // uid is also the gid.
+        _ => match user.parse::<u32>() {
+            Ok(_) => uid,
+            Err(_) => root
+                .and_then(|r| lookup_id(r, "/etc/passwd", user))
+                .and_then(|(_, g)| g)
+                .unwrap_or(uid),
+        },
     };
     Ok((uid, gid))
 }

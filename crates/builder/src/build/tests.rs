@@ -347,6 +347,8 @@ fn chown_chmod_and_heredocs_on_an_image() {
     let mut c = copy(&["f"], "/app/");
     c.chown = Some("app:staff".into());
     c.chmod = Some("0600".into());
+    let mut by_name = copy(&["f"], "/app-only-user");
+    by_name.chown = Some("app".into());
     let mut h = copy(&["<<EOF"], "/etc/motd");
     h.heredocs = vec![crate::dockerfile::Heredoc {
         name: "EOF".into(),
@@ -362,7 +364,8 @@ fn chown_chmod_and_heredocs_on_an_image() {
                 "COPY --chown=app:staff --chmod=0600 f /app/",
                 Kind::Copy(c),
             ),
-            ins(3, "COPY <<EOF /etc/motd", Kind::Copy(h)),
+            ins(3, "COPY --chown=app f /app-only-user", Kind::Copy(by_name)),
+            ins(4, "COPY <<EOF /etc/motd", Kind::Copy(h)),
         ],
     )]);
     env.build(&d, &env.opts("own:1")).0.unwrap();
@@ -371,13 +374,16 @@ fn chown_chmod_and_heredocs_on_an_image() {
     assert_eq!((md.uid(), md.gid(), md.mode() & 0o7777), (1000, 50, 0o600));
     let dir = fs::metadata(env.find("own:1", "app").unwrap()).unwrap();
     assert_eq!((dir.uid(), dir.gid()), (1000, 50));
+    // A user name alone takes its passwd group (as BuildKit).
+    let f = fs::metadata(env.find("own:1", "app-only-user").unwrap()).unwrap();
+    assert_eq!((f.uid(), f.gid()), (1000, 1000));
     assert_eq!(
         fs::read_to_string(env.find("own:1", "etc/motd").unwrap()).unwrap(),
         "hi there\n"
     );
     // The base's files are still there, under the new layers.
     assert!(env.find("own:1", "etc/passwd").is_some());
-    assert_eq!(env.store.resolve("own:1").unwrap().layers.len(), 3);
+    assert_eq!(env.store.resolve("own:1").unwrap().layers.len(), 4);
     let mut c = copy(&["f"], "/x");
     c.chown = Some("nobody".into());
     let d = df(vec![stage(
@@ -577,20 +583,23 @@ fn config_steps_change_only_the_config_and_write_history() {
     let ours: Vec<(String, bool)> = h[h.len() - 16..].to_vec();
     let want: Vec<(&str, bool)> = vec![
         ("CMD [\"sh\"]", true),
-        ("ARG VERSION=2", true),
+        ("ARG VERSION=1", true),
         ("ENV A=b C=d", true),
         ("ENTRYPOINT [\"/bin/tool\"]", true),
         ("LABEL k=v", true),
-        ("EXPOSE map[80/tcp:{} 53/udp:{}]", true),
+        ("EXPOSE map[53/udp:{} 80/tcp:{}]", true),
         ("USER app", true),
         ("VOLUME [/data]", true),
         ("STOPSIGNAL SIGINT", true),
-        ("HEALTHCHECK --interval=5s CMD true", true),
-        ("SHELL [\"/bin/sh\" \"-ec\"]", true),
-        ("WORKDIR /srv # buildkit", false),
-        ("WORKDIR /srv/app # buildkit", false),
-        ("WORKDIR / # buildkit", true),
-        ("WORKDIR /srv/app # buildkit", true),
+        (
+            "HEALTHCHECK &{[\"CMD-SHELL\" \"true\"] \"5s\" \"0s\" \"0s\" '\\x02'}",
+            true,
+        ),
+        ("SHELL [/bin/sh -ec]", true),
+        ("WORKDIR /srv", false),
+        ("WORKDIR /srv/app", false),
+        ("WORKDIR /", true),
+        ("WORKDIR /srv/app", true),
         ("RUN |1 VERSION=2 /bin/sh -ec echo hi # buildkit", false),
     ];
     let want: Vec<(String, bool)> = want.into_iter().map(|(s, b)| (s.to_owned(), b)).collect();
