@@ -1519,3 +1519,39 @@ fn label_flags_go_on_the_final_image_over_its_labels() {
     assert!(msg.contains('0'), "{msg}");
     assert!(!t.exists("by-index"));
 }
+
+#[test]
+fn build_arg_change_invalidates_from_its_declaration_on() {
+    let t = T::new();
+    let ctx = t.ctx(
+        "ctx",
+        &[(
+            "Dockerfile",
+            "FROM busybox\nRUN cat /proc/sys/kernel/random/uuid > /u0\nARG V\nRUN cat /proc/sys/kernel/random/uuid > /u1\nARG W\nRUN cat /proc/sys/kernel/random/uuid > /u2\n",
+        )],
+    );
+    let build = |tag: &str, args: &[&str]| -> Vec<String> {
+        let mut all = vec!["-t", tag];
+        all.extend_from_slice(args);
+        all.push(p(&ctx));
+        t.build_ok(&all);
+        ["/u0", "/u1", "/u2"]
+            .iter()
+            .map(|f| t.cat(tag, f))
+            .collect()
+    };
+    // As docker (checked with BuildKit 20.10): a build arg is part of the
+    // key of the RUN steps after its ARG; an undeclared one of none.
+    let a1 = build("a1", &["--build-arg", "V=1"]);
+    let a2 = build("a2", &["--build-arg", "V=2"]);
+    assert_eq!(a2[0], a1[0]);
+    assert_ne!(a2[1], a1[1]);
+    assert_ne!(a2[2], a1[2]);
+    let a3 = build("a3", &["--build-arg", "V=1"]);
+    assert_eq!(a3, a1, "V=1 again must find the first build's steps");
+    let a4 = build("a4", &["--build-arg", "V=1", "--build-arg", "W=x"]);
+    assert_eq!(a4[..2], a1[..2]);
+    assert_ne!(a4[2], a1[2]);
+    let a5 = build("a5", &["--build-arg", "V=1", "--build-arg", "UNUSED=z"]);
+    assert_eq!(a5, a1, "an undeclared build arg changed the cache keys");
+}
