@@ -416,6 +416,23 @@ WORKDIR /home/app/work2
     v.iter_mut()
         .filter(|c| c.name == "copy-chmod")
         .for_each(|c| c.buildkit_only = true);
+    // As docker: an ENTRYPOINT resets a CMD inherited from the base, not
+    // one set earlier in the same stage; the rest of the config is inherited.
+    const PARENT: &str = "FROM busybox\nENV PATH=/parent/bin:$PATH P=1\nCMD [\"parent-cmd\"]\nWORKDIR /pw\nUSER nobody\nLABEL parent=yes\nEXPOSE 1\nVOLUME /pv\nSTOPSIGNAL SIGTERM\nHEALTHCHECK CMD parent\n";
+    let mut inherit = case(
+        "inherit-and-reset",
+        "FROM config-parent\nENTRYPOINT [\"echo\"]\nENV PATH=$PATH:/extra Q=$P\nLABEL empty=\"\"\nWORKDIR rel\nUSER 4242\nARG SIG=SIGINT\nSTOPSIGNAL $SIG\nVOLUME ${P}/v\n",
+        &[],
+    );
+    inherit.pre = vec![("config-parent", PARENT)];
+    v.push(inherit);
+    let mut kept = case(
+        "cmd-then-entrypoint",
+        "FROM config-parent\nCMD [\"child\"]\nENTRYPOINT [\"e\"]\n",
+        &[],
+    );
+    kept.pre = vec![("config-parent", PARENT)];
+    v.push(kept);
     let mut onbuild = case(
         "onbuild-child",
         "FROM onbuild-parent\nRUN cat /triggered\n",
