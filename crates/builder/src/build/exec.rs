@@ -1321,6 +1321,10 @@ impl Shared<'_> {
                 args.join(" ")
             )
         };
+        // As runc (docker's RUN): HOME from the user's passwd entry.
+        if !env.iter().any(|(k, _)| k == "HOME") {
+            vars.push(format!("HOME={}", home_of(&st.layers, &user)));
+        }
         let all_env: Vec<String> = vars
             .iter()
             .chain(&arg_vars)
@@ -1709,6 +1713,31 @@ fn expand_heredoc(
         out.push_str(nl);
     }
     Ok(out)
+}
+
+/// The home directory of USER `user` in the image's /etc/passwd (the
+/// topmost layer's), "/" when it has none, as runc sets HOME.
+fn home_of(layers: &[PathBuf], user: &str) -> String {
+    let name = user.split(':').next().unwrap_or("");
+    let name = if name.is_empty() { "0" } else { name };
+    let passwd = layers.iter().rev().find_map(|l| {
+        let p = l.join("etc/passwd");
+        let md = std::fs::symlink_metadata(&p).ok()?;
+        if md.is_file() {
+            std::fs::read_to_string(&p).ok()
+        } else {
+            None
+        }
+    });
+    passwd
+        .and_then(|t| {
+            t.lines().find_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f.len() >= 6 && (f[0] == name || f[2] == name)).then(|| f[5].to_owned())
+            })
+        })
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "/".to_owned())
 }
 
 /// BuildKit's history text of a HEALTHCHECK: Go's `%q` of the struct

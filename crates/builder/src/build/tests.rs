@@ -618,7 +618,13 @@ fn config_steps_change_only_the_config_and_write_history() {
     );
     assert_eq!(cwd, "/srv/app");
     assert_eq!(user, "app");
-    for want in ["A=b", "C=d", "VERSION=2", "http_proxy=http://p"] {
+    for want in [
+        "A=b",
+        "C=d",
+        "VERSION=2",
+        "http_proxy=http://p",
+        "HOME=/home/app",
+    ] {
         assert!(envs.contains(&want.to_owned()), "{want} in {envs:?}");
     }
 }
