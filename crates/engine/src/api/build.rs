@@ -306,6 +306,9 @@ fn run_build(
             pier_builder::dockerfile::parse_with_warnings(&opts.dockerfile, &opts.dockerfile_name);
         let progress = Mutex::new(Progress {
             single_stage: parsed.as_ref().is_ok_and(|(d, _)| d.stages.len() == 1),
+            places: pier_builder::build::step_places(&opts)
+                .map(|m| m.into_iter().map(|(n, (_, k, c))| (n, (k, c))).collect())
+                .unwrap_or_default(),
             ..Default::default()
         });
         // With -q the progress is kept and shown only if the build fails.
