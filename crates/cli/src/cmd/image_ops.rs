@@ -547,11 +547,14 @@ pub async fn df(client: &Client, args: DfArgs) -> Result<i32, CliError> {
         .filter(|i| i["Containers"].as_i64().unwrap_or(0) == 0)
         .map(|i| i["Size"].as_i64().unwrap_or(0) - i["SharedSize"].as_i64().unwrap_or(0))
         .sum();
+    // As docker's `system df`: sizes with four significant digits
+    // (units.HumanSize), where `images` and `ps` show three.
+    let size4 = crate::progress::human_size;
     let pct = |part: i64, total: i64| {
         if total > 0 {
-            format!("{} ({}%)", human_size(part), part * 100 / total)
+            format!("{} ({}%)", size4(part), part * 100 / total)
         } else {
-            human_size(part)
+            size4(part)
         }
     };
     let ctr_size: i64 = ctrs.iter().map(|c| c["SizeRw"].as_i64().unwrap_or(0)).sum();
@@ -573,11 +576,11 @@ pub async fn df(client: &Client, args: DfArgs) -> Result<i32, CliError> {
         .sum();
     let rows = vec![
         serde_json::json!({"Type": "Images", "TotalCount": images.len().to_string(), "Active": active_imgs.to_string(),
-            "Size": human_size(layers), "Reclaimable": pct(unused.min(layers), layers)}),
+            "Size": size4(layers), "Reclaimable": pct(unused.min(layers), layers)}),
         serde_json::json!({"Type": "Containers", "TotalCount": ctrs.len().to_string(), "Active": ctr_active.to_string(),
-            "Size": human_size(ctr_size), "Reclaimable": pct(ctr_reclaim, ctr_size)}),
+            "Size": size4(ctr_size), "Reclaimable": pct(ctr_reclaim, ctr_size)}),
         serde_json::json!({"Type": "Local Volumes", "TotalCount": vols.len().to_string(), "Active": vol_active.to_string(),
-            "Size": human_size(vol_size), "Reclaimable": pct(vol_reclaim, vol_size)}),
+            "Size": size4(vol_size), "Reclaimable": pct(vol_reclaim, vol_size)}),
         serde_json::json!({"Type": "Build Cache", "TotalCount": "0", "Active": "0", "Size": "0B", "Reclaimable": "0B"}),
     ];
     let default = "table {{.Type}}\\t{{.TotalCount}}\\t{{.Active}}\\t{{.Size}}\\t{{.Reclaimable}}";
@@ -627,6 +630,18 @@ pub async fn df(client: &Client, args: DfArgs) -> Result<i32, CliError> {
                 human_size(shared),
                 human_size(size - shared),
                 i["Containers"].to_string(),
+            ]);
+        }
+        print!("{}", table(&t));
+        println!("\nLocal Volumes space usage:\n");
+        let mut t = vec![["VOLUME NAME", "LINKS", "SIZE"].map(String::from).to_vec()];
+        let mut vols: Vec<&serde_json::Value> = vols.iter().collect();
+        vols.sort_by_key(|v| v["Name"].as_str().unwrap_or_default().to_string());
+        for v in vols {
+            t.push(vec![
+                v["Name"].as_str().unwrap_or_default().to_string(),
+                v["UsageData"]["RefCount"].as_i64().unwrap_or(0).to_string(),
+                size4(vol_size_of(v)),
             ]);
         }
         print!("{}", table(&t));
