@@ -327,8 +327,10 @@ fn plan(df: &Dockerfile, opts: &BuildOptions, file: &str) -> Result<Plan, Error>
 }
 
 /// For each step number of the build `opts` asks for: its stage's index,
-/// its position in the stage (the FROM is 1) and the stage's step count,
-/// for BuildKit-style `[stage 2/5]` progress.
+/// its position in the stage and the stage's step count as BuildKit's
+/// `[stage 2/3]` progress counts them: the FROM and the steps that make
+/// a filesystem change (RUN, COPY, ADD, WORKDIR). Config-only steps
+/// (CMD, ENV, ...), which BuildKit does not show, have position 0.
 pub fn step_places(opts: &BuildOptions) -> Result<BTreeMap<usize, (usize, usize, usize)>, Error> {
     let file = if opts.dockerfile_name.is_empty() {
         "Dockerfile"
@@ -339,11 +341,26 @@ pub fn step_places(opts: &BuildOptions) -> Result<BTreeMap<usize, (usize, usize,
     let p = plan(&df, opts, file)?;
     let mut out = BTreeMap::new();
     for (i, s) in df.stages.iter().enumerate() {
-        if p.needed[i] {
-            let count = 1 + s.instructions.len();
-            for k in 0..count {
-                out.insert(p.first_step[i] + k, (i, k + 1, count));
-            }
+        if !p.needed[i] {
+            continue;
+        }
+        let shown = |k: &Kind| {
+            matches!(
+                k,
+                Kind::Run { .. } | Kind::Copy(_) | Kind::Add { .. } | Kind::Workdir(_)
+            )
+        };
+        let count = 1 + s.instructions.iter().filter(|ins| shown(&ins.kind)).count();
+        out.insert(p.first_step[i], (i, 1, count));
+        let mut k = 1;
+        for (j, ins) in s.instructions.iter().enumerate() {
+            let pos = if shown(&ins.kind) {
+                k += 1;
+                k
+            } else {
+                0
+            };
+            out.insert(p.first_step[i] + 1 + j, (i, pos, count));
         }
     }
     Ok(out)

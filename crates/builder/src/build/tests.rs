@@ -851,15 +851,19 @@ fn crc32(data: &[u8]) -> u32 {
 #[test]
 fn step_places_number_steps_within_their_stage() {
     let opts = BuildOptions {
-        dockerfile: "FROM busybox\nRUN a\nFROM busybox AS unused\nRUN b\nFROM busybox AS named\nRUN c\nRUN d\nFROM scratch\nCOPY --from=0 /x /x\nCOPY --from=named /y /y\n".into(),
+        dockerfile: "FROM busybox\nRUN a\nFROM busybox AS unused\nRUN b\nFROM busybox AS named\nENV X=1\nRUN c\nFROM scratch\nCOPY --from=0 /x /x\nCOPY --from=named /y /y\nCMD [\"x\"]\n".into(),
         ..Default::default()
     };
     let p = step_places(&opts).unwrap();
-    // The unused stage has no steps; numbers run on over the stages built.
-    assert_eq!(p.len(), 2 + 3 + 3);
+    // The unused stage has no steps; numbers run on over the stages built;
+    // as BuildKit, config-only steps are not counted (position 0).
+    assert_eq!(p.len(), 2 + 3 + 4);
     assert_eq!(p[&1], (0, 1, 2));
     assert_eq!(p[&2], (0, 2, 2));
-    assert_eq!(p[&3], (2, 1, 3));
-    assert_eq!(p[&5], (2, 3, 3));
+    assert_eq!(p[&3], (2, 1, 2));
+    assert_eq!(p[&4], (2, 0, 2));
+    assert_eq!(p[&5], (2, 2, 2));
+    assert_eq!(p[&7], (3, 2, 3));
     assert_eq!(p[&8], (3, 3, 3));
+    assert_eq!(p[&9], (3, 0, 3));
 }
