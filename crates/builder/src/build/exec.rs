@@ -161,23 +161,40 @@ pub fn build_parsed(
         for i in (0..n).filter(|i| needed[*i]) {
             let shared = &shared;
             let deps = &deps[i];
-            scope.spawn(move || {
-                let r = shared.wait_for(deps).and_then(|()| shared.build_stage(i));
-                let r = match r {
-                    Ok(s) => Ok(Arc::new(s)),
-                    Err(e) => {
-                        shared.cancel.store(true, Ordering::SeqCst);
-                        let mut slot = shared.error.lock().unwrap_or_else(|e| e.into_inner());
-                        if slot.is_none() {
-                            *slot = e;
+            // A deep context tree is walked recursively: a large stack.
+            let spawned = std::thread::Builder::new()
+                .name(format!("build-stage-{i}"))
+                .stack_size(256 << 20)
+                .spawn_scoped(scope, move || {
+                    let r = shared.wait_for(deps).and_then(|()| shared.build_stage(i));
+                    let r = match r {
+                        Ok(s) => Ok(Arc::new(s)),
+                        Err(e) => {
+                            shared.cancel.store(true, Ordering::SeqCst);
+                            let mut slot = shared.error.lock().unwrap_or_else(|e| e.into_inner());
+                            if slot.is_none() {
+                                *slot = e;
+                            }
+                            Err(())
                         }
-                        Err(())
-                    }
-                };
+                    };
+                    let mut res = shared.results.lock().unwrap_or_else(|e| e.into_inner());
+                    res[i] = Some(r);
+                    shared.ready.notify_all();
+                });
+            if let Err(e) = spawned {
+                shared.cancel.store(true, Ordering::SeqCst);
+                let mut slot = shared.error.lock().unwrap_or_else(|e| e.into_inner());
+                if slot.is_none() {
+                    *slot = Some(Error::Io {
+                        what: "starting a build thread".into(),
+                        source: e,
+                    });
+                }
                 let mut res = shared.results.lock().unwrap_or_else(|e| e.into_inner());
-                res[i] = Some(r);
+                res[i] = Some(Err(()));
                 shared.ready.notify_all();
-            });
+            }
         }
     });
     if let Some(e) = shared.error.into_inner().unwrap_or_else(|e| e.into_inner()) {
@@ -1257,6 +1274,12 @@ impl Shared<'_> {
         scope: &Scope,
     ) -> Result<(), Error> {
         let mut args = self.command(command, st);
+        if args.is_empty() {
+            return Err(Error::Invalid(format!(
+                "{}: RUN needs a command; the exec form [] is empty",
+                self.loc(ins.line)
+            )));
+        }
         if let (Command::Shell(text), false) = (command, heredocs.is_empty()) {
             let t = text.trim();
             let only = heredocs.len() == 1

@@ -867,3 +867,29 @@ fn step_places_number_steps_within_their_stage() {
     assert_eq!(p[&8], (3, 3, 3));
     assert_eq!(p[&9], (3, 0, 3));
 }
+
+#[test]
+fn a_deep_context_tree_is_copied_without_overflowing_the_stack() {
+    let env = Env::new();
+    let mut p = env.context.join("deep");
+    for _ in 0..1500 {
+        p.push("d");
+    }
+    fs::create_dir_all(&p).unwrap();
+    fs::write(p.join("leaf"), "leaf").unwrap();
+    let d = df(vec![stage(
+        None,
+        "scratch",
+        vec![ins(
+            2,
+            "COPY deep /deep/",
+            Kind::Copy(copy(&["deep"], "/deep/")),
+        )],
+    )]);
+    env.build(&d, &env.opts("deep:1")).0.unwrap();
+    let rel = format!("deep/{}leaf", "d/".repeat(1500));
+    assert_eq!(
+        fs::read_to_string(env.find("deep:1", &rel).unwrap()).unwrap(),
+        "leaf"
+    );
+}
