@@ -111,9 +111,14 @@ struct Progress {
     partial: HashMap<usize, Vec<u8>>,
     /// The Dockerfile has one stage.
     single_stage: bool,
-    /// Each step's place in its stage (position from 1, the stage's step
-    /// count), for BuildKit's `[stage k/n]`; without it, the build's.
-    places: std::collections::BTreeMap<usize, (usize, usize)>,
+    /// Each step's place among its stage's shown steps (position from 1,
+    /// their count), for BuildKit's `[stage k/n]`, or None for a step
+    /// BuildKit does not show (config only: ENV, CMD, LABEL...). Without
+    /// it every step shows, numbered in the whole build.
+    places: BTreeMap<usize, Option<(usize, usize)>>,
+    /// The number each shown step is shown with (`#N`): in order of start.
+    shown: HashMap<usize, usize>,
+    hidden: std::collections::HashSet<usize>,
     /// Steps that came from the cache.
     cached: std::collections::HashSet<usize>,
 }
@@ -128,6 +133,20 @@ impl Progress {
                 text,
             } => {
                 self.started.insert(n, Instant::now());
+                let (k, count) = match self.places.get(&n) {
+                    Some(None) => {
+                        self.hidden.insert(n);
+                        return String::new();
+                    }
+                    Some(Some(place)) => *place,
+                    None => (n, total),
+                };
+                let n = if self.places.is_empty() {
+                    n
+                } else {
+                    let next = self.shown.len() + 1;
+                    *self.shown.entry(n).or_insert(next)
+                };
                 // As BuildKit: unnamed stages are `stage-N`, and a lone
                 // unnamed stage is not named at all.
                 let numbered = !stage.is_empty() && stage.bytes().all(|b| b.is_ascii_digit());
@@ -136,7 +155,6 @@ impl Progress {
                     (true, false) => format!("stage-{stage}"),
                     _ => stage,
                 };
-                let (k, count) = self.places.get(&n).copied().unwrap_or((n, total));
                 if stage.is_empty() {
                     format!("#{n} [{k}/{count}] {text}\n")
                 } else {
@@ -146,10 +164,15 @@ impl Progress {
             BuildEvent::Cached { n } => {
                 self.partial.remove(&n);
                 self.cached.insert(n);
+                if self.hidden.contains(&n) {
+                    return String::new();
+                }
+                let n = self.num(n);
                 format!("#{n} CACHED\n\n")
             }
             BuildEvent::Output { n, data } => {
                 let since = self.elapsed(n);
+                let shown = self.num(n);
                 let buf = self.partial.entry(n).or_default();
                 buf.extend_from_slice(&data);
                 let mut out = String::new();
@@ -157,29 +180,35 @@ impl Progress {
                     let line: Vec<u8> = buf.drain(..=i).collect();
                     let line = String::from_utf8_lossy(&line[..line.len() - 1]);
                     out.push_str(&format!(
-                        "#{n} {since:.3} {}\n",
+                        "#{shown} {since:.3} {}\n",
                         line.trim_end_matches('\r')
                     ));
                 }
                 out
             }
             BuildEvent::Done { n, secs } => {
-                if self.cached.contains(&n) {
+                if self.cached.contains(&n) || self.hidden.contains(&n) {
                     // BuildKit shows a cached step as CACHED only.
                     return String::new();
                 }
+                let shown = self.num(n);
                 let mut out = String::new();
                 if let Some(rest) = self.partial.remove(&n).filter(|r| !r.is_empty()) {
                     let since = self.elapsed(n);
                     out.push_str(&format!(
-                        "#{n} {since:.3} {}\n",
+                        "#{shown} {since:.3} {}\n",
                         String::from_utf8_lossy(&rest)
                     ));
                 }
-                out.push_str(&format!("#{n} DONE {secs:.1}s\n\n"));
+                out.push_str(&format!("#{shown} DONE {secs:.1}s\n\n"));
                 out
             }
         }
+    }
+
+    /// The number step `n` is shown with.
+    fn num(&self, n: usize) -> usize {
+        self.shown.get(&n).copied().unwrap_or(n)
     }
 
     fn elapsed(&self, n: usize) -> f64 {
@@ -195,11 +224,54 @@ impl Progress {
         let mut out = String::new();
         for n in keys {
             if let Some(rest) = self.partial.remove(&n).filter(|r| !r.is_empty()) {
-                out.push_str(&format!("#{n} {}\n", String::from_utf8_lossy(&rest)));
+                let shown = self.num(n);
+                out.push_str(&format!("#{shown} {}\n", String::from_utf8_lossy(&rest)));
             }
         }
         out
     }
+}
+
+/// Which steps BuildKit shows (FROM, RUN, COPY, ADD, WORKDIR: the
+/// filesystem steps) and their places among the shown steps of their
+/// stage, from the builder's places of every step (stage, position from 1,
+/// count).
+fn shown_places(
+    df: &pier_builder::dockerfile::Dockerfile,
+    places: BTreeMap<usize, (usize, usize, usize)>,
+) -> BTreeMap<usize, Option<(usize, usize)>> {
+    use pier_builder::dockerfile::Kind;
+    places
+        .into_iter()
+        .map(|(n, (i, k, count))| {
+            let Some(stage) = df.stages.get(i) else {
+                return (n, Some((k, count)));
+            };
+            let shown: Vec<usize> = std::iter::once(1)
+                .chain(
+                    stage
+                        .instructions
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(j, ins)| {
+                            matches!(
+                                ins.kind,
+                                Kind::Run { .. }
+                                    | Kind::Copy(_)
+                                    | Kind::Add { .. }
+                                    | Kind::Workdir(_)
+                            )
+                            .then_some(j + 2)
+                        }),
+                )
+                .collect();
+            let place = shown
+                .iter()
+                .position(|p| *p == k)
+                .map(|at| (at + 1, shown.len()));
+            (n, place)
+        })
+        .collect()
 }
 
 /// A temporary directory removed when dropped.
@@ -306,9 +378,10 @@ fn run_build(
             pier_builder::dockerfile::parse_with_warnings(&opts.dockerfile, &opts.dockerfile_name);
         let progress = Mutex::new(Progress {
             single_stage: parsed.as_ref().is_ok_and(|(d, _)| d.stages.len() == 1),
-            places: pier_builder::build::step_places(&opts)
-                .map(|m| m.into_iter().map(|(n, (_, k, c))| (n, (k, c))).collect())
-                .unwrap_or_default(),
+            places: match (&parsed, pier_builder::build::step_places(&opts)) {
+                (Ok((df, _)), Ok(places)) => shown_places(df, places),
+                _ => BTreeMap::new(),
+            },
             ..Default::default()
         });
         // With -q the progress is kept and shown only if the build fails.
@@ -460,7 +533,7 @@ mod tests {
         });
         assert_eq!(step, "#1 [1/2] FROM x\n");
         let mut placed = Progress {
-            places: [(4, (2, 3))].into_iter().collect(),
+            places: [(4, Some((2, 3))), (5, None)].into_iter().collect(),
             ..Default::default()
         };
         let step = placed.lines(BuildEvent::Step {
@@ -469,7 +542,19 @@ mod tests {
             stage: "build".into(),
             text: "RUN x".into(),
         });
-        assert_eq!(step, "#4 [build 2/3] RUN x\n");
+        assert_eq!(step, "#1 [build 2/3] RUN x\n");
+        let hidden = placed.lines(BuildEvent::Step {
+            n: 5,
+            total: 6,
+            stage: "build".into(),
+            text: "CMD x".into(),
+        });
+        assert_eq!(hidden, "");
+        assert_eq!(placed.lines(BuildEvent::Done { n: 5, secs: 0.0 }), "");
+        assert_eq!(
+            placed.lines(BuildEvent::Done { n: 4, secs: 0.0 }),
+            "#1 DONE 0.0s\n\n"
+        );
         assert_eq!(
             p.lines(BuildEvent::Output {
                 n: 2,
