@@ -58,6 +58,10 @@ pub struct MountPoint {
     /// A `--tmpfs` mount: as docker, not listed in the container's Mounts.
     #[serde(default)]
     pub unlisted: bool,
+    /// `volume-subpath`: a directory inside the volume to mount instead
+    /// of the whole volume (relative, no `..`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub subpath: String,
     /// For a volume `--mount` creates: its driver options and labels.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub volume_options: BTreeMap<String, String>,
@@ -83,6 +87,7 @@ impl MountPoint {
             non_recursive: false,
             options: Vec::new(),
             unlisted: false,
+            subpath: String::new(),
             volume_options: BTreeMap::new(),
             volume_labels: BTreeMap::new(),
         }
@@ -261,8 +266,14 @@ pub fn from_mount(spec: &Mount) -> Result<MountPoint, String> {
             m.mode = "z".into();
             if let Some(v) = &spec.volume_options {
                 m.nocopy = v.no_copy.unwrap_or(false);
-                if v.subpath.as_deref().is_some_and(|s| !s.is_empty()) {
-                    return Err(wrap("volume subpaths are not supported by pier".into()));
+                if let Some(sub) = v.subpath.as_deref().filter(|s| !s.is_empty()) {
+                    let escapes = sub.starts_with('/') || sub.split('/').any(|c| c == "..");
+                    if escapes {
+                        return Err(wrap(format!(
+                            "subpath must be a relative path within the volume: {sub}"
+                        )));
+                    }
+                    m.subpath = sub.to_string();
                 }
                 if let Some(d) = &v.driver_config {
                     if let Some(name) = d.name.as_deref().filter(|n| !n.is_empty() && *n != "local")
@@ -493,6 +504,21 @@ mod tests {
             ]
         );
 
+        let sub = |s: &str| {
+            from_mount(&Mount {
+                volume_options: Some(MountVolumeOptions {
+                    subpath: Some(s.into()),
+                    ..Default::default()
+                }),
+                ..vol.clone()
+            })
+        };
+        assert_eq!(sub("a/b").unwrap().subpath, "a/b");
+        for bad in ["../x", "a/../../b", "/abs"] {
+            assert!(sub(bad)
+                .unwrap_err()
+                .contains("subpath must be a relative path"));
+        }
         let e = from_mount(&Mount {
             source: Some("/h".into()),
             ..tmpfs.clone()

@@ -267,6 +267,18 @@ impl Engine {
         };
         let _volumes = self.volume_lock.lock().await;
         let new_volumes = self.make_volumes(&mut mounts).await?;
+        let copied = {
+            let (store, layers, ms) = (self.volumes.clone(), image.layers.clone(), mounts.clone());
+            let tmp = self.config.containers_dir().join(format!(".copy-up-{id}"));
+            tokio::task::spawn_blocking(move || {
+                volumes::copy_up_at_create(&store, &layers, &tmp, &ms)
+            })
+            .await?
+        };
+        if let Err(e) = copied {
+            self.drop_volumes(&new_volumes).await;
+            return Err(e);
+        }
         let rec = ContainerRecord {
             id: id.clone(),
             name,
@@ -340,10 +352,14 @@ impl Engine {
             })
             .await?
         };
-        if let Err(e) = prepared {
-            let _ = pier_image::mount::unmount(&rootfs);
-            return Err(e);
-        }
+        let staged = match prepared {
+            Ok(staged) => staged,
+            Err(e) => {
+                let _ = pier_image::mount::unmount(&rootfs);
+                lifecycle::unmount_under(&dir.join("subpaths"));
+                return Err(e);
+            }
+        };
         let exec_dir = self.config.container_exec_dir(&rec.id);
         let _ = std::fs::remove_dir_all(&exec_dir);
         std::fs::create_dir_all(&exec_dir)
@@ -353,7 +369,8 @@ impl Engine {
             bundle: dir.clone(),
             runtime_root: self.config.runtime_root(),
             log_path: dir.join(format!("{}-json.log", rec.id)),
-            unmount: vec![rootfs.clone()],
+            // The shim releases them when the container exits.
+            unmount: std::iter::once(rootfs.clone()).chain(staged).collect(),
             open_stdin: rec.config.open_stdin.unwrap_or(false),
             stdin_once: rec.config.stdin_once.unwrap_or(false),
             tty: rec.config.tty.unwrap_or(false),
@@ -567,8 +584,10 @@ fn prepare_bundle(
     rec: &ContainerRecord,
     layers: &[PathBuf],
     volumes: &pier_volume::Store,
-) -> Result<()> {
+) -> Result<Vec<PathBuf>> {
     let _ = pier_image::mount::unmount(rootfs);
+    let staging = dir.join("subpaths");
+    lifecycle::unmount_under(&staging);
     pier_image::mount::mount_overlay(layers, &dir.join("upper"), &dir.join("work"), rootfs)
         .map_err(io_err(format!(
             "mounting the root filesystem of {}",
@@ -585,9 +604,11 @@ fn prepare_bundle(
     // As docker's create, a new empty volume gets the image's content at
     // the container's first start.
     let first_start = rec.state.started_at.is_empty();
-    let mounts = volumes::oci_mounts(volumes, &rec.mounts, rootfs, first_start)?;
+    let (mounts, staged) =
+        volumes::oci_mounts(volumes, &rec.mounts, rootfs, first_start, &staging)?;
     let spec = spec::build(rec, rootfs, &user, &etc, mounts);
-    write_json_atomic(&dir.join("config.json"), &spec).map_err(io_err("writing the OCI spec"))
+    write_json_atomic(&dir.join("config.json"), &spec).map_err(io_err("writing the OCI spec"))?;
+    Ok(staged)
 }
 
 #[cfg(test)]

@@ -458,16 +458,92 @@ impl Engine {
     }
 }
 
+/// Docker's copy at create: each new empty volume (one without its own
+/// filesystem: those are filled at start) gets what the image has at its
+/// destination; a volume over a file of the image is refused, as dockerd
+/// refuses it. The image is mounted read-only at `tmp` for the time of it.
+pub fn copy_up_at_create(
+    store: &pier_volume::Store,
+    layers: &[std::path::PathBuf],
+    tmp: &std::path::Path,
+    mounts: &[MountPoint],
+) -> Result<()> {
+    let wanted: Vec<&MountPoint> = mounts
+        .iter()
+        .filter(|m| m.kind == Kind::Volume && !m.nocopy)
+        .collect();
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(tmp)
+        .map_err(crate::error::io(format!("creating {}", tmp.display())))?;
+    let mounted = pier_image::mount::mount_overlay(
+        layers,
+        std::path::Path::new(""),
+        std::path::Path::new(""),
+        tmp,
+    );
+    let result = mounted
+        .map_err(crate::error::io("mounting the image to copy its content into volumes"))
+        .and_then(|()| {
+            let root = rustix::fs::open(
+                tmp,
+                rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            )
+            .map_err(|e| Error::internal(format!("opening the image's root: {e}")))?;
+            for m in &wanted {
+                // Resolved as the runtime will: inside the root.
+                let found = rustix::fs::openat2(
+                    &root,
+                    m.destination.as_str(),
+                    rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC,
+                    rustix::fs::Mode::empty(),
+                    rustix::fs::ResolveFlags::IN_ROOT | rustix::fs::ResolveFlags::NO_MAGICLINKS,
+                );
+                if let Ok(fd) = found {
+                    let is_dir = rustix::fs::fstat(&fd)
+                        .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR);
+                    if !is_dir {
+                        return Err(Error::bad_request(format!(
+                            "invalid mount config: source {} is not directory: the image has a file there; mount the volume on a directory",
+                            m.destination
+                        )));
+                    }
+                }
+                let v = store.get(&m.source)?;
+                if !v.options.is_empty() {
+                    continue;
+                }
+                pier_volume::copy_up(tmp, &m.destination, &v.mountpoint).map_err(
+                    crate::error::io(format!(
+                        "copying the image's {} into volume {}",
+                        m.destination, v.name
+                    )),
+                )?;
+            }
+            Ok(())
+        });
+    let _ = pier_image::mount::unmount(tmp);
+    let _ = std::fs::remove_dir(tmp);
+    result
+}
+
 /// The user's mounts as OCI spec entries for one start, parents before
 /// children: binds (a `-v` bind's missing host directory created, as
 /// docker), volumes (mounted if they have their own filesystem, filled with
-/// the image's content at first use unless nocopy). Runs blocking.
+/// the image's content at first use unless nocopy; a `volume-subpath`
+/// staged under `staging`, see [`stage_subpath`]), tmpfs. Returns the
+/// entries and the staged mounts to release when the container exits.
+/// Runs blocking.
 pub fn oci_mounts(
     store: &pier_volume::Store,
     mounts: &[MountPoint],
     rootfs: &std::path::Path,
     copy_up: bool,
-) -> Result<Vec<Value>> {
+    staging: &std::path::Path,
+) -> Result<(Vec<Value>, Vec<std::path::PathBuf>)> {
+    let mut staged = Vec::new();
     let mut sorted: Vec<&MountPoint> = mounts.iter().collect();
     sorted.sort_by_key(|m| mounts::depth(&m.destination));
     let mut out = Vec::new();
@@ -499,8 +575,18 @@ pub fn oci_mounts(
             }
             Kind::Volume => {
                 let v = store.get(&m.source)?;
-                let path = store.mount(&v)?;
-                if copy_up && !m.nocopy {
+                let mut path = store.mount(&v)?;
+                if !m.subpath.is_empty() {
+                    let at = staging.join(staged.len().to_string());
+                    stage_subpath(&path, &m.subpath, &at).map_err(|e| {
+                        Error::bad_request(format!(
+                            "invalid mount config for type \"volume\": subpath {:?} of volume {}: {e}",
+                            m.subpath, v.name
+                        ))
+                    })?;
+                    staged.push(at.clone());
+                    path = at;
+                } else if copy_up && !m.nocopy {
                     pier_volume::copy_up(rootfs, &m.destination, &path).map_err(
                         crate::error::io(format!(
                             "copying the image's {} into volume {}",
@@ -517,5 +603,51 @@ pub fn oci_mounts(
             }
         }
     }
-    Ok(out)
+    Ok((out, staged))
+}
+
+/// Mounts the directory `subpath` of the volume at `data` on `at`, for the
+/// runtime to bind from there: resolved beneath the volume by descriptor
+/// (`openat2(RESOLVE_BENEATH)`: no `..` or symlink leads out of it), then
+/// attached by descriptor, so a swap inside the volume cannot redirect it.
+fn stage_subpath(
+    data: &std::path::Path,
+    subpath: &str,
+    at: &std::path::Path,
+) -> std::io::Result<()> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    use rustix::mount::{MoveMountFlags, OpenTreeFlags};
+    let root = rustix::fs::open(
+        data,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let dir = rustix::fs::openat2(
+        &root,
+        subpath,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
+    )
+    .map_err(|e| match e {
+        rustix::io::Errno::XDEV => std::io::Error::other("it leads out of the volume"),
+        rustix::io::Errno::NOENT => std::io::Error::other("no such directory in the volume"),
+        e => e.into(),
+    })?;
+    let tree = rustix::mount::open_tree(
+        &dir,
+        "",
+        OpenTreeFlags::OPEN_TREE_CLONE
+            | OpenTreeFlags::OPEN_TREE_CLOEXEC
+            | OpenTreeFlags::AT_EMPTY_PATH,
+    )?;
+    std::fs::create_dir_all(at)?;
+    rustix::mount::move_mount(
+        &tree,
+        "",
+        rustix::fs::CWD,
+        at,
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )?;
+    Ok(())
 }
