@@ -649,10 +649,6 @@ impl Shared<'_> {
             text: format!("FROM {}", stage.base),
         });
         let mut st = self.from(i, stage).map_err(Some)?;
-        (self.events)(BuildEvent::Done {
-            n: n0,
-            secs: started.elapsed().as_secs_f64(),
-        });
         let mut scope = Scope { args: Vec::new() };
         let mut cmd_set = false;
         // ONBUILD triggers of the base image run first, as docker.
@@ -682,6 +678,11 @@ impl Shared<'_> {
                 }
             }
         }
+        // The FROM's step ends after the triggers it ran.
+        (self.events)(BuildEvent::Done {
+            n: n0,
+            secs: started.elapsed().as_secs_f64(),
+        });
         for (k, ins) in stage.instructions.iter().enumerate() {
             if self.cancel.load(Ordering::SeqCst) {
                 return Err(None);

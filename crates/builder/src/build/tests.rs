@@ -893,3 +893,41 @@ fn a_deep_context_tree_is_copied_without_overflowing_the_stack() {
         "leaf"
     );
 }
+
+#[test]
+fn onbuild_triggers_run_under_the_from_step_in_order() {
+    let env = Env::new();
+    let parent = df(vec![stage(
+        None,
+        "base:1",
+        vec![ins(
+            2,
+            "ONBUILD RUN write /t x",
+            Kind::Onbuild("RUN write /t x".into()),
+        )],
+    )]);
+    env.build(&parent, &env.opts("onb:1")).0.unwrap();
+    assert_eq!(
+        env.config("onb:1")["config"]["OnBuild"],
+        serde_json::json!(["RUN write /t x"])
+    );
+    let child = df(vec![stage(None, "onb:1", vec![])]);
+    let (r, ev) = env.build(&child, &env.opts("onb:2"));
+    r.unwrap();
+    assert_eq!(
+        fs::read_to_string(env.find("onb:2", "t").unwrap()).unwrap(),
+        "x"
+    );
+    // As docker: the triggers do not carry over to the child.
+    assert!(env.config("onb:2")["config"]["OnBuild"].is_null());
+    let kinds: Vec<&str> = ev
+        .iter()
+        .map(|e| match e {
+            BuildEvent::Step { .. } => "step",
+            BuildEvent::Cached { .. } => "cached",
+            BuildEvent::Output { .. } => "output",
+            BuildEvent::Done { .. } => "done",
+        })
+        .collect();
+    assert_eq!(kinds, ["step", "output", "done"]);
+}
