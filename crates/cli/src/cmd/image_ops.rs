@@ -434,6 +434,9 @@ pub struct CommitArgs {
     /// Author (e.g., "John Hannibal Smith <hannibal@a-team.com>")
     #[arg(short, long)]
     author: Option<String>,
+    /// Apply Dockerfile instruction to the created image
+    #[arg(short, long = "change", value_name = "INSTRUCTION")]
+    change: Vec<String>,
     /// Commit message
     #[arg(short, long)]
     message: Option<String>,
@@ -463,6 +466,9 @@ pub async fn commit(client: &Client, args: CommitArgs) -> Result<i32, CliError> 
     }
     if let Some(m) = &args.message {
         path.push_str(&format!("&comment={}", encode(m)));
+    }
+    for c in &args.change {
+        path.push_str(&format!("&changes={}", encode(c)));
     }
     let _ = args.pause;
     let resp = client

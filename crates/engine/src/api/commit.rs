@@ -65,7 +65,12 @@ pub async fn export(engine: State, Path(id): Path<String>) -> Result<Response> {
 
 /// `POST /commit?container=&repo=&tag=&comment=&author=`; the body may
 /// carry a container config whose set fields replace the container's.
-pub async fn commit(engine: State, q: Query, body: Bytes) -> Result<Response> {
+pub async fn commit(
+    engine: State,
+    q: Query,
+    uri: axum::http::Uri,
+    body: Bytes,
+) -> Result<Response> {
     let name = q
         .get("container")
         .filter(|c| !c.is_empty())
@@ -82,6 +87,9 @@ pub async fn commit(engine: State, q: Query, body: Bytes) -> Result<Response> {
             }
         }
     }
+    // `--change`: one `changes` value per instruction.
+    let changes = super::images::query_all(uri.query().unwrap_or(""), "changes");
+    crate::container::changes::apply(&mut config, &changes).map_err(Error::bad_request)?;
     if let Some(o) = config.as_object_mut() {
         o.retain(|_, v| !v.is_null());
         o.insert("Image".into(), rec.image_id.clone().into());

@@ -2,6 +2,7 @@
 //! the names and users it resolves.
 
 pub mod archive;
+pub mod changes;
 pub mod filters;
 pub mod logs;
 pub mod mounts;
