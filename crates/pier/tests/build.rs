@@ -432,10 +432,12 @@ fn multi_stage_copy_from_runs_independent_stages_in_parallel() {
     let port = pier_testutil::registry::free_port();
     // The two first stages meet over the host's loopback (RUN steps use
     // the host's network): the listener waits for the talker, so a
-    // builder that ran them one after the other would fail here.
+    // builder that ran them one after the other would fail here. (The
+    // connection goes to a program of its own: busybox's plain `nc -l`
+    // may end at its empty stdin before the talker's bytes arrive.)
     let df = format!(
         r#"FROM busybox AS listener
-RUN timeout 120 nc -l -p {port} > /got && grep -q hello /got
+RUN printf '#!/bin/sh\ncat > /got\n' > /recv && chmod +x /recv && timeout 120 nc -l -p {port} -e /recv && grep -q hello /got
 FROM busybox AS talker
 RUN i=0; until echo hello | nc 127.0.0.1 {port}; do i=$((i+1)); [ $i -lt 1200 ] || exit 1; sleep 0.1; done; echo sent > /sent
 FROM busybox AS unused
