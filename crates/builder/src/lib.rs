@@ -11,6 +11,7 @@
 //! docker's default security.
 
 pub mod build;
+pub mod context;
 pub mod dockerfile;
 
 pub use build::{build, BuildEvent, BuildOptions, BuildOutput, Error, RunRequest, Worker};

@@ -99,37 +99,6 @@ fn generated_name() -> String {
     format!(".dockerfile.{hex}")
 }
 
-/// Whether `data` starts like an archive the daemon unpacks (tar, gzip,
-/// zstd).
-fn is_archive(data: &[u8]) -> bool {
-    if data.starts_with(&[0x1f, 0x8b]) || data.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        return true;
-    }
-    if data.len() < 512 {
-        return false;
-    }
-    let text: String = data[148..156]
-        .iter()
-        .take_while(|b| **b != 0 && **b != b' ')
-        .map(|b| *b as char)
-        .collect();
-    let Ok(want) = u32::from_str_radix(text.trim(), 8) else {
-        return false;
-    };
-    let sum: u32 = data[..512]
-        .iter()
-        .enumerate()
-        .map(|(i, b)| {
-            if (148..156).contains(&i) {
-                32
-            } else {
-                u32::from(*b)
-            }
-        })
-        .sum();
-    sum == want
-}
-
 fn header(kind: tar::EntryType, mode: u32, mtime: u64, size: u64) -> tar::Header {
     let mut h = tar::Header::new_gnu();
     h.set_entry_type(kind);
@@ -306,7 +275,7 @@ fn prepare(args: &BuildArgs) -> Result<Prepared, CliError> {
             ));
         }
         let data = read_stdin()?;
-        if is_archive(&data) {
+        if pier_builder::context::looks_like_archive(&data) {
             return Ok(Prepared {
                 body: crate::client::full(data),
                 producer: None,
@@ -622,8 +591,10 @@ mod tests {
                 );
             }
         }
-        assert!(is_archive(&out));
-        assert!(!is_archive(b"FROM busybox\n"));
+        assert!(pier_builder::context::looks_like_archive(&out));
+        assert!(!pier_builder::context::looks_like_archive(
+            b"FROM busybox\n"
+        ));
     }
 
     #[test]

@@ -36,7 +36,7 @@ pub fn unpack(reader: impl Read, dir: &Path) -> Result<Context, String> {
         .take(512)
         .read_to_end(&mut head)
         .map_err(|e| format!("reading the build context: {e}"))?;
-    if !looks_like_tar(&head) {
+    if !pier_builder::context::looks_like_tar(&head) {
         let mut text = head;
         plain
             .take(MAX_DOCKERFILE)
@@ -109,35 +109,6 @@ impl<R: Read> Read for Counting<R> {
         self.n.set(self.n.get() + k as u64);
         Ok(k)
     }
-}
-
-/// A ustar header: the checksum matches (any tar the docker CLI or `tar`
-/// writes).
-fn looks_like_tar(h: &[u8]) -> bool {
-    if h.len() < 512 {
-        return false;
-    }
-    let field = &h[148..156];
-    let text: String = field
-        .iter()
-        .take_while(|b| **b != 0 && **b != b' ')
-        .map(|b| *b as char)
-        .collect();
-    let Ok(want) = u32::from_str_radix(text.trim(), 8) else {
-        return false;
-    };
-    let sum: u32 = h[..512]
-        .iter()
-        .enumerate()
-        .map(|(i, b)| {
-            if (148..156).contains(&i) {
-                32
-            } else {
-                u32::from(*b)
-            }
-        })
-        .sum();
-    sum == want
 }
 
 fn times(mtime: u64) -> Timestamps {
