@@ -182,34 +182,13 @@ fn bind_read_only(source: &Path, target: &Path) -> io::Result<()> {
         OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
     )
     .map_err(|e| ctx("open_tree", e.into()))?;
-    #[repr(C)]
-    struct MountAttr {
-        attr_set: u64,
-        attr_clr: u64,
-        propagation: u64,
-        userns_fd: u64,
-    }
-    let attr = MountAttr {
-        attr_set: MountAttrFlags::MOUNT_ATTR_RDONLY.bits() as u64,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: 0,
-    };
-    // SAFETY: mount_setattr reads `size_of::<MountAttr>()` bytes from a
-    // valid, initialised struct laid out as the kernel's `struct mount_attr`.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            tree.as_raw_fd(),
-            c"".as_ptr(),
-            libc::AT_EMPTY_PATH,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    if r != 0 {
-        return Err(ctx("mount_setattr", io::Error::last_os_error()));
-    }
+    set_mount_attr(
+        tree.as_fd(),
+        MountAttrFlags::MOUNT_ATTR_RDONLY.bits() as u64,
+        0,
+        false,
+    )
+    .map_err(|e| ctx("mount_setattr", e))?;
     move_mount(
         &tree,
         "",
@@ -218,6 +197,48 @@ fn bind_read_only(source: &Path, target: &Path) -> io::Result<()> {
         MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
     )
     .map_err(|e| ctx("move_mount", e.into()))
+}
+
+/// mount_setattr(2) on the mount `fd` refers to (an attached or detached
+/// one, from open_tree): sets the `MOUNT_ATTR_*` flags in `set` and, when
+/// not 0, the propagation (`MS_PRIVATE`, ...); on its submounts too when
+/// `recursive`.
+pub fn set_mount_attr(
+    fd: BorrowedFd<'_>,
+    set: u64,
+    propagation: u64,
+    recursive: bool,
+) -> io::Result<()> {
+    #[repr(C)]
+    struct MountAttr {
+        attr_set: u64,
+        attr_clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: 0,
+        propagation,
+        userns_fd: 0,
+    };
+    let flags = libc::AT_EMPTY_PATH | if recursive { libc::AT_RECURSIVE } else { 0 };
+    // SAFETY: mount_setattr reads `size_of::<MountAttr>()` bytes from a
+    // valid, initialised struct laid out as the kernel's `struct mount_attr`.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Reads the messages the kernel queued on an fs context ("e overlayfs: ...").

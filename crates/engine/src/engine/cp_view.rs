@@ -9,7 +9,7 @@ use rustix::fs::{Mode, OFlags, ResolveFlags, CWD};
 use rustix::io::Errno;
 use rustix::mount::{MoveMountFlags, OpenTreeFlags};
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 /// One mount for the view: a host directory or file at a container path.
@@ -41,41 +41,15 @@ impl Drop for View {
     }
 }
 
-const MOUNT_ATTR_RDONLY: u64 = 0x1;
-
-/// mount_setattr(2) on a detached or attached mount: read-only when asked,
-/// and private, so nothing mounted in the view reaches the container or
-/// the host.
+/// Read-only when asked, and private, so that nothing mounted in the view
+/// reaches the container or the host.
 fn set_attrs(fd: BorrowedFd<'_>, read_only: bool) -> io::Result<()> {
-    #[repr(C)]
-    struct MountAttr {
-        attr_set: u64,
-        attr_clr: u64,
-        propagation: u64,
-        userns_fd: u64,
-    }
-    let attr = MountAttr {
-        attr_set: if read_only { MOUNT_ATTR_RDONLY } else { 0 },
-        attr_clr: 0,
-        propagation: libc::MS_PRIVATE,
-        userns_fd: 0,
+    let set = if read_only {
+        rustix::mount::MountAttrFlags::MOUNT_ATTR_RDONLY.bits() as u64
+    } else {
+        0
     };
-    // SAFETY: mount_setattr reads `size_of::<MountAttr>()` bytes of a valid
-    // struct laid out as the kernel's `struct mount_attr`.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            fd.as_raw_fd(),
-            c"".as_ptr(),
-            libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    if r != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    pier_image::mount::set_mount_attr(fd, set, libc::MS_PRIVATE, true)
 }
 
 fn clone_tree(path: &Path) -> io::Result<OwnedFd> {
