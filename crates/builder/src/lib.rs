@@ -1,6 +1,6 @@
 //! `pier build`: a Dockerfile and a context directory to a layered image.
 //!
-//! - [`dockerfile`]: the syntax (through parse-dockerfile) into pier's own
+//! - [`dockerfile`]: the syntax (read with docker's line rules) into pier's own
 //!   model, variable expansion as docker does it, `.dockerignore`.
 //! - [`build`]: the semantics: stages (independent ones in parallel), one
 //!   layer per filesystem step (the diff of its upper directory), config-only
