@@ -1193,6 +1193,22 @@ impl Shared<'_> {
         Some((layer, rec.created))
     }
 
+    /// A step that just ran: its result goes into the cache, then onto the
+    /// stage.
+    fn record_layer(
+        &self,
+        st: &mut StageState,
+        layer: Option<(String, PathBuf)>,
+        key: String,
+        created_by: &str,
+    ) -> Result<(), Error> {
+        let created = now();
+        self.cache
+            .put(&key, layer.as_ref().map(|l| l.0.as_str()), &created)?;
+        self.add_layer(st, layer, key, created_by, &created);
+        Ok(())
+    }
+
     fn add_layer(
         &self,
         st: &mut StageState,
@@ -1256,11 +1272,7 @@ impl Shared<'_> {
         bfs::mkdir_all(&target, &owner).map_err(io)?;
         dir.unmount_all()?;
         let layer = self.commit_upper(st, &dir, true)?;
-        let created = now();
-        self.cache
-            .put(&key, layer.as_ref().map(|l| l.0.as_str()), &created)?;
-        self.add_layer(st, layer, key, &created_by, &created);
-        Ok(())
+        self.record_layer(st, layer, key, &created_by)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1412,11 +1424,7 @@ impl Shared<'_> {
         }
         let layer = self.commit_upper(st, &dir, false)?;
         drop(dir);
-        let created = now();
-        self.cache
-            .put(&key, layer.as_ref().map(|l| l.0.as_str()), &created)?;
-        self.add_layer(st, layer, key, &created_by, &created);
-        Ok(())
+        self.record_layer(st, layer, key, &created_by)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1709,11 +1717,7 @@ impl Shared<'_> {
         dir.unmount_all()?;
         let layer = self.commit_upper(st, &dir, false)?;
         drop(dir);
-        let created = now();
-        self.cache
-            .put(&key, layer.as_ref().map(|l| l.0.as_str()), &created)?;
-        self.add_layer(st, layer, key, &created_by, &created);
-        Ok(())
+        self.record_layer(st, layer, key, &created_by)
     }
 }
 
