@@ -12,6 +12,9 @@ pub struct PierEnv {
     pub data_root: PathBuf,
     pub exec_root: PathBuf,
     pier: PathBuf,
+    /// The default bridge and address pool of a [`PierEnv::networked`]
+    /// environment; None: pierd runs with `--bridge none`.
+    pub net: Option<crate::net::TestNet>,
 }
 
 impl PierEnv {
@@ -28,7 +31,18 @@ impl PierEnv {
             data_root,
             exec_root,
             pier: pier.to_path_buf(),
+            net: None,
         }
+    }
+
+    /// An environment whose pierd has a default bridge network of its own
+    /// (a unique device name and subnet) and a unique pool for the
+    /// networks it creates, so networked tests can run side by side. Its
+    /// drop deletes the bridges and nftables tables pier made.
+    pub fn networked(pier: &Path) -> Self {
+        let mut env = PierEnv::new(pier);
+        env.net = Some(crate::net::TestNet::pick());
+        env
     }
 
     /// A `pier` command bound to this environment.
@@ -37,6 +51,13 @@ impl PierEnv {
         cmd.env("PIER_DATA_ROOT", &self.data_root)
             .env("PIER_EXEC_ROOT", &self.exec_root)
             .env_remove("PIER_HOST");
+        match &self.net {
+            None => cmd.env("PIER_BRIDGE", "none"),
+            Some(n) => cmd
+                .env("PIER_BRIDGE", &n.bridge)
+                .env("PIER_BIP", &n.bip)
+                .env("PIER_DEFAULT_ADDRESS_POOL", &n.pool),
+        };
         cmd
     }
 
@@ -233,5 +254,8 @@ impl Drop for PierEnv {
         std::thread::sleep(std::time::Duration::from_millis(50));
         remove_cgroups(&cgroups);
         unmount_under(self.dir.path());
+        if let Some(net) = &self.net {
+            net.remove(&self.data_root);
+        }
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod dockerd;
 pub mod env;
+pub mod net;
 pub mod oci_layout;
 pub mod registry;
 pub mod rootfs;
