@@ -44,11 +44,15 @@ export PIER_BRIDGE=$pier_br PIER_BIP=$pier_bip
 # before (another dockerd's would be left alone).
 docker_chains_before=$(iptables -S 2>/dev/null | grep -c -- '-N DOCKER' || true)
 forward_policy=$(iptables -S FORWARD 2>/dev/null | awk '$1 == "-P" {print $3}')
+tables_before=$(nft list tables 2>/dev/null || true)
 dockerd_pid=
 
 remove_docker_iptables() {
-    [ "$docker_chains_before" = 0 ] || return 0
     local t
+    # pier's accept rules for its bridge in dockerd's FORWARD chain.
+    iptables -S FORWARD 2>/dev/null | grep '^-A' | grep -- "$pier_br" | sed 's/^-A/-D/' |
+        while read -r rule; do eval iptables "$rule" 2>/dev/null || true; done
+    [ "$docker_chains_before" = 0 ] || return 0
     for t in filter nat; do
         # Rules in the built-in chains that jump to DOCKER* or name the
         # bench bridge, then docker's own chains.
@@ -63,6 +67,12 @@ remove_docker_iptables() {
         done
     done
     [ -z "$forward_policy" ] || iptables -P FORWARD "$forward_policy" 2>/dev/null || true
+    # iptables-nft's tables that dockerd made (absent before), now empty.
+    for t in filter nat; do
+        grep -qx "table ip $t" <<<"$tables_before" && continue
+        nft list table ip $t 2>/dev/null | grep -qvE '^[[:space:]]*(table |chain |type |\}|$)' ||
+            nft delete table ip $t 2>/dev/null || true
+    done
 }
 
 cleanup() {
