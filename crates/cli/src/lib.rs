@@ -132,6 +132,11 @@ enum Command {
     /// Manage volumes
     #[command(subcommand)]
     Volume(cmd::volume::VolumeCommand),
+    /// Manage networks
+    #[command(subcommand)]
+    Network(cmd::network::NetworkCommand),
+    /// List port mappings or a specific mapping for the container
+    Port(cmd::port::PortArgs),
     /// Manage pier
     #[command(subcommand)]
     System(SystemCommand),
@@ -203,6 +208,8 @@ enum ContainerCommand {
     Inspect(cmd::inspect::ContainerInspectArgs),
     /// Remove all stopped containers
     Prune(cmd::prune::PruneArgs),
+    /// List port mappings or a specific mapping for the container
+    Port(cmd::port::PortArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -347,6 +354,10 @@ async fn dispatch(cli: Cli) -> Result<i32, CliError> {
         Command::Export(a) => cmd::image_ops::export(&client, a).await,
         Command::Registry(c) => cmd::registry::run(c).await,
         Command::Volume(c) => cmd::volume::run(&client, c).await,
+        Command::Network(c) => cmd::network::run(&client, c).await,
+        Command::Port(a) | Command::Container(ContainerCommand::Port(a)) => {
+            cmd::port::port(&client, a).await
+        }
         Command::System(SystemCommand::Df(a)) => cmd::image_ops::df(&client, a).await,
         Command::Info | Command::System(SystemCommand::Info) => cmd::system::info(&client).await,
         Command::Version => cmd::system::version(&client).await,

@@ -96,9 +96,9 @@ pub struct ContainerFlags {
     /// Security Options
     #[arg(long = "security-opt", value_name = "OPT")]
     pub security_opt: Vec<String>,
-    /// Connect a container to a network (none or host)
-    #[arg(long, alias = "net", value_name = "NETWORK")]
-    pub network: Option<String>,
+    /// Networking: --network, -p, --dns, --add-host... (net_flags.rs)
+    #[command(flatten)]
+    pub net: super::net_flags::NetFlags,
     /// Signal to stop the container
     #[arg(long = "stop-signal", value_name = "SIGNAL")]
     pub stop_signal: Option<String>,
@@ -325,10 +325,9 @@ impl ContainerFlags {
 
         let mut hc = Map::new();
         hc.insert("AutoRemove".into(), json!(self.rm));
-        hc.insert(
-            "NetworkMode".into(),
-            json!(self.network.as_deref().unwrap_or("none")),
-        );
+        // NetworkMode, ports, DNS, hosts; and the body's parts for them.
+        let mut net_body = json!({});
+        self.net.apply(&mut hc, &mut net_body)?;
         hc.insert("Privileged".into(), json!(self.privileged));
         hc.insert("ReadonlyRootfs".into(), json!(self.read_only));
         if self.init {
@@ -420,6 +419,9 @@ impl ContainerFlags {
             "Tty": self.tty,
             "HostConfig": hc,
         });
+        for (k, v) in net_body.as_object().into_iter().flatten() {
+            body[k] = v.clone();
+        }
         if !cmd.is_empty() {
             body["Cmd"] = json!(cmd);
         }
@@ -551,7 +553,8 @@ mod tests {
             json!({"Name": "on-failure", "MaximumRetryCount": 3})
         );
         assert_eq!(hc["Init"], true);
-        assert_eq!(hc["NetworkMode"], "none");
+        // As the docker 28 CLI: no --network is "default".
+        assert_eq!(hc["NetworkMode"], "default");
         assert_eq!(b["Labels"], json!({"a": "b", "c": ""}));
         assert_eq!(b["StopTimeout"], 5);
         assert_eq!(b["Cmd"], json!(["true"]));

@@ -152,7 +152,7 @@ fn context(c: &Value, trunc: bool) -> Value {
         "Command": go_quote(&command),
         "CreatedAt": created_at(created),
         "RunningFor": ago(created),
-        "Ports": "",
+        "Ports": super::port::display_ports(&c["Ports"]),
         "State": s("State"),
         "Status": s("Status"),
         "Size": size,

@@ -5,7 +5,7 @@
 
 mod ls;
 
-pub use ls::LsArgs;
+pub use ls::{natural_cmp, LsArgs};
 
 use super::image_ops::exit1;
 use crate::client::{empty, encode, full, Client};

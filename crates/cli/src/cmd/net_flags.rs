@@ -1,0 +1,447 @@
+//! The networking flags of `pier run` and `pier create` (`--network`,
+//! `--network-alias`, `--ip`, `--mac-address`, `-p`, `-P`, `--expose`,
+//! `--dns*`, `--add-host`), checked with the docker CLI's messages and
+//! turned into the create body as the docker 28 CLI sends it:
+//! HostConfig.NetworkMode/PortBindings/PublishAllPorts/Dns*/ExtraHosts,
+//! ExposedPorts and NetworkingConfig.EndpointsConfig.
+
+use crate::error::CliError;
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+#[derive(Debug, Default, clap::Args)]
+pub struct NetFlags {
+    /// Connect a container to a network (none, host, bridge, NAME, container:ID)
+    #[arg(long, alias = "net", value_name = "NETWORK")]
+    pub network: Vec<String>,
+    /// Add network-scoped alias for the container
+    #[arg(long = "network-alias", alias = "net-alias", value_name = "ALIAS")]
+    pub network_alias: Vec<String>,
+    /// IPv4 address (e.g., 172.30.100.104)
+    #[arg(long, value_name = "IP")]
+    pub ip: Option<String>,
+    /// Container MAC address (e.g., 92:d0:c6:0a:29:33)
+    #[arg(long = "mac-address", value_name = "MAC")]
+    pub mac_address: Option<String>,
+    /// Publish a container's port(s) to the host ([IP:][HOST:]CTR[/PROTO])
+    #[arg(short = 'p', long, value_name = "PORT")]
+    pub publish: Vec<String>,
+    /// Publish all exposed ports to random ports
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
+    /// Expose a port or a range of ports
+    #[arg(long, value_name = "PORT")]
+    pub expose: Vec<String>,
+    /// Set custom DNS servers
+    #[arg(long, value_name = "IP")]
+    pub dns: Vec<String>,
+    /// Set custom DNS search domains
+    #[arg(long = "dns-search", value_name = "DOMAIN", allow_hyphen_values = true)]
+    pub dns_search: Vec<String>,
+    /// Set DNS options
+    #[arg(long = "dns-option", alias = "dns-opt", value_name = "OPTION")]
+    pub dns_option: Vec<String>,
+    /// Add a custom host-to-IP mapping (host:ip, or host:host-gateway)
+    #[arg(long = "add-host", value_name = "HOST:IP", allow_hyphen_values = true)]
+    pub add_host: Vec<String>,
+}
+
+/// Docker's message for a flag value it cannot take (exit 125).
+fn bad(value: &str, flag: &str, why: impl std::fmt::Display) -> CliError {
+    CliError::engine(format!(
+        "invalid argument \"{value}\" for \"{flag}\" flag: {why}"
+    ))
+}
+
+/// The docker CLI's ValidateIPAddress: the address in canonical form.
+pub fn validate_ip(val: &str) -> Result<String, String> {
+    val.trim()
+        .parse::<IpAddr>()
+        .map(|ip| ip.to_string())
+        .map_err(|_| format!("IP address is not correctly formatted: {val}"))
+}
+
+/// The docker CLI's ValidateDNSSearch: `.` or a domain name (labels of
+/// letters, digits and inner hyphens, at least one letter somewhere, an
+/// optional final dot), shorter than 255.
+pub fn validate_dns_search(val: &str) -> Result<String, String> {
+    let val = val.trim_matches(' ');
+    if val == "." {
+        return Ok(val.to_string());
+    }
+    let err = || format!("{val} is not a valid domain");
+    if !val.bytes().any(|b| b.is_ascii_alphabetic()) {
+        return Err(err());
+    }
+    let name = val.trim_end();
+    let name = name.strip_suffix('.').unwrap_or(name);
+    let label_ok = |l: &str| {
+        let b = l.as_bytes();
+        !b.is_empty()
+            && b[0].is_ascii_alphanumeric()
+            && b[b.len() - 1].is_ascii_alphanumeric()
+            && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
+    };
+    if name.split('.').all(label_ok) && name.len() < 255 {
+        Ok(name.to_string())
+    } else {
+        Err(err())
+    }
+}
+
+/// The docker CLI's ValidateExtraHost: `host:ip` or `host=ip` (an IPv6
+/// address maybe in brackets) or `host:host-gateway`, sent as `host:ip`.
+pub fn validate_extra_host(val: &str) -> Result<String, String> {
+    let (k, v) = match val.split_once('=') {
+        Some(kv) => kv,
+        None => val
+            .split_once(':')
+            .ok_or_else(|| format!("bad format for add-host: {val:?}"))?,
+    };
+    if k.is_empty() || k.contains(':') {
+        return Err(format!("bad format for add-host: {val:?}"));
+    }
+    let mut v = v;
+    if v != "host-gateway" {
+        if v.len() > 2 && v.starts_with('[') && v.ends_with(']') {
+            v = &v[1..v.len() - 1];
+        }
+        if validate_ip(v).is_err() {
+            return Err(format!("invalid IP address in add-host: {v:?}"));
+        }
+    }
+    Ok(format!("{k}:{v}"))
+}
+
+/// Go's net.ParseMAC: 6, 8 or 20 bytes as `xx:xx..`, `xx-xx..` or
+/// `xxxx.xxxx..`.
+pub fn valid_mac(s: &str) -> bool {
+    let hex = |g: &str, n: usize| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit());
+    let (sep, width) = match s.as_bytes().get(2).copied() {
+        Some(b':') => (':', 2),
+        Some(b'-') => ('-', 2),
+        _ => ('.', 4),
+    };
+    let groups: Vec<&str> = s.split(sep).collect();
+    let bytes = groups.len() * width / 2;
+    matches!(bytes, 6 | 8 | 20) && groups.iter().all(|g| hex(g, width))
+}
+
+/// Whether a `--network` value names a user-defined network (not
+/// default, bridge, host, none or container:ID), as docker's IsUserDefined.
+fn user_defined(n: &str) -> bool {
+    !matches!(n, "default" | "bridge" | "host" | "none") && !n.starts_with("container:")
+}
+
+impl NetFlags {
+    /// Checks the flags and adds what they ask for to the create body and
+    /// its HostConfig, as the docker 28 CLI does.
+    pub fn apply(&self, hc: &mut Map<String, Value>, body: &mut Value) -> Result<(), CliError> {
+        let mut dns = Vec::new();
+        for d in &self.dns {
+            dns.push(validate_ip(d).map_err(|e| bad(d, "--dns", e))?);
+        }
+        let mut search = Vec::new();
+        for d in &self.dns_search {
+            search.push(validate_dns_search(d).map_err(|e| bad(d, "--dns-search", e))?);
+        }
+        let mut hosts = Vec::new();
+        for h in &self.add_host {
+            hosts.push(validate_extra_host(h).map_err(|e| bad(h, "--add-host", e))?);
+        }
+        if let Some(m) = &self.mac_address {
+            if !valid_mac(m.trim()) {
+                return Err(CliError::engine(format!("{m} is not a valid mac address")));
+            }
+        }
+
+        let (exposed, bindings) = self.ports()?;
+        if !exposed.is_empty() {
+            body["ExposedPorts"] =
+                Value::Object(exposed.into_iter().map(|p| (p, json!({}))).collect());
+        }
+        if !bindings.is_empty() {
+            hc.insert("PortBindings".into(), json!(bindings));
+        }
+        if self.publish_all {
+            hc.insert("PublishAllPorts".into(), json!(true));
+        }
+        if !dns.is_empty() {
+            hc.insert("Dns".into(), json!(dns));
+        }
+        if !search.is_empty() {
+            hc.insert("DnsSearch".into(), json!(search));
+        }
+        if !self.dns_option.is_empty() {
+            hc.insert("DnsOptions".into(), json!(self.dns_option));
+        }
+        if !hosts.is_empty() {
+            hc.insert("ExtraHosts".into(), json!(hosts));
+        }
+
+        let (mode, endpoints) = self.endpoints().map_err(CliError::engine)?;
+        hc.insert("NetworkMode".into(), json!(mode));
+        body["NetworkingConfig"] = json!({ "EndpointsConfig": endpoints });
+        Ok(())
+    }
+
+    /// ExposedPorts keys and PortBindings from `-p` and `--expose`, with
+    /// docker's messages (exit 125).
+    #[allow(clippy::type_complexity)]
+    fn ports(
+        &self,
+    ) -> Result<
+        (
+            std::collections::BTreeSet<String>,
+            BTreeMap<String, Vec<pier_network::ports::Binding>>,
+        ),
+        CliError,
+    > {
+        let mut exposed = std::collections::BTreeSet::new();
+        let mut bindings = BTreeMap::new();
+        if !self.publish.is_empty() {
+            let map = pier_network::ports::parse_publish(&self.publish)
+                .map_err(|e| CliError::engine(e.to_string()))?;
+            for (port, b) in map {
+                exposed.insert(port.to_string());
+                bindings.insert(port.to_string(), b);
+            }
+        }
+        for e in &self.expose {
+            if e.contains(':') {
+                return Err(CliError::engine(format!(
+                    "invalid port format for --expose: {e}"
+                )));
+            }
+            let ports = pier_network::ports::parse_expose(e).map_err(|err| {
+                CliError::engine(format!(
+                    "invalid range format for --expose: {e}, error: {err}"
+                ))
+            })?;
+            exposed.extend(ports.iter().map(|p| p.to_string()));
+        }
+        Ok((exposed, bindings))
+    }
+
+    /// HostConfig.NetworkMode and NetworkingConfig.EndpointsConfig as the
+    /// docker 28 CLI's parseNetworkOpts makes them: `--network-alias`,
+    /// `--ip` and `--mac-address` go to the first network; a lone network
+    /// with none of them gets no endpoint entry, no `--network` gets a
+    /// `default` one.
+    pub fn endpoints(&self) -> Result<(String, Map<String, Value>), String> {
+        let endpoint = |target: &str, first: bool| -> Result<Map<String, Value>, String> {
+            if target.trim().is_empty() {
+                return Err("no name set for network".into());
+            }
+            let mut ep = Map::new();
+            if !first {
+                return Ok(ep);
+            }
+            if !self.network_alias.is_empty() {
+                if !user_defined(target) {
+                    return Err(
+                        "network-scoped aliases are only supported for user-defined networks"
+                            .into(),
+                    );
+                }
+                ep.insert("Aliases".into(), json!(self.network_alias));
+            }
+            if let Some(ip) = &self.ip {
+                ep.insert("IPAMConfig".into(), json!({ "IPv4Address": ip }));
+            }
+            if let Some(m) = &self.mac_address {
+                ep.insert("MacAddress".into(), json!(m));
+            }
+            Ok(ep)
+        };
+        let mut endpoints = Map::new();
+        if self.network.is_empty() {
+            endpoints.insert("default".into(), Value::Object(endpoint("default", true)?));
+            return Ok(("default".into(), endpoints));
+        }
+        let (mut user, mut builtin) = (false, false);
+        for (i, n) in self.network.iter().enumerate() {
+            if user_defined(n) {
+                user = true;
+            } else {
+                builtin = true;
+            }
+            let ep = endpoint(n, i == 0)?;
+            if endpoints.contains_key(n) {
+                return Err(format!("network {n:?} is specified multiple times"));
+            }
+            if i == 0 && self.network.len() == 1 && ep.is_empty() {
+                continue;
+            }
+            endpoints.insert(n.clone(), Value::Object(ep));
+        }
+        if user && builtin {
+            return Err("conflicting options: cannot attach both user-defined and non-user-defined network-modes".into());
+        }
+        Ok((self.network[0].clone(), endpoints))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flags(argv: &[&str]) -> NetFlags {
+        #[derive(clap::Parser)]
+        struct P {
+            #[command(flatten)]
+            a: NetFlags,
+        }
+        let mut all = vec!["x"];
+        all.extend_from_slice(argv);
+        <P as clap::Parser>::try_parse_from(all).unwrap().a
+    }
+
+    fn apply(argv: &[&str]) -> Result<Value, CliError> {
+        let mut hc = Map::new();
+        let mut body = json!({});
+        flags(argv).apply(&mut hc, &mut body)?;
+        body["HostConfig"] = Value::Object(hc);
+        Ok(body)
+    }
+
+    #[test]
+    fn endpoints_as_the_docker_cli_sends_them() {
+        // As docker 28 (captured): no --network is `default` with an
+        // endpoint entry of its own.
+        let b = apply(&[]).unwrap();
+        assert_eq!(b["HostConfig"]["NetworkMode"], "default");
+        assert_eq!(
+            b["NetworkingConfig"],
+            json!({"EndpointsConfig": {"default": {}}})
+        );
+        // A lone network without endpoint options: no entry.
+        let b = apply(&["--network", "host"]).unwrap();
+        assert_eq!(b["HostConfig"]["NetworkMode"], "host");
+        assert_eq!(b["NetworkingConfig"], json!({"EndpointsConfig": {}}));
+        let b = apply(&[
+            "--network",
+            "n1",
+            "--network-alias",
+            "a1",
+            "--ip",
+            "10.1.0.5",
+            "--mac-address",
+            "02:42:0a:01:00:05",
+        ])
+        .unwrap();
+        assert_eq!(b["HostConfig"]["NetworkMode"], "n1");
+        assert_eq!(
+            b["NetworkingConfig"]["EndpointsConfig"],
+            json!({"n1": {"Aliases": ["a1"], "IPAMConfig": {"IPv4Address": "10.1.0.5"},
+                          "MacAddress": "02:42:0a:01:00:05"}})
+        );
+        let b = apply(&["--network", "bridge", "--ip", "172.17.0.9"]).unwrap();
+        assert_eq!(
+            b["NetworkingConfig"]["EndpointsConfig"],
+            json!({"bridge": {"IPAMConfig": {"IPv4Address": "172.17.0.9"}}})
+        );
+        // Two networks: both listed, the options on the first.
+        let b = apply(&["--network", "n1", "--net", "n2", "--ip", "10.0.0.1"]).unwrap();
+        assert_eq!(
+            b["NetworkingConfig"]["EndpointsConfig"],
+            json!({"n1": {"IPAMConfig": {"IPv4Address": "10.0.0.1"}}, "n2": {}})
+        );
+        for (argv, want) in [
+            (&["--network-alias", "x"][..], "network-scoped aliases are only supported for user-defined networks"),
+            (&["--network-alias", "x", "--network", "host"], "network-scoped aliases are only supported for user-defined networks"),
+            (&["--network", "n1", "--network", "host"], "conflicting options: cannot attach both user-defined and non-user-defined network-modes"),
+            (&["--network", "n1", "--network", "n1"], "network \"n1\" is specified multiple times"),
+            (&["--mac-address", "zz"], "zz is not a valid mac address"),
+        ] {
+            let e = apply(argv).unwrap_err();
+            assert_eq!((e.message.as_str(), e.code), (want, 125), "{argv:?}");
+        }
+    }
+
+    #[test]
+    fn dns_and_hosts_as_the_docker_cli_checks_them() {
+        let b = apply(&[
+            "--dns",
+            "1.1.1.1",
+            "--dns",
+            " ::1",
+            "--dns-search",
+            "x.com",
+            "--dns-search",
+            ".",
+            "--dns-option",
+            "ndots:2",
+            "--add-host",
+            "h:1.2.3.4",
+            "--add-host",
+            "g:host-gateway",
+            "--add-host",
+            "v6=[::1]",
+            "--add-host",
+            "w:::1",
+        ])
+        .unwrap();
+        let hc = &b["HostConfig"];
+        assert_eq!(hc["Dns"], json!(["1.1.1.1", "::1"]));
+        assert_eq!(hc["DnsSearch"], json!(["x.com", "."]));
+        assert_eq!(hc["DnsOptions"], json!(["ndots:2"]));
+        assert_eq!(
+            hc["ExtraHosts"],
+            json!(["h:1.2.3.4", "g:host-gateway", "v6:::1", "w:::1"])
+        );
+        // docker's messages, exit 125.
+        for (argv, want) in [
+            (
+                &["--add-host", "bad"][..],
+                r#"invalid argument "bad" for "--add-host" flag: bad format for add-host: "bad""#,
+            ),
+            (
+                &["--add-host", ":1.2.3.4"],
+                r#"invalid argument ":1.2.3.4" for "--add-host" flag: bad format for add-host: ":1.2.3.4""#,
+            ),
+            (
+                &["--add-host", "h:1.2.3"],
+                r#"invalid argument "h:1.2.3" for "--add-host" flag: invalid IP address in add-host: "1.2.3""#,
+            ),
+            (
+                &["--dns", "bad"],
+                r#"invalid argument "bad" for "--dns" flag: IP address is not correctly formatted: bad"#,
+            ),
+            (
+                &["--dns-search", "-bad"],
+                r#"invalid argument "-bad" for "--dns-search" flag: -bad is not a valid domain"#,
+            ),
+            (
+                &["--dns-search", "1.2"],
+                r#"invalid argument "1.2" for "--dns-search" flag: 1.2 is not a valid domain"#,
+            ),
+            (
+                &["--expose", "1:2"],
+                "invalid port format for --expose: 1:2",
+            ),
+        ] {
+            let e = apply(argv).unwrap_err();
+            assert_eq!((e.message.as_str(), e.code), (want, 125), "{argv:?}");
+        }
+    }
+
+    #[test]
+    fn macs_as_go_parses_them() {
+        assert!(valid_mac("02:42:0a:01:00:05") && valid_mac("02-42-0A-01-00-05"));
+        assert!(valid_mac("0242.0a01.0005"));
+        assert!(valid_mac("02:42:0a:01:00:05:00:01"));
+        assert!(!valid_mac("02:42:0a:01:00") && !valid_mac("zz") && !valid_mac(""));
+        assert!(!valid_mac("02:42:0a:01:00:5") && !valid_mac("02:42-0a:01:00:05"));
+    }
+
+    #[test]
+    fn dns_search_domains() {
+        assert_eq!(validate_dns_search("example.com.").unwrap(), "example.com");
+        assert_eq!(validate_dns_search("a-b.c1").unwrap(), "a-b.c1");
+        assert!(validate_dns_search("a..b").is_err());
+        assert!(validate_dns_search("a-.b").is_err());
+        assert!(validate_dns_search(&"a".repeat(255)).is_err());
+    }
+}
