@@ -245,6 +245,20 @@ fn host_links() -> BTreeSet<String> {
         .collect()
 }
 
+/// The links whose master is `bridge` (the host ends of its veth pairs).
+/// Only this environment's bridges are looked at: tests run side by side.
+fn links_on(bridge: &str) -> BTreeSet<String> {
+    let out = Command::new("ip")
+        .args(["-o", "link", "show", "master", bridge])
+        .output()
+        .expect("running ip link");
+    stdout(&out)
+        .lines()
+        .filter_map(|l| l.split(": ").nth(1))
+        .map(|n| n.split('@').next().unwrap().to_string())
+        .collect()
+}
+
 /// The host's nftables tables (`family name` lines).
 fn nft_tables() -> String {
     let out = Command::new("nft")
@@ -402,7 +416,7 @@ fn containers_on_a_user_network_reach_each_other_by_name_and_alias() {
     );
     assert_eq!(out, "web\n");
     // The name resolves to the container's address on that network.
-    let out = t.sh_ok(&["--network", "front"], "nslookup web");
+    let out = t.sh_ok(&["--network", "front"], "nslookup -type=a web");
     assert!(out.contains(&ip), "nslookup web on front:\n{out}");
     // The alias shows in inspect (as docker: Aliases holds it).
     let nets = t.json("web", "{{json .NetworkSettings.Networks}}");
@@ -424,7 +438,7 @@ fn a_container_on_another_network_cannot_reach_it_by_name_or_address() {
     );
     // The name does not resolve on `other` (the lookup goes to other's
     // resolver on its gateway, which does not know it).
-    let out = t.sh(&["--network", "other"], "timeout 10 nslookup web");
+    let out = t.sh(&["--network", "other"], "timeout 10 nslookup -type=a web");
     assert!(
         !out.status.success() || !stdout(&out).contains(&ip),
         "web resolved on another network:\n{}",
@@ -1014,7 +1028,7 @@ fn connect_and_disconnect_a_running_container() {
     let out = t.ok(&["exec", "c1", "sh", "-c", &client_get("http://web2/file")]);
     assert_eq!(out, "web2\n");
     // web2 finds c1 by name and alias on n2.
-    let out = t.ok(&["exec", "web2", "nslookup", "c1alias"]);
+    let out = t.ok(&["exec", "web2", "nslookup", "-type=a", "c1alias"]);
     assert!(out.contains(&ip2), "{out}");
     assert!(t.network("n2")["Containers"]
         .as_object()
@@ -1152,6 +1166,12 @@ fn invalid_subnets_and_addresses_are_refused() {
         125,
         "IP address is not correctly formatted: bad",
     );
+    // as docker.
+    t.fails(
+        &["run", "--rm", "--network-alias", "x", "busybox", "true"],
+        125,
+        "network-scoped alias is supported only for containers in user defined networks",
+    );
     t.fails(
         &["run", "--rm", "--network", "nosuch", "busybox", "true"],
         125,
@@ -1166,7 +1186,6 @@ fn a_host_port_in_use_is_a_clear_error_and_leaves_nothing() {
     let t = setup();
     let holder = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = holder.local_addr().unwrap().port();
-    let links_before = host_links();
     let spec = format!("127.0.0.1:{port}:80");
     let script = httpd_script("busy");
     let out = t.run(&[
@@ -1184,9 +1203,8 @@ fn a_host_port_in_use_is_a_clear_error_and_leaves_nothing() {
     assert_eq!(t.inspect("busy", "{{.State.Running}}"), "false");
     assert_eq!(t.ok(&["ps", "-q"]).trim(), "", "a container runs");
     // Nothing left: no new link, no rule for the port, no namespace.
-    let links_after = host_links();
-    let new: Vec<_> = links_after.difference(&links_before).collect();
-    assert!(new.is_empty(), "links left behind: {new:?}");
+    let left = links_on(&t.default_bridge());
+    assert!(left.is_empty(), "links left on the bridge: {left:?}");
     let table = format!("pier-{}", t.default_bridge());
     let rules = Command::new("nft")
         .args(["list", "table", "ip", &table])
@@ -1365,7 +1383,6 @@ fn network_state_survives_a_pierd_restart() {
 #[test]
 fn removing_containers_and_networks_leaves_nothing_behind() {
     let t = setup();
-    let links_before = host_links();
     let id = t
         .ok(&["network", "create", "--subnet", &t.subnet(80), "gone"])
         .trim()
@@ -1377,16 +1394,19 @@ fn removing_containers_and_networks_leaves_nothing_behind() {
     t.ok(&["run", "-d", "--name", "c2", "busybox", "sleep", "60"]);
     t.ok(&["network", "connect", "gone", "c2"]);
     assert!(!netns_mounts_under(&t.env.exec_root).is_empty());
-    let during = host_links();
-    assert!(during.len() >= links_before.len() + 3, "{during:?}");
+    // web on gone, c2 on the default bridge and on gone.
+    let mut veths = links_on(&bridge);
+    veths.extend(links_on(&t.default_bridge()));
+    assert_eq!(veths.len(), 3, "{veths:?}");
     // A --rm container leaves nothing either.
     t.sh_ok(&["--network", "gone"], "true");
 
     t.ok(&["rm", "-f", "web", "c2"]);
     t.ok(&["network", "rm", "gone"]);
     let after = host_links();
-    let left: Vec<_> = after.difference(&links_before).collect();
+    let left: Vec<_> = veths.intersection(&after).collect();
     assert!(left.is_empty(), "links left behind: {left:?}");
+    assert!(links_on(&t.default_bridge()).is_empty());
     assert!(!after.contains(&bridge));
     assert!(
         !nft_has_table(&format!("pier-{bridge}")),
