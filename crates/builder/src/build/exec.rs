@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 
 use super::cache::Cache;
 use super::fs as bfs;
+use super::hashcache::HashCache;
 use super::{BuildEvent, BuildOptions, BuildOutput, Error, RunRequest, Worker};
 use crate::dockerfile::ignore::Ignore;
 use crate::dockerfile::{
@@ -63,6 +64,8 @@ struct Shared<'a> {
     df: &'a Dockerfile,
     file: &'a str,
     ignore: Option<Ignore>,
+    /// Digests of the context's files, for a context read in place.
+    hashes: Option<Arc<HashCache>>,
     globals: BTreeMap<String, Option<String>>,
     /// Step numbers: first number of each stage (its FROM).
     first_step: Vec<usize>,
@@ -149,6 +152,9 @@ pub fn build_parsed(
         df,
         file,
         ignore,
+        hashes: opts
+            .context_in_place
+            .then(|| HashCache::open(&cache_dir.join("hashcache"))),
         globals,
         first_step,
         total,
@@ -197,6 +203,11 @@ pub fn build_parsed(
             }
         }
     });
+    if let Some(h) = &shared.hashes {
+        // Only work saved for the next build: a failure to write it is
+        // not the build's.
+        let _ = h.save();
+    }
     if let Some(e) = shared.error.into_inner().unwrap_or_else(|e| e.into_inner()) {
         return Err(e);
     }
@@ -1595,6 +1606,12 @@ impl Shared<'_> {
             )));
         }
 
+        // A context read in place: digests from the hash cache, and what
+        // was hashed is checked again as it is copied.
+        let in_place = from.is_none() && self.opts.context_in_place;
+        let hashes = self.hashes.as_deref().filter(|_| in_place);
+        let mut seen = in_place.then(bfs::Seen::default);
+
         // The key: parent, the instruction, every source's content.
         let mut h = Sha256::new();
         for p in [
@@ -1620,9 +1637,11 @@ impl Shared<'_> {
                 }
                 Src::Path(p, rel) => {
                     h.update(b"path\0");
-                    bfs::hash_tree(&mut h, p, rel, ignore).map_err(|e| Error::Io {
-                        what: format!("{}: reading {rel} for {what}", self.loc(line)),
-                        source: e,
+                    bfs::hash_tree(&mut h, p, rel, ignore, hashes, seen.as_mut()).map_err(|e| {
+                        Error::Io {
+                            what: format!("{}: reading {rel} for {what}", self.loc(line)),
+                            source: e,
+                        }
                     })?;
                 }
             }
@@ -1679,7 +1698,8 @@ impl Shared<'_> {
                                 continue;
                             }
                             let d = target.join(e.file_name());
-                            bfs::copy_tree(&e.path(), &d, &r, ignore, &owner).map_err(io)?;
+                            bfs::copy_tree(&e.path(), &d, &r, ignore, &owner, seen.as_ref())
+                                .map_err(io)?;
                             if excluded
                                 && std::fs::read_dir(&d).is_ok_and(|mut x| x.next().is_none())
                             {
@@ -1695,8 +1715,16 @@ impl Shared<'_> {
                             }
                             bfs::mkdir_all(&target, &owner).map_err(io)?;
                             let f = std::fs::File::open(p).map_err(io)?;
-                            pier_image::extract::unpack_layer(f, &target)
+                            let mut r = HashingReader {
+                                inner: f,
+                                h: Sha256::new(),
+                            };
+                            pier_image::extract::unpack_layer(&mut r, &target)
                                 .map_err(|e| bad(format!("extracting {rel}: {e}")))?;
+                            if let Some(s) = &seen {
+                                std::io::copy(&mut r, &mut std::io::sink()).map_err(io)?;
+                                s.check_file(p, r.h.finalize().into()).map_err(io)?;
+                            }
                             continue;
                         }
                     }
@@ -1710,14 +1738,31 @@ impl Shared<'_> {
                         }
                         target.clone()
                     };
-                    bfs::copy_tree(p, &to, rel, ignore, &owner).map_err(io)?;
+                    bfs::copy_tree(p, &to, rel, ignore, &owner, seen.as_ref()).map_err(io)?;
                 }
             }
+        }
+        if let Some(s) = &seen {
+            s.all_copied().map_err(io)?;
         }
         dir.unmount_all()?;
         let layer = self.commit_upper(st, &dir, false)?;
         drop(dir);
         self.record_layer(st, layer, key, &created_by)
+    }
+}
+
+/// A reader that hashes what it reads.
+struct HashingReader<R> {
+    inner: R,
+    h: Sha256,
+}
+
+impl<R: std::io::Read> std::io::Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.h.update(&buf[..n]);
+        Ok(n)
     }
 }
 

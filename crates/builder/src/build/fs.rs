@@ -5,13 +5,16 @@
 
 use std::ffi::OsString;
 use std::fs;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+
+use std::collections::{HashMap, HashSet};
 
 use sha2::{Digest, Sha256};
 
+use super::hashcache::{hash_file, HashCache};
 use crate::dockerfile::ignore::Ignore;
 
 /// Cleans a slash path lexically, as Go's path.Clean of `/` + path, and
@@ -220,21 +223,105 @@ pub fn glob(root: &Path, rel: &str, ignore: Option<&Ignore>) -> io::Result<Vec<S
     Ok(cur)
 }
 
+/// What hashing saw of a context read in place: each entry (host path)
+/// and, for files, the digest of its content. The copy checks what it
+/// copies against it, so a file changed between the two (the step's key
+/// says one content, the layer would hold another) fails the step
+/// instead of poisoning the cache.
+#[derive(Debug, Default)]
+pub struct Seen {
+    entries: HashMap<PathBuf, SeenEntry>,
+    copied: std::sync::Mutex<HashSet<PathBuf>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum SeenEntry {
+    File([u8; 32]),
+    Link(OsString),
+    Dir,
+}
+
+fn changed(p: &Path) -> io::Error {
+    io::Error::other(format!(
+        "{} changed while the build was reading it (the step's cache key was made \
+         from what was there before): build again",
+        p.display()
+    ))
+}
+
+impl Seen {
+    fn check(&self, p: &Path, now: &SeenEntry) -> io::Result<()> {
+        if self.entries.get(p) != Some(now) {
+            return Err(changed(p));
+        }
+        self.copied
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(p.to_path_buf());
+        Ok(())
+    }
+
+    /// A file's content was read (an archive ADD extracts): its digest.
+    pub fn check_file(&self, p: &Path, digest: [u8; 32]) -> io::Result<()> {
+        self.check(p, &SeenEntry::File(digest))
+    }
+
+    /// After the copy: everything hashed was copied (nothing went away).
+    pub fn all_copied(&self) -> io::Result<()> {
+        let copied = self.copied.lock().unwrap_or_else(|e| e.into_inner());
+        match self.entries.keys().find(|p| !copied.contains(*p)) {
+            Some(p) => Err(changed(p)),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Hashes a source tree for the cache: relative paths, types, modes,
-/// owners, sizes, contents and link targets; never times.
+/// owners, sizes, contents (as their SHA-256) and link targets; never
+/// times. The metadata of a directory given as the source itself is left
+/// out, as COPY copies only what is in it. With `cache`, file digests
+/// come from it when the file is unchanged; with `seen`, what was hashed
+/// is noted for the copy to check.
 pub fn hash_tree(
     h: &mut Sha256,
     path: &Path,
     rel: &str,
     ignore: Option<&Ignore>,
+    cache: Option<&HashCache>,
+    seen: Option<&mut Seen>,
+) -> io::Result<()> {
+    let mut seen = seen;
+    hash_entry(h, path, rel, ignore, cache, &mut seen, true)
+}
+
+fn hash_entry(
+    h: &mut Sha256,
+    path: &Path,
+    rel: &str,
+    ignore: Option<&Ignore>,
+    cache: Option<&HashCache>,
+    seen: &mut Option<&mut Seen>,
+    top: bool,
 ) -> io::Result<()> {
     let md = fs::symlink_metadata(path)?;
     let ft = md.file_type();
     h.update(rel.as_bytes());
     h.update([0]);
-    h.update(format!("{:o} {} {} ", md.mode(), md.uid(), md.gid()).as_bytes());
+    if top && ft.is_dir() {
+        h.update(b"top ");
+    } else {
+        h.update(format!("{:o} {} {} ", md.mode(), md.uid(), md.gid()).as_bytes());
+    }
+    let note = |seen: &mut Option<&mut Seen>, e: SeenEntry| {
+        if let Some(s) = seen.as_deref_mut() {
+            s.entries.insert(path.to_path_buf(), e);
+        }
+    };
     if ft.is_dir() {
         h.update(b"d\0");
+        if !top {
+            note(seen, SeenEntry::Dir);
+        }
         for (name, p) in sorted(path)? {
             let r = child_rel(rel, &name);
             if ignore.is_some_and(|ig| ig.excluded(&r))
@@ -242,23 +329,22 @@ pub fn hash_tree(
             {
                 continue;
             }
-            hash_tree(h, &p, &r, ignore)?;
+            hash_entry(h, &p, &r, ignore, cache, seen, false)?;
         }
     } else if ft.is_symlink() {
         h.update(b"l\0");
-        h.update(fs::read_link(path)?.as_os_str().as_bytes());
+        let target = fs::read_link(path)?;
+        h.update(target.as_os_str().as_bytes());
         h.update([0]);
+        note(seen, SeenEntry::Link(target.into_os_string()));
     } else if ft.is_file() {
-        h.update(format!("f {}\0", md.len()).as_bytes());
-        let mut f = fs::File::open(path)?;
-        let mut buf = vec![0u8; 256 << 10];
-        loop {
-            let n = f.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            h.update(&buf[..n]);
-        }
+        let (key, digest) = match cache {
+            Some(c) => c.digest(path, &md)?,
+            None => hash_file(path)?,
+        };
+        h.update(format!("f {}\0", key.size).as_bytes());
+        h.update(digest);
+        note(seen, SeenEntry::File(digest));
     } else {
         h.update(format!("o {}\0", md.rdev()).as_bytes());
     }
@@ -353,12 +439,16 @@ pub fn copy_tree(
     rel: &str,
     ignore: Option<&Ignore>,
     owner: &Owner,
+    seen: Option<&Seen>,
 ) -> io::Result<()> {
     let md = fs::symlink_metadata(src)?;
     let ft = md.file_type();
     let (u, g) = owner.ids();
     let mtime = fs::FileTimes::new().set_modified(md.modified()?);
     if ft.is_dir() {
+        if let Some(s) = seen {
+            s.check(src, &SeenEntry::Dir)?;
+        }
         let existed = fs::symlink_metadata(dst).is_ok_and(|m| m.is_dir());
         if !existed {
             clear(dst, false)?;
@@ -375,7 +465,7 @@ pub fn copy_tree(
                 continue;
             }
             let d = dst.join(&name);
-            copy_tree(&p, &d, &r, ignore, owner)?;
+            copy_tree(&p, &d, &r, ignore, owner, seen)?;
             if excluded && child_is_dir && fs::read_dir(&d).is_ok_and(|mut e| e.next().is_none()) {
                 // An ignored directory only there for exceptions inside it.
                 let _ = fs::remove_dir(&d);
@@ -387,14 +477,33 @@ pub fn copy_tree(
     } else if ft.is_symlink() {
         clear(dst, false)?;
         let target = fs::read_link(src)?;
+        if let Some(s) = seen {
+            s.check(src, &SeenEntry::Link(target.clone().into_os_string()))?;
+        }
         std::os::unix::fs::symlink(&target, dst)?;
         std::os::unix::fs::lchown(dst, Some(u), Some(g))?;
         set_link_mtime(dst, &md);
     } else if ft.is_file() {
         clear(dst, false)?;
-        let mut from = fs::File::open(src)?;
+        let mut from = fs::File::options()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(src)?;
         let mut to = fs::File::options().write(true).create_new(true).open(dst)?;
-        io::copy(&mut from, &mut to)?;
+        match seen {
+            None => {
+                io::copy(&mut from, &mut to)?;
+            }
+            Some(s) => {
+                // What is copied is what the key was made from.
+                let mut w = HashingWriter {
+                    inner: &mut to,
+                    h: Sha256::new(),
+                };
+                io::copy(&mut from, &mut w)?;
+                s.check(src, &SeenEntry::File(w.h.finalize().into()))?;
+            }
+        }
         std::os::unix::fs::fchown(&to, Some(u), Some(g))?;
         let mode = owner.chmod.unwrap_or(md.mode() & 0o7777);
         to.set_permissions(fs::Permissions::from_mode(mode))?;
@@ -402,6 +511,23 @@ pub fn copy_tree(
     }
     // Sockets, fifos and devices in a context are not copied.
     Ok(())
+}
+
+/// A writer that hashes what it writes.
+pub struct HashingWriter<W> {
+    pub inner: W,
+    pub h: Sha256,
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(b)?;
+        self.h.update(&b[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 fn set_link_mtime(p: &Path, md: &fs::Metadata) {

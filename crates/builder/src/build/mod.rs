@@ -3,6 +3,7 @@
 mod cache;
 mod exec;
 mod fs;
+pub mod hashcache;
 #[cfg(test)]
 mod tests;
 
@@ -20,6 +21,12 @@ pub struct BuildOptions {
     pub dockerfile_name: String,
     /// The context, unpacked (the builder applies .dockerignore itself).
     pub context: PathBuf,
+    /// The context is the client's own directory, read where it is (not a
+    /// private copy): file digests come from the hash cache
+    /// (`<cache_dir>/hashcache`, see [`hashcache`]), and every file COPY
+    /// or ADD takes from it is checked, as it is copied, to be what the
+    /// step's cache key was made from.
+    pub context_in_place: bool,
     /// REPO[:TAG] names for the result.
     pub tags: Vec<String>,
     /// `--build-arg K=V`.

@@ -931,3 +931,159 @@ fn onbuild_triggers_run_under_the_from_step_in_order() {
         .collect();
     assert_eq!(kinds, ["step", "output", "done"]);
 }
+
+fn set_mtime(p: &Path, secs: u64) {
+    fs::File::options()
+        .write(true)
+        .open(p)
+        .unwrap()
+        .set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+        .unwrap();
+}
+
+#[test]
+fn a_context_read_in_place_keys_as_a_private_copy_and_sees_every_change() {
+    let env = Env::new();
+    env.file("one.txt", "1");
+    env.file("two.txt", "2");
+    env.file(".dockerignore", "two.txt.bak\n");
+    env.file("two.txt.bak", "ignored");
+    // A hard link: two names, one inode; both are copied with the content.
+    fs::hard_link(
+        env.context.join("one.txt"),
+        env.context.join("one-link.txt"),
+    )
+    .unwrap();
+    let d = df(vec![stage(
+        None,
+        "base:1",
+        vec![
+            ins(2, "WORKDIR /app", Kind::Workdir("/app".into())),
+            ins(3, "COPY . .", Kind::Copy(copy(&["."], "."))),
+            ins(4, "RUN write /app/made yes", run("write /app/made yes")),
+        ],
+    )]);
+    let (r, _) = env.build(&d, &env.opts("p:1"));
+    let first = r.unwrap();
+    let in_place = |tag: &str| {
+        let mut o = env.opts(tag);
+        o.context_in_place = true;
+        o
+    };
+    // The same context read in place: the same keys, so every step is a
+    // hit and the image is the same.
+    let (r, ev) = env.build(&d, &in_place("p:2"));
+    assert_eq!(r.unwrap(), first);
+    assert_eq!(cached(&ev), vec![2, 3, 4]);
+    assert!(env.find("p:2", "app/two.txt.bak").is_none());
+    assert_eq!(
+        fs::read_to_string(env.find("p:2", "app/one-link.txt").unwrap()).unwrap(),
+        "1"
+    );
+
+    // Same size, same mtime, other content: seen (the ctime moved).
+    let two = env.context.join("two.txt");
+    set_mtime(&two, 1_000_000);
+    let (r, ev) = env.build(&d, &in_place("p:3"));
+    assert_eq!(r.unwrap(), first, "a new mtime alone is no change");
+    assert_eq!(cached(&ev), vec![2, 3, 4]);
+    fs::write(&two, "3").unwrap();
+    set_mtime(&two, 1_000_000);
+    let (r, ev) = env.build(&d, &in_place("p:4"));
+    let third = r.unwrap();
+    assert_ne!(third, first);
+    assert_eq!(cached(&ev), vec![2]);
+    assert_eq!(
+        fs::read_to_string(env.find("p:4", "app/two.txt").unwrap()).unwrap(),
+        "3"
+    );
+    // Replaced by another file of the same size and mtime (a new inode).
+    let new = env.context.join("new");
+    fs::write(&new, "4").unwrap();
+    set_mtime(&new, 1_000_000);
+    fs::rename(&new, &two).unwrap();
+    let (r, ev) = env.build(&d, &in_place("p:5"));
+    r.unwrap();
+    assert_eq!(cached(&ev), vec![2]);
+    assert_eq!(
+        fs::read_to_string(env.find("p:5", "app/two.txt").unwrap()).unwrap(),
+        "4"
+    );
+    // The hard link's content changes through its other name.
+    fs::write(env.context.join("one.txt"), "9").unwrap();
+    let (r, ev) = env.build(&d, &in_place("p:6"));
+    r.unwrap();
+    assert_eq!(cached(&ev), vec![2]);
+    assert_eq!(
+        fs::read_to_string(env.find("p:6", "app/one-link.txt").unwrap()).unwrap(),
+        "9"
+    );
+    // Mode and owner are part of the key.
+    let (_, ev) = env.build(&d, &in_place("p:7"));
+    assert_eq!(cached(&ev), vec![2, 3, 4]);
+    fs::set_permissions(&two, fs::Permissions::from_mode(0o600)).unwrap();
+    let (_, ev) = env.build(&d, &in_place("p:8"));
+    assert_eq!(cached(&ev), vec![2]);
+    std::os::unix::fs::lchown(&two, Some(1000), Some(1000)).unwrap();
+    let (_, ev) = env.build(&d, &in_place("p:9"));
+    assert_eq!(cached(&ev), vec![2]);
+    // An ignored file changing changes nothing.
+    env.file("two.txt.bak", "other");
+    let (_, ev) = env.build(&d, &in_place("p:10"));
+    assert_eq!(cached(&ev), vec![2, 3, 4]);
+    assert!(env.tmp_is_empty());
+}
+
+#[test]
+fn a_context_changed_between_hashing_and_copying_is_refused() {
+    use super::fs as bfs;
+    use sha2::Digest;
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(src.join("d")).unwrap();
+    std::fs::write(src.join("d/f"), "aa").unwrap();
+    std::fs::write(src.join("g"), "gg").unwrap();
+    std::os::unix::fs::symlink("g", src.join("l")).unwrap();
+    let owner = bfs::Owner::default();
+    let copy_all = |seen: &bfs::Seen, to: &str| -> std::io::Result<()> {
+        let dst = tmp.path().join(to);
+        std::fs::create_dir_all(&dst).unwrap();
+        for name in ["d", "g", "l"] {
+            bfs::copy_tree(
+                &src.join(name),
+                &dst.join(name),
+                name,
+                None,
+                &owner,
+                Some(seen),
+            )?;
+        }
+        seen.all_copied()
+    };
+    let hashed = || {
+        let mut seen = bfs::Seen::default();
+        let mut h = sha2::Sha256::new();
+        bfs::hash_tree(&mut h, &src, "", None, None, Some(&mut seen)).unwrap();
+        seen
+    };
+    // Unchanged: copied.
+    copy_all(&hashed(), "ok").unwrap();
+    assert_eq!(std::fs::read(tmp.path().join("ok/d/f")).unwrap(), b"aa");
+
+    // Content changed (same size) after hashing.
+    let seen = hashed();
+    std::fs::write(src.join("d/f"), "bb").unwrap();
+    let e = copy_all(&seen, "c1").unwrap_err().to_string();
+    assert!(e.contains("changed while the build was reading it"), "{e}");
+    // A file appeared, one went away, a link was retargeted.
+    let seen = hashed();
+    std::fs::write(src.join("d/new"), "n").unwrap();
+    assert!(copy_all(&seen, "c2").is_err());
+    let seen = hashed();
+    std::fs::remove_file(src.join("d/new")).unwrap();
+    assert!(copy_all(&seen, "c3").is_err());
+    let seen = hashed();
+    std::fs::remove_file(src.join("l")).unwrap();
+    std::os::unix::fs::symlink("d", src.join("l")).unwrap();
+    assert!(copy_all(&seen, "c4").is_err());
+}
