@@ -188,7 +188,15 @@ fn answer(packet: &[u8], names: &Names) -> Action {
         return Action::Reply(wire::header_only_reply(&header, wire::RCODE_FORMERR));
     };
     let known = match question.name.lookup_key() {
-        Some(key) if question.qclass == wire::CLASS_IN && !key.is_empty() => names(&key),
+        Some(key) if question.qclass == wire::CLASS_IN && !key.is_empty() => {
+            // A panicking lookup must not take the network's resolver down.
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| names(&key))) {
+                Ok(known) => known,
+                Err(_) => {
+                    return Action::Reply(reply(&header, &question, wire::RCODE_SERVFAIL, vec![]))
+                }
+            }
+        }
         _ => None,
     };
     match known {
@@ -250,7 +258,7 @@ async fn forward(
 ) {
     let mut fallback = None;
     for &upstream in upstreams.iter() {
-        let Some(mut answer) = exchange(&query, upstream).await else {
+        let Some(mut answer) = exchange(&query, &question, upstream).await else {
             continue;
         };
         answer[..2].copy_from_slice(&header.id.to_be_bytes());
@@ -268,10 +276,10 @@ async fn forward(
 }
 
 /// Sends `query` to `upstream` under a random id from a fresh socket and
-/// waits [`FORWARD_TIMEOUT`] for the answer with that id; `None` when
-/// there is none (timeout, ICMP unreachable, ...). The answer is at least
-/// a header long.
-async fn exchange(query: &[u8], upstream: SocketAddr) -> Option<Vec<u8>> {
+/// waits [`FORWARD_TIMEOUT`] for the answer with that id and `question`
+/// (or no question, as a header-only error); `None` when there is none
+/// (timeout, ICMP unreachable, ...). The answer is at least a header long.
+async fn exchange(query: &[u8], question: &Question, upstream: SocketAddr) -> Option<Vec<u8>> {
     let local: SocketAddr = match upstream {
         SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
         SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
@@ -293,10 +301,27 @@ async fn exchange(query: &[u8], upstream: SocketAddr) -> Option<Vec<u8>> {
         let Some(raw) = wire::parse_header(&buf[..n]) else {
             continue;
         };
-        if raw.header.id == id && raw.header.is_response() {
+        if raw.header.id == id && raw.header.is_response() && answers(&buf[..n], raw, question) {
             buf.truncate(n);
             return Some(buf);
         }
+    }
+}
+
+/// Whether an upstream's answer is about `question` (names compared
+/// without regard to ASCII case), or carries no question at all.
+fn answers(answer: &[u8], raw: RawHeader, question: &Question) -> bool {
+    match raw.qdcount {
+        0 => true,
+        1 => match wire::read_question(answer, wire::HEADER_LEN) {
+            Ok((q, _)) => {
+                q.qtype == question.qtype
+                    && q.qclass == question.qclass
+                    && q.name.wire().eq_ignore_ascii_case(question.name.wire())
+            }
+            Err(_) => false,
+        },
+        _ => false,
     }
 }
 

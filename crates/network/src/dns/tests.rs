@@ -136,6 +136,27 @@ fn malformed_packets_are_dropped_or_formerr() {
 }
 
 #[test]
+fn a_panicking_lookup_is_servfail() {
+    let broken: Names = Arc::new(|name: &str| panic!("lookup of {name} broke"));
+    let q = build_query(5, "web", TYPE_A).unwrap();
+    let m = reply_of(answer(&q, &broken));
+    assert_eq!((m.header.id, m.header.rcode()), (5, RCODE_SERVFAIL));
+}
+
+proptest::proptest! {
+    #[test]
+    fn answer_never_panics_on_arbitrary_bytes(
+        bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+    ) {
+        if let Action::Reply(r) = answer(&bytes, &names()) {
+            let h = parse_header(&r).unwrap();
+            proptest::prop_assert!(h.header.is_response());
+            proptest::prop_assert_eq!(&r[..2], &bytes[..2]);
+        }
+    }
+}
+
+#[test]
 fn upstreams_of_reads_nameserver_lines() {
     let conf = "\
 # comment nameserver 9.9.9.9
@@ -343,6 +364,44 @@ async fn server_tries_the_next_upstream() {
     assert_eq!(m.header.rcode(), RCODE_SERVFAIL);
     assert_eq!(m.questions[0].name.to_string(), "example.org.");
     up_task.abort();
+}
+
+#[tokio::test]
+async fn answers_about_another_question_are_ignored() {
+    // An upstream that first answers a different question under the right
+    // id (as a spoofer would), then the right one.
+    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let up = sock.local_addr().unwrap();
+    let up_task = tokio::spawn(async move {
+        let mut buf = vec![0; 65535];
+        let (n, peer) = sock.recv_from(&mut buf).await.unwrap();
+        let q = Message::parse(&buf[..n]).unwrap();
+        for (name, last) in [("evil.example", 66), ("EXAMPLE.org", 1)] {
+            let question = Question {
+                name: Name::from_dotted(name).unwrap(),
+                ..q.questions[0].clone()
+            };
+            let r = Message {
+                header: Header {
+                    id: q.header.id,
+                    flags: q.header.reply_flags(RCODE_NOERROR),
+                },
+                answers: vec![Record::a(
+                    question.name.clone(),
+                    30,
+                    Ipv4Addr::new(192, 0, 2, last),
+                )],
+                questions: vec![question],
+                authority: vec![],
+                additional: vec![],
+            };
+            sock.send_to(&r.to_bytes(), peer).await.unwrap();
+        }
+    });
+    let server = local_server(vec![up]).await;
+    let m = ask(server.local_addr(), 21, "example.org", TYPE_A).await;
+    assert_eq!(ips(&m), [Ipv4Addr::new(192, 0, 2, 1)]);
+    up_task.await.unwrap();
 }
 
 #[tokio::test]
