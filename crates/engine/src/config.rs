@@ -37,6 +37,19 @@ pub struct Config {
     /// Settings file in daemon.json's format [default: /etc/pier/daemon.json if it exists].
     #[arg(long, env = "PIER_CONFIG_FILE")]
     pub config_file: Option<PathBuf>,
+    /// The default bridge network's device, made if missing; `none`: no
+    /// default bridge (containers then default to no network).
+    #[arg(short = 'b', long, env = "PIER_BRIDGE", default_value = "pier0")]
+    pub bridge: String,
+    /// The default bridge's address and prefix, e.g. 10.1.0.1/24
+    /// [default: the first free subnet of the address pools].
+    #[arg(long, env = "PIER_BIP", value_parser = crate::network::parse_bip)]
+    pub bip: Option<(std::net::Ipv4Addr, u8)>,
+    /// Where networks without --subnet get theirs: base=CIDR,size=N;
+    /// repeatable [default: docker's, 172.17-31.0.0/16 then 192.168.0.0/16 in /20s].
+    #[arg(long = "default-address-pool", env = "PIER_DEFAULT_ADDRESS_POOL",
+          value_parser = crate::network::parse_pool, value_delimiter = ';')]
+    pub default_address_pools: Vec<pier_network::ipam::Pool>,
 }
 
 impl Config {
@@ -52,6 +65,9 @@ impl Config {
             max_concurrent_downloads: 3,
             max_concurrent_uploads: 5,
             config_file: None,
+            bridge: "pier0".into(),
+            bip: None,
+            default_address_pools: Vec::new(),
         }
     }
 
@@ -80,6 +96,22 @@ impl Config {
     /// Per-container directory of runtime state (shim socket, exit record).
     pub fn container_exec_dir(&self, id: &str) -> PathBuf {
         self.exec_root.join("containers").join(id)
+    }
+
+    /// The network settings: the default bridge, the pools, where
+    /// records and namespaces live.
+    pub fn net_config(&self) -> crate::network::NetConfig {
+        crate::network::NetConfig {
+            bridge: (self.bridge != "none" && !self.bridge.is_empty()).then(|| self.bridge.clone()),
+            bip: self.bip,
+            pools: if self.default_address_pools.is_empty() {
+                pier_network::ipam::default_pools()
+            } else {
+                self.default_address_pools.clone()
+            },
+            dir: crate::network::store::dir(&self.data_root),
+            netns_dir: self.exec_root.join("netns"),
+        }
     }
 
     pub fn runtime_root(&self) -> PathBuf {

@@ -13,6 +13,7 @@ pub mod engine;
 pub mod error;
 pub mod fsutil;
 pub mod host;
+pub mod network;
 pub mod shim;
 
 pub use config::Config;

@@ -200,42 +200,32 @@ fn host_config_json(rec: &ContainerRecord) -> Value {
     h
 }
 
-fn network_settings_json(rec: &ContainerRecord) -> Value {
-    let mode = crate::container::filters::network_name(rec);
-    let endpoint = json!({
-        "IPAMConfig": null,
-        "Links": null,
-        "Aliases": null,
-        "NetworkID": "",
-        "EndpointID": "",
-        "Gateway": "",
-        "IPAddress": "",
-        "IPPrefixLen": 0,
-        "IPv6Gateway": "",
-        "GlobalIPv6Address": "",
-        "GlobalIPv6PrefixLen": 0,
-        "MacAddress": "",
-        "DriverOpts": null,
-    });
+fn network_settings_json(engine: &Engine, rec: &ContainerRecord) -> Value {
+    let state = rec.net.as_ref().filter(|_| rec.state.running());
+    let primary = state.and_then(|s| s.endpoints.first());
+    let sandbox = state
+        .filter(|s| s.own_netns)
+        .map(|s| s.netns.display().to_string())
+        .unwrap_or_default();
     json!({
         "Bridge": "",
-        "SandboxID": "",
+        "SandboxID": if sandbox.is_empty() { String::new() } else { rec.id.clone() },
         "HairpinMode": false,
         "LinkLocalIPv6Address": "",
         "LinkLocalIPv6PrefixLen": 0,
-        "Ports": {},
-        "SandboxKey": "",
+        "Ports": crate::network::json::ports_map(rec),
+        "SandboxKey": sandbox,
         "SecondaryIPAddresses": null,
         "SecondaryIPv6Addresses": null,
-        "EndpointID": "",
-        "Gateway": "",
+        "EndpointID": primary.map(|e| e.endpoint_id.clone()).unwrap_or_default(),
+        "Gateway": primary.map(|e| e.gateway.to_string()).unwrap_or_default(),
         "GlobalIPv6Address": "",
         "GlobalIPv6PrefixLen": 0,
-        "IPAddress": "",
-        "IPPrefixLen": 0,
+        "IPAddress": primary.map(|e| e.ip.to_string()).unwrap_or_default(),
+        "IPPrefixLen": primary.map(|e| e.prefix).unwrap_or(0),
         "IPv6Gateway": "",
-        "MacAddress": "",
-        "Networks": { mode: endpoint },
+        "MacAddress": primary.map(|e| e.mac.clone()).unwrap_or_default(),
+        "Networks": crate::network::json::container_networks(&engine.networks, rec),
     })
 }
 
@@ -290,6 +280,6 @@ pub fn inspect_json(
         },
         "Mounts": engine.mounts_json(rec),
         "Config": config_json(rec),
-        "NetworkSettings": network_settings_json(rec),
+        "NetworkSettings": network_settings_json(engine, rec),
     })
 }

@@ -85,6 +85,9 @@ pub async fn list(engine: State, q: Query) -> Result<Json<Vec<serde_json::Value>
             .map(|c| {
                 let mut v = summary(c);
                 v["Mounts"] = e.mounts_json(c);
+                v["Ports"] = crate::network::json::ports_list(c);
+                v["NetworkSettings"]["Networks"] =
+                    crate::network::json::container_networks(&e.networks, c);
                 if with_size {
                     let rw =
                         crate::container::size::size_rw(&e.container_path(&c.id).join("upper"));

@@ -16,6 +16,7 @@ mod logs;
 mod stats;
 mod system;
 mod top;
+mod networks;
 mod volumes;
 
 use crate::error::Error;
@@ -78,6 +79,15 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/exec/{id}/json", get(exec::inspect))
         .route("/containers/{id}", delete(lifecycle::remove))
         .route("/events", get(events::events))
+        .route("/networks", get(networks::list))
+        .route("/networks/create", post(networks::create))
+        .route("/networks/prune", post(networks::prune))
+        .route(
+            "/networks/{id}",
+            get(networks::inspect).delete(networks::remove),
+        )
+        .route("/networks/{id}/connect", post(networks::connect))
+        .route("/networks/{id}/disconnect", post(networks::disconnect))
         .route("/volumes", get(volumes::list))
         .route("/volumes/create", post(volumes::create))
         .route("/volumes/prune", post(volumes::prune))

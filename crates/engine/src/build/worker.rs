@@ -145,7 +145,7 @@ impl pier_builder::Worker for RuntimeWorker {
         drop(root);
 
         let rec = record(&id, req, cwd, self.no_network);
-        let etc = spec::etc_files(&dir, &rec)
+        let etc = spec::etc_files(&dir, &rec, None)
             .map_err(|e| format!("writing the step's /etc files: {e}"))?;
         let mut config = spec::build(&rec, &rootfs, &user, &etc, Vec::new());
         config["linux"]["cgroupsPath"] = format!("/pier-build/{id}").into();
@@ -263,6 +263,8 @@ fn record(
         },
         state: State::default(),
         mounts: Vec::new(),
+        networks: Default::default(),
+        net: None,
     }
 }
 

@@ -193,12 +193,12 @@ impl Filters {
     }
 }
 
-/// The one network a container is on, by docker's name for it: "host"
-/// for `--network host`, else "none" (pier gives containers no bridge).
+/// The network a container's mode names: `host`, `none`, `bridge`, a
+/// user network's name as given, `container:ID`.
 pub fn network_name(rec: &ContainerRecord) -> String {
     match rec.host_config.network_mode.as_deref() {
-        Some("host") => "host".into(),
-        _ => "none".into(),
+        None | Some("") | Some("default") => "none".into(),
+        Some(m) => m.to_string(),
     }
 }
 

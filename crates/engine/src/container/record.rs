@@ -102,6 +102,13 @@ pub struct ContainerRecord {
     /// Binds, volumes and tmpfs mounts, resolved at create.
     #[serde(default)]
     pub mounts: Vec<super::mounts::MountPoint>,
+    /// The networks it joins at start (user-defined ones, and `bridge`),
+    /// by network id, with what was asked for each (aliases, address).
+    #[serde(default)]
+    pub networks: std::collections::BTreeMap<String, crate::network::EndpointConfig>,
+    /// Its network namespace, addresses and published ports while it runs.
+    #[serde(default)]
+    pub net: Option<crate::network::NetState>,
 }
 
 impl ContainerRecord {

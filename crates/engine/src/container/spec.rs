@@ -84,15 +84,28 @@ pub fn process_env(rec: &ContainerRecord, hostname: &str) -> Vec<String> {
     env
 }
 
-/// The container's network (none unless it asked for the host's).
-pub fn network(rec: &ContainerRecord) -> Network {
-    validate::network(rec.host_config.network_mode.as_deref()).unwrap_or(Network::None)
+/// Whether the container runs in the host's network namespace.
+pub fn host_network(rec: &ContainerRecord) -> bool {
+    validate::network(rec.host_config.network_mode.as_deref()) == Ok(Network::Host)
+}
+
+/// The /etc/hosts and /etc/resolv.conf pierd made for a container on a
+/// network (or shared from the container whose network it joins).
+#[derive(Debug, Clone, Default)]
+pub struct NetFiles {
+    pub hosts: String,
+    pub resolv_conf: Option<String>,
 }
 
 /// Writes the container's /etc files into its directory `dir`: hostname,
-/// hosts (and resolv.conf), the host's own hosts and resolv.conf for a
-/// host-network container, as Docker.
-pub fn etc_files(dir: &Path, rec: &ContainerRecord) -> std::io::Result<Vec<EtcFile>> {
+/// hosts (and resolv.conf): `net`'s for a networked container, the host's
+/// own for a host-network container, a loopback-only hosts file
+/// otherwise, as Docker.
+pub fn etc_files(
+    dir: &Path,
+    rec: &ContainerRecord,
+    net: Option<&NetFiles>,
+) -> std::io::Result<Vec<EtcFile>> {
     let hostname = rec.hostname();
     let mut files = Vec::new();
     let mut put = |name: &str, destination: &'static str, data: String| {
@@ -105,9 +118,14 @@ pub fn etc_files(dir: &Path, rec: &ContainerRecord) -> std::io::Result<Vec<EtcFi
         Ok::<_, std::io::Error>(())
     };
     put("hostname", "/etc/hostname", format!("{hostname}\n"))?;
-    match network(rec) {
-        Network::None => put("hosts", "/etc/hosts", hosts_file(&hostname))?,
-        Network::Host => {
+    match net {
+        Some(f) => {
+            put("hosts", "/etc/hosts", f.hosts.clone())?;
+            if let Some(r) = &f.resolv_conf {
+                put("resolv.conf", "/etc/resolv.conf", r.clone())?;
+            }
+        }
+        None if host_network(rec) => {
             let hosts =
                 std::fs::read_to_string("/etc/hosts").unwrap_or_else(|_| hosts_file(&hostname));
             put("hosts", "/etc/hosts", hosts)?;
@@ -115,6 +133,7 @@ pub fn etc_files(dir: &Path, rec: &ContainerRecord) -> std::io::Result<Vec<EtcFi
                 put("resolv.conf", "/etc/resolv.conf", resolv)?;
             }
         }
+        None => put("hosts", "/etc/hosts", hosts_file(&hostname))?,
     }
     if rec.host_config.init.unwrap_or(false) {
         files.push(EtcFile {
@@ -140,7 +159,6 @@ pub fn build(
 ) -> Value {
     let hc = &rec.host_config;
     let privileged = hc.privileged.unwrap_or(false);
-    let net = network(rec);
     let hostname = rec.hostname();
     let cwd = rec
         .config
@@ -201,8 +219,10 @@ pub fn build(
         json!({"type": "uts"}),
         json!({"type": "mount"}),
     ];
-    if net == Network::None {
-        namespaces.push(json!({"type": "network"}));
+    match &rec.net {
+        Some(n) => namespaces.push(json!({"type": "network", "path": n.netns})),
+        None if host_network(rec) => {}
+        None => namespaces.push(json!({"type": "network"})),
     }
     let device_rules = if privileged {
         json!([{"allow": true, "access": "rwm"}])
@@ -297,6 +317,8 @@ mod tests {
             host_config: Default::default(),
             state: State::default(),
             mounts: Vec::new(),
+            networks: Default::default(),
+            net: None,
         }
     }
 

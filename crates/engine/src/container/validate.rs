@@ -9,23 +9,33 @@ use bollard_stubs::models::{ContainerCreateBody, RestartPolicyNameEnum};
 /// dockerd's minimum memory limit (6 MiB).
 const MIN_MEMORY: i64 = 6 << 20;
 
-/// How the container is networked; pier has no bridge network yet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How the container is networked, as its NetworkMode says.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Network {
+    /// No mode given (`default`): the default bridge when pierd has one,
+    /// else none.
+    Default,
     /// Its own network namespace with only a loopback device.
     None,
     /// The host's network namespace.
     Host,
+    /// `container:NAME|ID`: another container's namespace.
+    Container(String),
+    /// A bridge network by name or id (`bridge` is the default one).
+    Named(String),
 }
 
-/// The network a NetworkMode asks for, or the error for one pier lacks.
+/// The network a NetworkMode asks for.
 pub fn network(mode: Option<&str>) -> Result<Network, String> {
     match mode.unwrap_or("") {
-        "" | "none" | "default" => Ok(Network::None),
+        "" | "default" => Ok(Network::Default),
+        "none" => Ok(Network::None),
         "host" => Ok(Network::Host),
-        other => Err(format!(
-            "network {other} is not available: pier has no networks yet; use --network none or --network host"
-        )),
+        m if m.starts_with("container:") => match &m["container:".len()..] {
+            "" => Err("invalid container format container:<name|id>".into()),
+            c => Ok(Network::Container(c.to_string())),
+        },
+        other => Ok(Network::Named(other.to_string())),
     }
 }
 
@@ -265,10 +275,19 @@ mod tests {
             "invalid CapAdd: unknown capability: \"CAP_FOO\""
         );
         let e = with(HostConfig {
-            network_mode: Some("bridge".into()),
+            network_mode: Some("container:".into()),
             ..Default::default()
         });
-        assert!(e.unwrap_err().contains("network bridge is not available"));
+        assert_eq!(
+            e.unwrap_err(),
+            "invalid container format container:<name|id>"
+        );
+        assert_eq!(
+            network(Some("container:web")),
+            Ok(Network::Container("web".into()))
+        );
+        assert_eq!(network(Some("mynet")), Ok(Network::Named("mynet".into())));
+        assert_eq!(network(Some("default")), Ok(Network::Default));
         let e = with(HostConfig {
             security_opt: Some(vec!["seccomp={".into()]),
             ..Default::default()

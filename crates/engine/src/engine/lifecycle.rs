@@ -385,6 +385,7 @@ impl Engine {
             }
         }
         self.release_runtime(&rec.id).await;
+        self.network_down(h).await;
         let dir = self.container_dir(&rec.id);
         tokio::task::spawn_blocking(move || {
             if let Some(m) = mounts_under(&dir).first() {
@@ -531,6 +532,9 @@ pub(super) fn unmount_under(dir: &Path) {
 /// applies its restart policy or auto-remove.
 pub(super) async fn monitor(engine: Arc<Engine>, h: Arc<Handle>) {
     let exit = monitor_exit(&engine, &h).await;
+    // Down before the exit is told, so the next start finds its address
+    // and host ports free.
+    engine.network_down(&h).await;
     engine.record_exit(&h, exit);
     engine.after_exit(&h).await;
 }

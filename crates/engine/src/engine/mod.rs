@@ -23,6 +23,7 @@ mod rootfs;
 pub use exec::{ExecConfig, ExecFailure, ExecRecord};
 mod events;
 mod lifecycle;
+mod networking;
 mod observe;
 mod restart;
 mod volumes;
@@ -46,6 +47,8 @@ pub struct Engine {
     /// Held while volumes are made for a container or removed, so a
     /// volume is never removed under a container being created.
     volume_lock: tokio::sync::Mutex<()>,
+    /// Bridge networks and containers' network namespaces.
+    pub networks: Arc<crate::network::Networks>,
 }
 
 /// An attach request waiting for the container to start.
@@ -140,6 +143,10 @@ impl Engine {
         let volumes_dir = config.data_root.join("volumes");
         let volumes =
             tokio::task::spawn_blocking(move || pier_volume::Store::open(&volumes_dir)).await??;
+        let net_config = config.net_config();
+        let networks =
+            tokio::task::spawn_blocking(move || crate::network::Networks::open(net_config))
+                .await??;
         let engine = Arc::new(Engine {
             config,
             images: Arc::new(images),
@@ -149,8 +156,10 @@ impl Engine {
             events: events::Events::default(),
             volumes: Arc::new(volumes),
             volume_lock: Default::default(),
+            networks: Arc::new(networks),
         });
         engine.load_containers().await;
+        engine.restore_networks().await;
         let config = engine.config.clone();
         tokio::task::spawn_blocking(move || crate::build::clean_stale(&config)).await?;
         Ok(engine)
@@ -241,7 +250,9 @@ impl Engine {
                 )));
             }
         }
-        let host_config = body.host_config.clone().unwrap_or_default();
+        let mut host_config = body.host_config.clone().unwrap_or_default();
+        let mut config = config;
+        let networks = self.resolve_networks(&body, &mut host_config, &mut config)?;
         let mut mounts = self.requested_mounts(&config, &host_config)?;
         let id = names::new_id();
         let name = {
@@ -291,6 +302,8 @@ impl Engine {
             host_config,
             state: State::default(),
             mounts,
+            networks,
+            net: None,
         };
         let dir = self.container_dir(&id);
         let made = ["upper", "work", "rootfs"]
@@ -344,11 +357,50 @@ impl Engine {
         let image = tokio::task::spawn_blocking(move || store.resolve(&image_id)).await??;
         let dir = self.container_dir(&rec.id);
         let rootfs = dir.join("rootfs");
+        // The network first: the /etc files name its addresses. It is in
+        // the record before anything runs, so a crash leaves it releasable.
+        let net_files = match self.network_up(rec).await? {
+            Some((state, files)) => {
+                if let Err(e) = self.update(h, |r| r.net = Some(state)) {
+                    self.network_down(h).await;
+                    return Err(e);
+                }
+                Some(files)
+            }
+            None => None,
+        };
+        let rec = &h.record();
+        let result = self
+            .start_prepared(h, rec, &dir, &rootfs, image, net_files)
+            .await;
+        if result.is_err() {
+            self.network_down(h).await;
+        }
+        result
+    }
+
+    async fn start_prepared(
+        self: &Arc<Self>,
+        h: &Arc<Handle>,
+        rec: &ContainerRecord,
+        dir: &Path,
+        rootfs: &Path,
+        image: pier_image::Image,
+        net_files: Option<spec::NetFiles>,
+    ) -> Result<()> {
+        let (dir, rootfs) = (dir.to_path_buf(), rootfs.to_path_buf());
         let prepared = {
             let (dir, rootfs, rec) = (dir.clone(), rootfs.clone(), rec.clone());
             let volumes = self.volumes.clone();
             tokio::task::spawn_blocking(move || {
-                prepare_bundle(&dir, &rootfs, &rec, &image.layers, &volumes)
+                prepare_bundle(
+                    &dir,
+                    &rootfs,
+                    &rec,
+                    &image.layers,
+                    &volumes,
+                    net_files.as_ref(),
+                )
             })
             .await?
         };
@@ -584,6 +636,7 @@ fn prepare_bundle(
     rec: &ContainerRecord,
     layers: &[PathBuf],
     volumes: &pier_volume::Store,
+    net: Option<&spec::NetFiles>,
 ) -> Result<Vec<PathBuf>> {
     let _ = pier_image::mount::unmount(rootfs);
     let staging = dir.join("subpaths");
@@ -600,7 +653,8 @@ fn prepare_bundle(
         &read("etc/group"),
     )
     .map_err(Error::bad_request)?;
-    let etc = spec::etc_files(dir, rec).map_err(io_err("writing the container's /etc files"))?;
+    let etc =
+        spec::etc_files(dir, rec, net).map_err(io_err("writing the container's /etc files"))?;
     // As docker's create, a new empty volume gets the image's content at
     // the container's first start.
     let first_start = rec.state.started_at.is_empty();
