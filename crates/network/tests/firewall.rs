@@ -344,70 +344,156 @@ fn errors_say_what_was_being_done() {
     });
 }
 
+/// A "container": a thread in a namespace of its own, joined to `bridge`
+/// by a veth pair (`h<veth>` on the bridge, `c<veth>` inside with
+/// 10.`octet`.0.`host`/24, default route via .1), running `f` there.
+fn container<T: Send + 'static>(
+    bridge: &str,
+    veth: &str,
+    octet: u8,
+    host: u8,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> std::thread::JoinHandle<T> {
+    let (tid_tx, tid_rx) = mpsc::channel::<i32>();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let inner = format!("c{veth}");
+    let outer = format!("h{veth}");
+    let dev = inner.clone();
+    let h = std::thread::spawn(move || {
+        unshare_net();
+        run("ip", &["link", "set", "lo", "up"]);
+        // SAFETY: gettid has no preconditions.
+        tid_tx.send(unsafe { libc::gettid() }).unwrap();
+        go_rx.recv().unwrap();
+        let addr = format!("10.{octet}.0.{host}/24");
+        run("ip", &["addr", "add", &addr, "dev", &dev]);
+        run("ip", &["link", "set", &dev, "up"]);
+        let gw = format!("10.{octet}.0.1");
+        run("ip", &["route", "add", "default", "via", &gw]);
+        f()
+    });
+    let tid = tid_rx.recv().unwrap().to_string();
+    run(
+        "ip",
+        &[
+            "link", "add", &outer, "type", "veth", "peer", "name", &inner,
+        ],
+    );
+    run("ip", &["link", "set", &inner, "netns", &tid]);
+    run("ip", &["link", "set", &outer, "master", bridge, "up"]);
+    // As docker (with its userland proxy off) and pier's link::attach: a
+    // container's packets DNATed back to itself leave through the port
+    // they came in on (br_netfilter DNATs them on the bridge).
+    run(
+        "ip",
+        &[
+            "link",
+            "set",
+            &outer,
+            "type",
+            "bridge_slave",
+            "hairpin",
+            "on",
+        ],
+    );
+    go_tx.send(()).unwrap();
+    h
+}
+
+/// Connects to `addr` and returns what the server says (the address it
+/// saw the connection come from).
+fn ask(addr: SocketAddr) -> std::io::Result<String> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(3))?;
+    s.set_read_timeout(Some(Duration::from_secs(20)))?;
+    let mut from = String::new();
+    s.read_to_string(&mut from)?;
+    Ok(from)
+}
+
+/// Answers `n` connections on port 80 with the peer's address.
+fn serve(l: TcpListener, n: usize) {
+    for _ in 0..n {
+        let (mut s, peer) = l.accept().unwrap();
+        s.write_all(peer.ip().to_string().as_bytes()).unwrap();
+    }
+}
+
 #[test]
 fn a_port_published_on_every_address_is_reachable_on_localhost() {
     in_netns(|| {
         let n = bridge("pbr7", 39);
         firewall::setup_network(&n).unwrap();
-
-        // The "container": another namespace on a thread, one veth end in it.
-        let (tid_tx, tid_rx) = mpsc::channel::<i32>();
-        let (go_tx, go_rx) = mpsc::channel::<()>();
         let (ready_tx, ready_rx) = mpsc::channel::<()>();
-        let container = std::thread::spawn(move || {
-            unshare_net();
-            run("ip", &["link", "set", "lo", "up"]);
-            tid_tx.send(unsafe { libc::gettid() }).unwrap();
-            go_rx.recv().unwrap();
-            run("ip", &["addr", "add", "10.39.0.2/24", "dev", "pc7"]);
-            run("ip", &["link", "set", "pc7", "up"]);
-            run("ip", &["route", "add", "default", "via", "10.39.0.1"]);
+        let server = container("pbr7", "v7", 39, 2, move || {
             let l = TcpListener::bind("0.0.0.0:80").unwrap();
             ready_tx.send(()).unwrap();
-            // Tells each client the address it came from.
-            for _ in 0..2 {
-                let (mut s, peer) = l.accept().unwrap();
-                s.write_all(peer.ip().to_string().as_bytes()).unwrap();
-            }
+            serve(l, 2);
         });
-        let tid = tid_rx.recv().unwrap().to_string();
-        run(
-            "ip",
-            &["link", "add", "ph7", "type", "veth", "peer", "name", "pc7"],
-        );
-        run("ip", &["link", "set", "pc7", "netns", &tid]);
-        run("ip", &["link", "set", "ph7", "master", "pbr7", "up"]);
-        go_tx.send(()).unwrap();
         ready_rx.recv().unwrap();
 
-        firewall::add_ports(
-            "pbr7",
-            Ipv4Addr::new(10, 39, 0, 2),
-            &[
-                tcp(None, 8080, 80),
-                tcp(Some(Ipv4Addr::LOCALHOST), 8081, 80),
-            ],
-        )
-        .unwrap();
+        let ports = [
+            tcp(None, 8080, 80),
+            tcp(Some(Ipv4Addr::LOCALHOST), 8081, 80),
+        ];
+        firewall::add_ports("pbr7", Ipv4Addr::new(10, 39, 0, 2), &ports).unwrap();
         for port in [8080, 8081] {
             let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-            let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(20))
-                .unwrap_or_else(|e| panic!("connecting to {addr}: {e}\n{}", ruleset()));
-            let mut from = String::new();
-            s.read_to_string(&mut from).unwrap();
+            let from = ask(addr).unwrap_or_else(|e| panic!("{addr}: {e}\n{}", ruleset()));
             // Masqueraded to the bridge's address.
             assert_eq!(from, "10.39.0.1", "via {addr}");
         }
-        container.join().unwrap();
+        server.join().unwrap();
+        firewall::remove_ports("pbr7", Ipv4Addr::new(10, 39, 0, 2), &ports).unwrap();
+    });
+}
 
-        firewall::remove_ports(
-            "pbr7",
-            Ipv4Addr::new(10, 39, 0, 2),
-            &[
-                tcp(None, 8080, 80),
-                tcp(Some(Ipv4Addr::LOCALHOST), 8081, 80),
-            ],
-        )
-        .unwrap();
+#[test]
+fn other_networks_reach_a_container_only_through_its_published_port() {
+    in_netns(|| {
+        let a = bridge("pbr8", 40);
+        let b = bridge("pbr9", 41);
+        firewall::setup_network(&a).unwrap();
+        firewall::setup_network(&b).unwrap();
+        let (ready_tx, ready_rx) = mpsc::channel::<()>();
+        let (hairpin_tx, hairpin_rx) = mpsc::channel::<String>();
+        let server = container("pbr8", "v8", 40, 2, move || {
+            let l = TcpListener::bind("0.0.0.0:80").unwrap();
+            ready_tx.send(()).unwrap();
+            // The client on the other network, once.
+            serve(l.try_clone().unwrap(), 1);
+            // Hairpin: the container reaches itself through the host's
+            // address and its published port (the kernel completes the
+            // handshake before accept).
+            let addr = SocketAddr::from((Ipv4Addr::new(10, 40, 0, 1), 8080));
+            let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(3)).unwrap();
+            serve(l, 1);
+            let mut from = String::new();
+            s.read_to_string(&mut from).unwrap();
+            hairpin_tx.send(from).unwrap();
+        });
+        ready_rx.recv().unwrap();
+        firewall::add_ports("pbr8", Ipv4Addr::new(10, 40, 0, 2), &[tcp(None, 8080, 80)]).unwrap();
+
+        let client = container("pbr9", "v9", 41, 2, || {
+            // Straight to the container: isolated (dropped).
+            let direct = ask(SocketAddr::from((Ipv4Addr::new(10, 40, 0, 2), 80)));
+            // Through the published port on the host's address (prerouting).
+            let published = ask(SocketAddr::from((Ipv4Addr::new(10, 40, 0, 1), 8080)));
+            (
+                direct.map_err(|e| e.kind()),
+                published.map_err(|e| e.to_string()),
+            )
+        });
+        let (direct, published) = client.join().unwrap();
+        // Dropped, not refused: nothing answers.
+        assert_eq!(
+            direct.map(|_| ()),
+            Err(std::io::ErrorKind::TimedOut),
+            "isolation: 10.40.0.2:80 from another network"
+        );
+        // Masqueraded on its way out of its own network.
+        assert_eq!(published, Ok("10.40.0.1".to_string()), "{}", ruleset());
+        assert_eq!(hairpin_rx.recv().unwrap(), "10.40.0.1");
+        server.join().unwrap();
     });
 }
