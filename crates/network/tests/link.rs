@@ -455,3 +455,25 @@ fn works_when_called_from_inside_a_tokio_runtime() {
         });
     });
 }
+
+#[test]
+fn netns_errors_name_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-dir").join("ns");
+    let err = netns::create(&missing).unwrap_err().to_string();
+    assert!(err.contains(missing.to_str().unwrap()), "{err}");
+    assert!(!missing.exists());
+
+    // A plain file is no namespace to join.
+    let plain = dir.path().join("plain");
+    std::fs::write(&plain, "").unwrap();
+    let err = netns::run_in(&plain, || ()).unwrap_err().to_string();
+    assert!(err.contains(plain.to_str().unwrap()), "{err}");
+    // ... but create reuses it (as `ip netns add` would an empty file).
+    netns::create(&plain).unwrap();
+    let ns = Ns {
+        path: plain.clone(),
+        _dir: dir,
+    };
+    assert!(is_mounted(&ns.path));
+}
