@@ -96,11 +96,18 @@ pub fn setup_network(n: &NetworkRules) -> crate::Result<()> {
     }
 
     sysctl("net/ipv4/ip_forward", "1").map_err(|e| prefixed(&what, e))?;
-    sysctl(&format!("net/ipv4/conf/{}/route_localnet", n.bridge), "1").map_err(|e| {
-        prefixed(
-            &what,
-            crate::Error::Invalid(format!("{e} (does the bridge {} exist?)", n.bridge)),
-        )
+    let key = format!("net/ipv4/conf/{}/route_localnet", n.bridge);
+    sysctl(&key, "1").map_err(|e| match e {
+        crate::Error::Io { what: w, source } if source.kind() == std::io::ErrorKind::NotFound => {
+            crate::Error::io(
+                format!("{what}: {w}"),
+                std::io::Error::new(
+                    source.kind(),
+                    format!("no such bridge {} (create it first)", n.bridge),
+                ),
+            )
+        }
+        e => prefixed(&what, e),
     })?;
     Ok(())
 }

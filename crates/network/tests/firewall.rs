@@ -331,7 +331,23 @@ fn errors_say_what_was_being_done() {
         let e = firewall::setup_network(&n).unwrap_err().to_string();
         assert!(
             e.starts_with("setting up nftables for network bridge nobr: ")
-                && e.contains("route_localnet"),
+                && e.contains("route_localnet")
+                && e.contains("no such bridge nobr"),
+            "{e}"
+        );
+
+        // nft refuses (a map of another type is in the way): its message.
+        let n = bridge("pbr0", 38);
+        nft("add table ip pier-pbr0");
+        run(
+            "nft",
+            &["add map ip pier-pbr0 ports { type ipv4_addr : ipv4_addr; }"],
+        );
+        let e = firewall::setup_network(&n).unwrap_err().to_string();
+        assert!(
+            e.starts_with("setting up nftables for network bridge pbr0: ")
+                && e.contains("nft: ")
+                && e.contains("Error: "),
             "{e}"
         );
 
