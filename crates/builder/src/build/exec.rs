@@ -1694,7 +1694,7 @@ impl Shared<'_> {
                             };
                             let excluded = ignore.is_some_and(|ig| ig.excluded(&r));
                             let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
-                            if excluded && !is_dir {
+                            if bfs::left_out(ignore, &r, is_dir) {
                                 continue;
                             }
                             let d = target.join(e.file_name());

@@ -223,6 +223,14 @@ pub fn glob(root: &Path, rel: &str, ignore: Option<&Ignore>) -> io::Result<Vec<S
     Ok(cur)
 }
 
+/// Whether the context entry `rel` (a directory when `is_dir`) is left
+/// out of hashes and copies: an excluded file, or an excluded directory
+/// below which no exception can bring anything back (as the CLI leaves it
+/// out of the tar it sends).
+pub fn left_out(ignore: Option<&Ignore>, rel: &str, is_dir: bool) -> bool {
+    ignore.is_some_and(|ig| ig.excluded(rel) && (!is_dir || !ig.may_reinclude_below(rel)))
+}
+
 /// What hashing saw of a context read in place: each entry (host path)
 /// and, for files, the digest of its content. The copy checks what it
 /// copies against it, so a file changed between the two (the step's key
@@ -324,9 +332,11 @@ fn hash_entry(
         }
         for (name, p) in sorted(path)? {
             let r = child_rel(rel, &name);
-            if ignore.is_some_and(|ig| ig.excluded(&r))
-                && !fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir())
-            {
+            if left_out(
+                ignore,
+                &r,
+                fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir()),
+            ) {
                 continue;
             }
             hash_entry(h, &p, &r, ignore, cache, seen, false)?;
@@ -461,7 +471,7 @@ pub fn copy_tree(
             let r = child_rel(rel, &name);
             let excluded = ignore.is_some_and(|ig| ig.excluded(&r));
             let child_is_dir = fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir());
-            if excluded && !child_is_dir {
+            if left_out(ignore, &r, child_is_dir) {
                 continue;
             }
             let d = dst.join(&name);

@@ -328,7 +328,7 @@ impl Ignore {
 
     /// Whether an exception pattern could re-include something below the
     /// excluded directory `dir` (so a walk must look inside it).
-    fn may_reinclude_below(&self, dir: &str) -> bool {
+    pub fn may_reinclude_below(&self, dir: &str) -> bool {
         let prefix = format!("{dir}/");
         self.patterns
             .iter()
