@@ -161,21 +161,12 @@ impl NetFlags {
             body["ExposedPorts"] =
                 Value::Object(exposed.into_iter().map(|p| (p, json!({}))).collect());
         }
-        if !bindings.is_empty() {
-            hc.insert("PortBindings".into(), json!(bindings));
-        }
-        if self.publish_all {
-            hc.insert("PublishAllPorts".into(), json!(true));
-        }
-        if !dns.is_empty() {
-            hc.insert("Dns".into(), json!(dns));
-        }
-        if !search.is_empty() {
-            hc.insert("DnsSearch".into(), json!(search));
-        }
-        if !self.dns_option.is_empty() {
-            hc.insert("DnsOptions".into(), json!(self.dns_option));
-        }
+        // As docker: these always, empty or not (dockerd keeps [] and {}).
+        hc.insert("PortBindings".into(), json!(bindings));
+        hc.insert("PublishAllPorts".into(), json!(self.publish_all));
+        hc.insert("Dns".into(), json!(dns));
+        hc.insert("DnsSearch".into(), json!(search));
+        hc.insert("DnsOptions".into(), json!(self.dns_option));
         if !hosts.is_empty() {
             hc.insert("ExtraHosts".into(), json!(hosts));
         }
@@ -209,16 +200,9 @@ impl NetFlags {
             }
         }
         for e in &self.expose {
-            if e.contains(':') {
-                return Err(CliError::engine(format!(
-                    "invalid port format for --expose: {e}"
-                )));
-            }
-            let ports = pier_network::ports::parse_expose(e).map_err(|err| {
-                CliError::engine(format!(
-                    "invalid range format for --expose: {e}, error: {err}"
-                ))
-            })?;
+            // docker's messages come from the parser.
+            let ports = pier_network::ports::parse_expose(e)
+                .map_err(|err| CliError::engine(err.to_string()))?;
             exposed.extend(ports.iter().map(|p| p.to_string()));
         }
         Ok((exposed, bindings))
@@ -420,6 +404,56 @@ mod tests {
             (
                 &["--expose", "1:2"],
                 "invalid port format for --expose: 1:2",
+            ),
+        ] {
+            let e = apply(argv).unwrap_err();
+            assert_eq!((e.message.as_str(), e.code), (want, 125), "{argv:?}");
+        }
+    }
+
+    #[test]
+    fn ports_as_the_docker_cli_sends_them() {
+        // As docker 28 (captured): every published or exposed port in
+        // ExposedPorts, bindings in PortBindings, -P as PublishAllPorts.
+        let b = apply(&[
+            "-p",
+            "8080:80",
+            "-p",
+            "127.0.0.1::53/udp",
+            "-P",
+            "--expose",
+            "7000-7001",
+        ])
+        .unwrap();
+        assert_eq!(
+            b["ExposedPorts"],
+            json!({"53/udp": {}, "7000/tcp": {}, "7001/tcp": {}, "80/tcp": {}})
+        );
+        assert_eq!(
+            b["HostConfig"]["PortBindings"],
+            json!({"53/udp": [{"HostIp": "127.0.0.1", "HostPort": ""}],
+                   "80/tcp": [{"HostIp": "", "HostPort": "8080"}]})
+        );
+        assert_eq!(b["HostConfig"]["PublishAllPorts"], true);
+        let b = apply(&["-p", "80", "-p", "8081:80"]).unwrap();
+        assert_eq!(
+            b["HostConfig"]["PortBindings"],
+            json!({"80/tcp": [{"HostIp": "", "HostPort": ""}, {"HostIp": "", "HostPort": "8081"}]})
+        );
+        let b = apply(&[]).unwrap();
+        assert!(b.get("ExposedPorts").is_none());
+        assert_eq!(
+            (&b["HostConfig"]["PortBindings"], &b["HostConfig"]["Dns"]),
+            (&json!({}), &json!([]))
+        );
+        // docker's messages, exit 125.
+        for (argv, want) in [
+            (&["-p", "bad"][..], "invalid containerPort: bad"),
+            (&["-p", "70000:80"], "invalid hostPort: 70000"),
+            (&["--expose", "1:2"], "invalid port format for --expose: 1:2"),
+            (
+                &["--expose", "abc"],
+                "invalid range format for --expose: abc, error: strconv.ParseUint: parsing \"abc\": invalid syntax",
             ),
         ] {
             let e = apply(argv).unwrap_err();

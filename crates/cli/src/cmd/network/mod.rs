@@ -318,44 +318,166 @@ async fn create(client: &Client, args: CreateArgs) -> Result<i32, CliError> {
     Ok(0)
 }
 
-/// Docker's indented JSON (4 spaces).
-fn json_indent(v: &Value) -> String {
-    let mut buf = Vec::new();
-    let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
-    let mut ser = serde_json::Serializer::with_formatter(&mut buf, fmt);
-    let _ = serde::Serialize::serialize(v, &mut ser);
-    String::from_utf8_lossy(&buf).into_owned()
+/// Go's json.Indent of API documents gathered in an array, with 4-space
+/// indentation, as docker's inspect prints them: keys stay in the order
+/// the daemon sent them (serde_json's Value would sort them).
+pub fn indent_array(docs: &[Vec<u8>]) -> String {
+    if docs.is_empty() {
+        return "[]".into();
+    }
+    let mut out = String::from("[");
+    for (i, d) in docs.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str("\n    ");
+        indent_into(&String::from_utf8_lossy(d), 1, &mut out);
+    }
+    out.push_str("\n]");
+    out
+}
+
+/// JSON text without the whitespace outside its strings.
+fn compact(src: &str) -> String {
+    let mut out = String::with_capacity(src.len());
+    let (mut in_str, mut escaped) = (false, false);
+    for c in src.chars() {
+        if in_str {
+            out.push(c);
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_str = false;
+            }
+        } else if c == '"' {
+            in_str = true;
+            out.push(c);
+        } else if !c.is_whitespace() {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn indent_into(src: &str, base: usize, out: &mut String) {
+    let newline = |out: &mut String, level: usize| {
+        out.push('\n');
+        for _ in 0..level {
+            out.push_str("    ");
+        }
+    };
+    let chars: Vec<char> = src.chars().collect();
+    let mut level = base;
+    let mut i = 0;
+    let mut in_str = false;
+    while i < chars.len() {
+        let c = chars[i];
+        if in_str {
+            out.push(c);
+            if c == '\\' && i + 1 < chars.len() {
+                out.push(chars[i + 1]);
+                i += 1;
+            } else if c == '"' {
+                in_str = false;
+            }
+            i += 1;
+            continue;
+        }
+        match c {
+            '"' => {
+                in_str = true;
+                out.push(c);
+            }
+            '{' | '[' => {
+                out.push(c);
+                let close = if c == '{' { '}' } else { ']' };
+                let mut j = i + 1;
+                while j < chars.len() && chars[j].is_whitespace() {
+                    j += 1;
+                }
+                if j < chars.len() && chars[j] == close {
+                    out.push(close);
+                    i = j;
+                } else {
+                    level += 1;
+                    newline(out, level);
+                }
+            }
+            '}' | ']' => {
+                level = level.saturating_sub(1);
+                newline(out, level);
+                out.push(c);
+            }
+            ',' => {
+                out.push(c);
+                newline(out, level);
+            }
+            ':' => out.push_str(": "),
+            c if c.is_whitespace() => {}
+            c => out.push(c),
+        }
+        i += 1;
+    }
 }
 
 async fn inspect(client: &Client, args: InspectArgs) -> Result<i32, CliError> {
+    use http_body_util::BodyExt;
     let template = match args.format.as_deref() {
         Some(f) if !f.is_empty() && f != "json" => {
             Some(Template::parse(f).map_err(|e| exit1(CliError::engine(e)))?)
         }
         _ => None,
     };
-    let mut found = Vec::new();
+    let mut found: Vec<Vec<u8>> = Vec::new();
     let mut errors = Vec::new();
     for name in &args.networks {
         let mut path = format!("/networks/{}", encode(name));
         if args.verbose {
             path.push_str("?verbose=true");
         }
-        match client.get_json::<Value>(&path).await {
-            Ok(v) => found.push(v),
-            Err(e) => errors.push(e.message),
+        let resp = match client.send(Method::GET, &path, empty()).await {
+            Ok(r) => r,
+            Err(e) => {
+                errors.push(e.message);
+                continue;
+            }
+        };
+        match resp.into_body().collect().await {
+            Ok(b) => found.push(b.to_bytes().to_vec()),
+            Err(e) => errors.push(format!("reading network {name}: {e}")),
         }
     }
+    let values = || -> Result<Vec<Value>, CliError> {
+        found
+            .iter()
+            .map(|d| {
+                serde_json::from_slice(d).map_err(|e| {
+                    exit1(CliError::engine(format!(
+                        "the daemon's network document: {e}"
+                    )))
+                })
+            })
+            .collect()
+    };
     match (&template, args.format.as_deref()) {
         (Some(t), _) => {
             let mut out = std::io::stdout().lock();
-            for v in &found {
-                let line = t.render(v).map_err(|e| exit1(CliError::engine(e)))?;
+            for v in values()? {
+                let line = t.render(&v).map_err(|e| exit1(CliError::engine(e)))?;
                 let _ = writeln!(out, "{line}");
             }
         }
-        (None, Some("json")) => println!("{}", Value::Array(found)),
-        (None, _) => println!("{}", json_indent(&Value::Array(found))),
+        (None, Some("json")) => {
+            values()?; // only well-formed documents, as docker
+            let docs: Vec<String> = found
+                .iter()
+                .map(|d| compact(&String::from_utf8_lossy(d)))
+                .collect();
+            println!("[{}]", docs.join(","));
+        }
+        (None, _) => println!("{}", indent_array(&found)),
     }
     for e in &errors {
         eprintln!("{e}");
@@ -394,9 +516,14 @@ pub fn connect_body(args: &ConnectArgs) -> Result<Value, CliError> {
         )));
     }
     let mut ep = Map::new();
-    if let Some(ip) = &args.ip {
-        ep.insert("IPAMConfig".into(), json!({"IPv4Address": ip}));
-    }
+    // As docker: IPAMConfig always there, empty without --ip.
+    ep.insert(
+        "IPAMConfig".into(),
+        match &args.ip {
+            Some(ip) => json!({ "IPv4Address": ip }),
+            None => json!({}),
+        },
+    );
     if !args.alias.is_empty() {
         ep.insert("Aliases".into(), json!(args.alias));
     }
@@ -628,13 +755,51 @@ mod tests {
         );
         assert_eq!(
             connect_body(&parse(&["n1", "c1"])).unwrap(),
-            json!({"Container": "c1", "EndpointConfig": {"DriverOpts": {}}})
+            json!({"Container": "c1", "EndpointConfig": {"IPAMConfig": {}, "DriverOpts": {}}})
         );
         assert_eq!(
             connect_body(&parse(&["--ip6", "::1", "n1", "c1"]))
                 .unwrap_err()
                 .code,
             1
+        );
+    }
+
+    #[test]
+    fn inspect_indents_as_go_keeping_the_daemons_key_order() {
+        let doc = br#"{"Name":"nA","Id":"f6","IPAM":{"Driver":"default","Options":{},"Config":[{"Subnet":"10.99.1.0/24"}]},"Containers":{},"Labels":{"a":"b, c:d"},"X":[],"Y":"q\"{,:"}"#;
+        assert_eq!(
+            indent_array(&[doc.to_vec()]),
+            r#"[
+    {
+        "Name": "nA",
+        "Id": "f6",
+        "IPAM": {
+            "Driver": "default",
+            "Options": {},
+            "Config": [
+                {
+                    "Subnet": "10.99.1.0/24"
+                }
+            ]
+        },
+        "Containers": {},
+        "Labels": {
+            "a": "b, c:d"
+        },
+        "X": [],
+        "Y": "q\"{,:"
+    }
+]"#
+        );
+        assert_eq!(indent_array(&[]), "[]");
+        assert_eq!(
+            compact("{ \"a\" : [1, 2],\n \"b\": \"x \\\" y\" }\n"),
+            "{\"a\":[1,2],\"b\":\"x \\\" y\"}"
+        );
+        assert_eq!(
+            indent_array(&[b"{\"a\":1}\n".to_vec(), b"{}".to_vec()]),
+            "[\n    {\n        \"a\": 1\n    },\n    {}\n]"
         );
     }
 
