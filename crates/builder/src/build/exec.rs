@@ -1637,11 +1637,18 @@ impl Shared<'_> {
                 }
                 Src::Path(p, rel) => {
                     h.update(b"path\0");
-                    bfs::hash_tree(&mut h, p, rel, ignore, hashes, seen.as_mut()).map_err(|e| {
-                        Error::Io {
-                            what: format!("{}: reading {rel} for {what}", self.loc(line)),
-                            source: e,
-                        }
+                    bfs::hash_tree(
+                        &mut h,
+                        p,
+                        rel,
+                        ignore,
+                        from.is_none(),
+                        hashes,
+                        seen.as_mut(),
+                    )
+                    .map_err(|e| Error::Io {
+                        what: format!("{}: reading {rel} for {what}", self.loc(line)),
+                        source: e,
                     })?;
                 }
             }

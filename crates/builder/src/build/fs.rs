@@ -289,28 +289,44 @@ impl Seen {
 /// times. The metadata of a directory given as the source itself is left
 /// out, as COPY copies only what is in it. With `cache`, file digests
 /// come from it when the file is unchanged; with `seen`, what was hashed
-/// is noted for the copy to check.
+/// is noted for the copy to check. With `context`, owners are hashed as
+/// root's: the tar a client sends has them so (as docker's CLI), and
+/// COPY makes files root's (or --chown's) anyway, so a context read in
+/// place keys as the same context sent, and a chown is no change (as
+/// docker).
 pub fn hash_tree(
     h: &mut Sha256,
     path: &Path,
     rel: &str,
     ignore: Option<&Ignore>,
+    context: bool,
     cache: Option<&HashCache>,
     seen: Option<&mut Seen>,
 ) -> io::Result<()> {
     let mut seen = seen;
-    hash_entry(h, path, rel, ignore, cache, &mut seen, true)
+    let how = How {
+        ignore,
+        context,
+        cache,
+    };
+    hash_entry(h, path, rel, &how, &mut seen, true)
+}
+
+struct How<'a> {
+    ignore: Option<&'a Ignore>,
+    context: bool,
+    cache: Option<&'a HashCache>,
 }
 
 fn hash_entry(
     h: &mut Sha256,
     path: &Path,
     rel: &str,
-    ignore: Option<&Ignore>,
-    cache: Option<&HashCache>,
+    how: &How,
     seen: &mut Option<&mut Seen>,
     top: bool,
 ) -> io::Result<()> {
+    let ignore = how.ignore;
     let md = fs::symlink_metadata(path)?;
     let ft = md.file_type();
     h.update(rel.as_bytes());
@@ -318,7 +334,12 @@ fn hash_entry(
     if top && ft.is_dir() {
         h.update(b"top ");
     } else {
-        h.update(format!("{:o} {} {} ", md.mode(), md.uid(), md.gid()).as_bytes());
+        let (uid, gid) = if how.context {
+            (0, 0)
+        } else {
+            (md.uid(), md.gid())
+        };
+        h.update(format!("{:o} {uid} {gid} ", md.mode()).as_bytes());
     }
     let note = |seen: &mut Option<&mut Seen>, e: SeenEntry| {
         if let Some(s) = seen.as_deref_mut() {
@@ -339,7 +360,7 @@ fn hash_entry(
             ) {
                 continue;
             }
-            hash_entry(h, &p, &r, ignore, cache, seen, false)?;
+            hash_entry(h, &p, &r, how, seen, false)?;
         }
     } else if ft.is_symlink() {
         h.update(b"l\0");
@@ -348,7 +369,7 @@ fn hash_entry(
         h.update([0]);
         note(seen, SeenEntry::Link(target.into_os_string()));
     } else if ft.is_file() {
-        let (key, digest) = match cache {
+        let (key, digest) = match how.cache {
             Some(c) => c.digest(path, &md)?,
             None => hash_file(path)?,
         };
