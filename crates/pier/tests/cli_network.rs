@@ -404,6 +404,8 @@ fn create_network_flags_reach_the_daemon_as_docker_sends_them() {
             "v6=[::1]",
         ],
         vec!["--net", "cf-net", "-p", "80"],
+        // docker's long syntax.
+        vec!["--network", "name=cf-net,alias=lx,alias=ly"],
     ];
     for (i, flags) in flag_sets.iter().enumerate() {
         let run = |cli: &str| {

@@ -212,58 +212,171 @@ impl NetFlags {
     /// docker 28 CLI's parseNetworkOpts makes them: `--network-alias`,
     /// `--ip` and `--mac-address` go to the first network; a lone network
     /// with none of them gets no endpoint entry, no `--network` gets a
-    /// `default` one.
+    /// `default` one. `--network name=N,alias=A,ip=IP,mac-address=M,
+    /// driver-opt=K=V` (docker's long syntax) sets them per network.
     pub fn endpoints(&self) -> Result<(String, Map<String, Value>), String> {
-        let endpoint = |target: &str, first: bool| -> Result<Map<String, Value>, String> {
-            if target.trim().is_empty() {
-                return Err("no name set for network".into());
-            }
-            let mut ep = Map::new();
-            if !first {
-                return Ok(ep);
-            }
-            if !self.network_alias.is_empty() {
-                if !user_defined(target) {
-                    return Err(
-                        "network-scoped aliases are only supported for user-defined networks"
-                            .into(),
-                    );
-                }
-                ep.insert("Aliases".into(), json!(self.network_alias));
-            }
-            if let Some(ip) = &self.ip {
-                ep.insert("IPAMConfig".into(), json!({ "IPv4Address": ip }));
-            }
-            if let Some(m) = &self.mac_address {
-                ep.insert("MacAddress".into(), json!(m));
-            }
-            Ok(ep)
-        };
-        let mut endpoints = Map::new();
-        if self.network.is_empty() {
-            endpoints.insert("default".into(), Value::Object(endpoint("default", true)?));
-            return Ok(("default".into(), endpoints));
+        let mut atts = Vec::new();
+        for n in &self.network {
+            atts.push(
+                Attachment::parse(n)
+                    .map_err(|e| format!("invalid argument \"{n}\" for \"--network\" flag: {e}"))?,
+            );
         }
+        let given = !atts.is_empty();
+        if !given {
+            atts.push(Attachment {
+                target: "default".into(),
+                ..Default::default()
+            });
+        }
+        let count = atts.len();
+        let mut endpoints = Map::new();
         let (mut user, mut builtin) = (false, false);
-        for (i, n) in self.network.iter().enumerate() {
-            if user_defined(n) {
-                user = true;
-            } else {
-                builtin = true;
+        for (i, mut att) in atts.into_iter().enumerate() {
+            if given {
+                if user_defined(&att.target) {
+                    user = true;
+                } else {
+                    builtin = true;
+                }
             }
-            let ep = endpoint(n, i == 0)?;
-            if endpoints.contains_key(n) {
-                return Err(format!("network {n:?} is specified multiple times"));
+            if i == 0 {
+                self.apply_container_options(&mut att)?;
             }
-            if i == 0 && self.network.len() == 1 && ep.is_empty() {
+            let ep = att.endpoint()?;
+            if given && endpoints.contains_key(&att.target) {
+                return Err(format!(
+                    "network {:?} is specified multiple times",
+                    att.target
+                ));
+            }
+            if given && i == 0 && count == 1 && ep.is_empty() {
                 continue;
             }
-            endpoints.insert(n.clone(), Value::Object(ep));
+            endpoints.insert(att.target.clone(), Value::Object(ep));
         }
         if user && builtin {
             return Err("conflicting options: cannot attach both user-defined and non-user-defined network-modes".into());
         }
-        Ok((self.network[0].clone(), endpoints))
+        let mode = match self.network.first() {
+            Some(_) => Attachment::parse(&self.network[0])?.target,
+            None => "default".into(),
+        };
+        Ok((mode, endpoints))
+    }
+
+    /// docker's applyContainerOptions: the container-wide flags onto the
+    /// first network, refused when it sets them itself.
+    fn apply_container_options(&self, att: &mut Attachment) -> Result<(), String> {
+        if !att.aliases.is_empty() && !self.network_alias.is_empty() {
+            return Err(
+                "conflicting options: cannot specify both --network-alias and per-network alias"
+                    .into(),
+            );
+        }
+        if att.ip.is_some() && self.ip.is_some() {
+            return Err(
+                "conflicting options: cannot specify both --ip and per-network IPv4 address".into(),
+            );
+        }
+        if att.mac.is_some() && self.mac_address.is_some() {
+            return Err(
+                "conflicting options: cannot specify both --mac-address and per-network MAC address"
+                    .into(),
+            );
+        }
+        if !self.network_alias.is_empty() {
+            att.aliases = self.network_alias.clone();
+        }
+        if self.ip.is_some() {
+            att.ip = self.ip.clone();
+        }
+        if self.mac_address.is_some() {
+            att.mac = self.mac_address.clone();
+        }
+        Ok(())
+    }
+}
+
+/// One `--network` value: a name, or docker's long syntax.
+#[derive(Debug, Default)]
+struct Attachment {
+    target: String,
+    aliases: Vec<String>,
+    ip: Option<String>,
+    mac: Option<String>,
+    driver_opts: Map<String, Value>,
+}
+
+impl Attachment {
+    /// docker's NetworkOpt.Set: `key=value,...` when the value has a
+    /// `word=word` in it, else a network name.
+    fn parse(value: &str) -> Result<Attachment, String> {
+        let word = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+        let b = value.as_bytes();
+        let long = (1..b.len().saturating_sub(1))
+            .any(|i| b[i] == b'=' && word(b[i - 1]) && word(b[i + 1]));
+        if !long {
+            return Ok(Attachment {
+                target: value.to_string(),
+                ..Default::default()
+            });
+        }
+        let mut att = Attachment::default();
+        for field in value.split(',') {
+            let (key, val) = match field.split_once('=') {
+                Some((k, v)) if !k.is_empty() => (k.trim().to_lowercase(), v.trim()),
+                _ => return Err(format!("invalid field {field}")),
+            };
+            match key.as_str() {
+                "name" => att.target = val.to_string(),
+                "alias" => att.aliases.push(val.to_string()),
+                "ip" => att.ip = Some(val.to_string()),
+                "ip6" => return Err("pier supports IPv4 networks only: ip6 cannot be used".into()),
+                "mac-address" => att.mac = Some(val.to_string()),
+                "driver-opt" => {
+                    let (k, v) = val
+                        .split_once('=')
+                        .ok_or("invalid key value pair format in driver options")?;
+                    att.driver_opts
+                        .insert(k.trim().to_lowercase(), json!(v.trim()));
+                }
+                _ => return Err(format!("invalid field key {key}")),
+            }
+        }
+        if att.target.is_empty() {
+            return Err("network name not specified".into());
+        }
+        Ok(att)
+    }
+
+    /// docker's parseNetworkAttachmentOpt: the EndpointSettings fields set.
+    fn endpoint(&self) -> Result<Map<String, Value>, String> {
+        if self.target.trim().is_empty() {
+            return Err("no name set for network".into());
+        }
+        if !user_defined(&self.target) && !self.aliases.is_empty() {
+            return Err(
+                "network-scoped aliases are only supported for user-defined networks".into(),
+            );
+        }
+        let mut ep = Map::new();
+        if !self.aliases.is_empty() {
+            ep.insert("Aliases".into(), json!(self.aliases));
+        }
+        if !self.driver_opts.is_empty() {
+            ep.insert("DriverOpts".into(), Value::Object(self.driver_opts.clone()));
+        }
+        if let Some(ip) = &self.ip {
+            ep.insert("IPAMConfig".into(), json!({ "IPv4Address": ip }));
+        }
+        if let Some(m) = &self.mac {
+            if !valid_mac(m.trim()) {
+                return Err(format!("{m} is not a valid mac address"));
+            }
+            ep.insert("MacAddress".into(), json!(m));
+        }
+        Ok(ep)
     }
 }
 
@@ -338,6 +451,47 @@ mod tests {
             (&["--network", "n1", "--network", "host"], "conflicting options: cannot attach both user-defined and non-user-defined network-modes"),
             (&["--network", "n1", "--network", "n1"], "network \"n1\" is specified multiple times"),
             (&["--mac-address", "zz"], "zz is not a valid mac address"),
+        ] {
+            let e = apply(argv).unwrap_err();
+            assert_eq!((e.message.as_str(), e.code), (want, 125), "{argv:?}");
+        }
+    }
+
+    #[test]
+    fn networks_in_dockers_long_syntax() {
+        let b = apply(&[
+            "--network",
+            "name=n1,alias=a,alias=b,ip=10.1.0.5,mac-address=02:42:0a:01:00:05,driver-opt=K=v",
+            "--network",
+            "name=n2",
+        ])
+        .unwrap();
+        assert_eq!(b["HostConfig"]["NetworkMode"], "n1");
+        assert_eq!(
+            b["NetworkingConfig"]["EndpointsConfig"],
+            json!({"n1": {"Aliases": ["a", "b"], "IPAMConfig": {"IPv4Address": "10.1.0.5"},
+                          "MacAddress": "02:42:0a:01:00:05", "DriverOpts": {"k": "v"}},
+                   "n2": {}})
+        );
+        // A lone long-syntax network with nothing else: no entry.
+        let b = apply(&["--network", "name=n1"]).unwrap();
+        assert_eq!(b["HostConfig"]["NetworkMode"], "n1");
+        assert_eq!(b["NetworkingConfig"], json!({"EndpointsConfig": {}}));
+        // container:ID is a name, not long syntax.
+        let b = apply(&["--network", "container:abc"]).unwrap();
+        assert_eq!(b["HostConfig"]["NetworkMode"], "container:abc");
+        for (argv, want) in [
+            (&["--network", "name=n1,alias=a", "--network-alias", "b"][..],
+             "conflicting options: cannot specify both --network-alias and per-network alias"),
+            (&["--network", "name=n1,ip=10.0.0.1", "--ip", "10.0.0.2"],
+             "conflicting options: cannot specify both --ip and per-network IPv4 address"),
+            (&["--network", "name=n1,foo=bar"],
+             "invalid argument \"name=n1,foo=bar\" for \"--network\" flag: invalid field key foo"),
+            (&["--network", "alias=a"],
+             "invalid argument \"alias=a\" for \"--network\" flag: network name not specified"),
+            (&["--network", "name=n1,mac-address=zz"], "zz is not a valid mac address"),
+            (&["--network", "name=bridge,alias=a"],
+             "network-scoped aliases are only supported for user-defined networks"),
         ] {
             let e = apply(argv).unwrap_err();
             assert_eq!((e.message.as_str(), e.code), (want, 125), "{argv:?}");
