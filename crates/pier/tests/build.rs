@@ -52,6 +52,27 @@ impl T {
         out
     }
 
+    /// `pier build ARGS` sending the context as a tar (as to a remote
+    /// daemon) instead of naming the directory; must succeed.
+    fn build_tar_ok(&self, args: &[&str]) -> Output {
+        let out = self
+            .env
+            .pier()
+            .arg("build")
+            .args(args)
+            .env("PIER_BUILD_CONTEXT", "tar")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "pier build (tar) {args:?} failed ({}):\n{}",
+            out.status,
+            both(&out)
+        );
+        out
+    }
+
     /// `pier build ARGS`, which must fail; returns both streams.
     fn build_fails(&self, args: &[&str]) -> String {
         let out = self.build(args);
@@ -1194,8 +1215,12 @@ fn huge_sparse_context_builds_without_buffering_it() {
     drop(big);
     t.env.ok(&["images"]); // a fresh pierd: its peak RSS is this build's
     let pid = t.env.daemon_pid().expect("pierd runs");
+    // Read in place (only what COPY names is read), then sent as a tar
+    // (streamed by the CLI, unpacked by pierd as it comes).
     t.build_ok(&["-t", "huge", p(&ctx)]);
     assert_eq!(t.cat("huge", "/small"), "small\n");
+    t.build_tar_ok(&["--no-cache", "-t", "huge-sent", p(&ctx)]);
+    assert_eq!(t.cat("huge-sent", "/small"), "small\n");
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let hwm_kib: u64 = status
         .lines()
@@ -1556,4 +1581,136 @@ fn build_arg_change_invalidates_from_its_declaration_on() {
     assert_ne!(a4[2], a1[2]);
     let a5 = build("a5", &["--build-arg", "V=1", "--build-arg", "UNUSED=z"]);
     assert_eq!(a5, a1, "an undeclared build arg changed the cache keys");
+}
+
+/// A context like dockerignore_excludes_and_reincludes's, with a hard
+/// link and a nested directory.
+fn in_place_ctx(t: &T) -> PathBuf {
+    let ctx = t.ctx(
+        "inplace",
+        &[
+            (".dockerignore", "*.log\n!keep.log\nsecret/\n**/*.tmp\n"),
+            (
+                "Dockerfile",
+                "FROM busybox\nCOPY . /ctx\nCOPY inlink /followed\nRUN echo ran-$((40+2)) | tee /r\n",
+            ),
+            ("a.txt", "a\n"),
+            ("b.log", "b\n"),
+            ("keep.log", "k\n"),
+            ("secret/s", "s\n"),
+            ("sub/c.tmp", "c\n"),
+            ("sub/d.txt", "d\n"),
+            ("sub/deep/e.tmp", "e\n"),
+            ("real.txt", "r\n"),
+            ("inlink", "->real.txt"),
+        ],
+    );
+    std::fs::hard_link(ctx.join("a.txt"), ctx.join("sub/a-link.txt")).unwrap();
+    ctx
+}
+
+fn listing(files: &BTreeMap<String, support::Entry>) -> Vec<String> {
+    files
+        .iter()
+        .filter(|(k, _)| k.starts_with("/ctx") || k.starts_with("/followed"))
+        .map(|(k, e)| format!("{k} {e}"))
+        .collect()
+}
+
+#[test]
+fn a_context_read_in_place_gives_the_tar_contexts_image() {
+    let t = T::new();
+    let ctx = in_place_ctx(&t);
+    t.build_tar_ok(&["-t", "sent", p(&ctx)]);
+    let sent = listing(&t.files("sent"));
+    // The same context read in place: the same step keys, so every step
+    // comes from the first build and the image is the same.
+    let out = both(&t.build_ok(&["-t", "inplace", p(&ctx)]));
+    assert!(!out.contains("ran-42"), "{out}");
+    assert!(cached_steps(&out) >= 3, "{out}");
+    assert_eq!(t.id("sent"), t.id("inplace"));
+    // Built afresh in place: the same files (.dockerignore honoured as
+    // for the tar).
+    t.build_ok(&["--no-cache", "-t", "fresh", p(&ctx)]);
+    let fresh = listing(&t.files("fresh"));
+    assert_eq!(fresh, sent);
+    assert!(fresh.iter().any(|l| l.starts_with("/ctx/keep.log ")));
+    assert!(fresh.iter().any(|l| l.starts_with("/ctx/sub/a-link.txt ")));
+    for gone in [
+        "/ctx/b.log ",
+        "/ctx/secret",
+        "/ctx/sub/c.tmp ",
+        "/ctx/sub/deep/e.tmp ",
+    ] {
+        assert!(
+            !fresh.iter().any(|l| l.starts_with(gone)),
+            "{gone} copied: {fresh:?}"
+        );
+    }
+}
+
+#[test]
+fn a_context_read_in_place_sees_a_change_of_the_same_size_and_mtime() {
+    let t = T::new();
+    let ctx = in_place_ctx(&t);
+    t.build_ok(&["-t", "one", p(&ctx)]);
+    let touch_back = |f: &Path| {
+        let st = Command::new("touch")
+            .args(["-d", "2001-02-03 04:05:06"])
+            .arg(f)
+            .status()
+            .unwrap();
+        assert!(st.success());
+    };
+    let f = ctx.join("sub/d.txt");
+    touch_back(&f);
+    t.build_ok(&["-t", "two", p(&ctx)]);
+    assert_eq!(t.id("one"), t.id("two"), "a new mtime alone is no change");
+    std::fs::write(&f, "D\n").unwrap();
+    touch_back(&f);
+    let out = both(&t.build_ok(&["-t", "three", p(&ctx)]));
+    assert!(out.contains("ran-42"), "the change was not seen:\n{out}");
+    assert_eq!(t.cat("three", "/ctx/sub/d.txt"), "D\n");
+    // Through the other name of a hard link.
+    std::fs::write(ctx.join("a.txt"), "A\n").unwrap();
+    t.build_ok(&["-t", "four", p(&ctx)]);
+    assert_eq!(t.cat("four", "/ctx/sub/a-link.txt"), "A\n");
+}
+
+#[test]
+fn the_hash_cache_survives_a_pierd_restart() {
+    let t = T::new();
+    let ctx = in_place_ctx(&t);
+    let cache = t.env.data_root.join("builder/cache/hashcache");
+    // Files changed within the last seconds are hashed on every build
+    // (they could change again within one tick of the clock): wait.
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    t.build_ok(&["-t", "before", p(&ctx)]);
+    use std::os::unix::fs::MetadataExt;
+    let written = std::fs::metadata(&cache)
+        .expect("an in-place build writes the hash cache")
+        .ino();
+    t.env.kill_daemon();
+    let out = both(&t.build_ok(&["-t", "after", p(&ctx)]));
+    assert!(!out.contains("ran-42"), "{out}");
+    assert_eq!(t.id("before"), t.id("after"));
+    // Nothing was hashed again (the cache is rewritten, renamed over,
+    // only when something new was hashed).
+    assert_eq!(std::fs::metadata(&cache).unwrap().ino(), written);
+    // And after the restart a change of the same size and mtime is seen.
+    let f = ctx.join("real.txt");
+    let mtime = std::fs::metadata(&f).unwrap().modified().unwrap();
+    std::fs::write(&f, "R\n").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&f)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    t.build_ok(&["-t", "changed", p(&ctx)]);
+    assert_eq!(t.cat("changed", "/followed"), "R\n");
+    // A tar build does not use (or write) it.
+    std::fs::remove_file(&cache).unwrap();
+    t.build_tar_ok(&["--no-cache", "-t", "sent", p(&ctx)]);
+    assert!(!cache.exists());
 }

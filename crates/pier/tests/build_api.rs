@@ -661,3 +661,88 @@ fn a_pierd_killed_during_a_build_leaves_nothing_once_restarted() {
     env.ok(&["ps", "-a"]);
     assert_nothing_left(&env);
 }
+
+/// `pier-context-path` (pier's CLI on the local socket names its context
+/// directory instead of sending it): only an existing directory, named
+/// canonically, and the one the client saw when it says which.
+#[test]
+fn a_context_path_is_read_in_place_only_when_it_is_the_clients_directory() {
+    use std::os::unix::fs::MetadataExt;
+    let env = env();
+    let ctx = context(
+        &env,
+        "named",
+        &[
+            ("Dockerfile", "FROM busybox\nCOPY in.txt /in.txt\n"),
+            ("in.txt", "in place\n"),
+        ],
+    );
+    std::os::unix::fs::symlink("/etc", ctx.join("abs")).unwrap();
+    let enc = |p: &Path| p.to_str().unwrap().replace('/', "%2F");
+    let md = std::fs::metadata(&ctx).unwrap();
+    let id = format!("{}:{}", md.dev(), md.ino());
+    let answer = post_build(
+        &env,
+        &format!(
+            "t=named&pier-context-path={}&pier-context-id={id}",
+            enc(&ctx)
+        ),
+        b"",
+    );
+    assert!(answer.contains("HTTP/1.1 200"), "{answer}");
+    assert!(
+        answer.contains("Successfully tagged named:latest"),
+        "{answer}"
+    );
+    assert_eq!(
+        env.ok(&["run", "--rm", "named", "cat", "/in.txt"]),
+        "in place\n"
+    );
+
+    let link = env.dir.path().join("link-to-named");
+    std::os::unix::fs::symlink(&ctx, &link).unwrap();
+    let file = ctx.join("in.txt");
+    for (query, why) in [
+        ("pier-context-path=named".to_string(), "absolute"),
+        (format!("pier-context-path={}", enc(&link)), "canonical"),
+        (
+            format!("pier-context-path={}", enc(&file)),
+            "not a directory",
+        ),
+        (
+            format!("pier-context-path={}%2Fmissing", enc(&ctx)),
+            "No such file",
+        ),
+        (
+            format!("pier-context-path={}&pier-context-id=1:2", enc(&ctx)),
+            "another directory",
+        ),
+        (
+            format!("pier-context-path={}&pier-context-id=x", enc(&ctx)),
+            "DEV:INODE",
+        ),
+    ] {
+        let answer = post_build(&env, &format!("t=refused&{query}"), b"");
+        assert!(answer.contains("HTTP/1.1 400"), "{query}: {answer}");
+        assert!(answer.contains(why), "{query}: {answer}");
+    }
+    // A symlink inside the context does not lead out of it: /etc is the
+    // context's (missing) etc.
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nCOPY abs/hostname /h\n",
+    )
+    .unwrap();
+    let answer = post_build(
+        &env,
+        &format!("t=refused&pier-context-path={}", enc(&ctx)),
+        b"",
+    );
+    assert!(answer.contains("\"errorDetail\""), "{answer}");
+    assert!(
+        answer.contains("file not found in build context"),
+        "{answer}"
+    );
+    assert!(!env.run(&["image", "inspect", "refused"]).status.success());
+    assert_nothing_left(&env);
+}

@@ -1,6 +1,12 @@
 //! `pier build` / `pier image build`: sends the context as a tar to
 //! `POST /build` (honouring .dockerignore, as docker's CLI) and prints the
 //! daemon's progress as it comes.
+//!
+//! pierd is local (its unix socket): a context directory holding its
+//! Dockerfile is not sent but named (`pier-context-path`, pier's own query
+//! parameter) and pierd reads it in place, with the same .dockerignore
+//! rules and hashing only what changed since the last build.
+//! `PIER_BUILD_CONTEXT=tar` sends the tar anyway.
 
 use crate::client::{encode, Body, Client};
 use crate::error::CliError;
@@ -257,6 +263,9 @@ struct Prepared {
     body: Body,
     producer: Option<std::thread::JoinHandle<Result<(), String>>>,
     dockerfile: String,
+    /// The context directory for pierd to read in place (the body is
+    /// then empty), with its device and inode.
+    in_place: Option<(PathBuf, u64, u64)>,
 }
 
 fn read_stdin() -> Result<Vec<u8>, CliError> {
@@ -280,6 +289,7 @@ fn prepare(args: &BuildArgs) -> Result<Prepared, CliError> {
                 body: crate::client::full(data),
                 producer: None,
                 dockerfile: args.file.clone().unwrap_or_else(|| "Dockerfile".into()),
+                in_place: None,
             });
         }
         // A bare Dockerfile: a context of that one file, as docker.
@@ -292,6 +302,7 @@ fn prepare(args: &BuildArgs) -> Result<Prepared, CliError> {
             body: crate::client::full(tar),
             producer: None,
             dockerfile: "Dockerfile".into(),
+            in_place: None,
         });
     }
     if args.context.contains("://") || args.context.starts_with("git@") {
@@ -395,12 +406,32 @@ fn prepare(args: &BuildArgs) -> Result<Prepared, CliError> {
     // Unreadable files fail before anything is sent, as docker's CLI
     // checks the context first.
     check_context(&root, &entries).map_err(fail)?;
+    // (A path that is not UTF-8 cannot go in the query: such a context is
+    // sent.)
+    if extra.is_empty()
+        && root.to_str().is_some()
+        && std::env::var("PIER_BUILD_CONTEXT").as_deref() != Ok("tar")
+    {
+        let md = std::fs::metadata(&root).map_err(|e| {
+            fail(format!(
+                "unable to prepare context: {}: {e}",
+                root.display()
+            ))
+        })?;
+        return Ok(Prepared {
+            body: crate::client::full(Vec::new()),
+            producer: None,
+            dockerfile,
+            in_place: Some((root, md.dev(), md.ino())),
+        });
+    }
     let (body, producer) =
         body_from(move |w| write_context(&root, &entries, &extra, &ignore_suffix, w));
     Ok(Prepared {
         body,
         producer: Some(producer),
         dockerfile,
+        in_place: None,
     })
 }
 
@@ -425,6 +456,12 @@ pub async fn build(client: &Client, args: BuildArgs) -> Result<i32, CliError> {
         path.push_str(&format!("t={}&", encode(t)));
     }
     path.push_str(&format!("dockerfile={}", encode(&prepared.dockerfile)));
+    if let Some((dir, dev, ino)) = &prepared.in_place {
+        path.push_str(&format!(
+            "&pier-context-path={}&pier-context-id={dev}:{ino}",
+            encode(&dir.to_string_lossy())
+        ));
+    }
     let ba = build_args(&args.build_args);
     if !ba.is_empty() {
         let json = serde_json::to_string(&ba).unwrap_or_default();

@@ -28,6 +28,14 @@ struct Params {
     quiet: bool,
     /// `networkmode=none`.
     no_network: bool,
+    /// pier's own `pier-context-path`: the client's context directory, read
+    /// where it is instead of a tar in the body (pier's CLI on the local
+    /// socket sends it), with `pier-context-id` (`DEV:INODE` of that
+    /// directory as the client sees it), checked so that a client in
+    /// another mount namespace is refused rather than built from another
+    /// directory.
+    context_path: Option<PathBuf>,
+    context_id: Option<(u64, u64)>,
 }
 
 /// A JSON object of strings (`buildargs`, `labels`); docker allows null
@@ -80,7 +88,30 @@ fn params(q: &HashMap<String, String>, raw_query: &str) -> Result<Params> {
             )))
         }
     };
+    let context_path = match q.get("pier-context-path") {
+        None => None,
+        Some(p) if p.starts_with('/') => Some(PathBuf::from(p)),
+        Some(p) => {
+            return Err(Error::bad_request(format!(
+                "pier-context-path {p:?} is not an absolute path: give the context directory's absolute path"
+            )))
+        }
+    };
+    let context_id = match q.get("pier-context-id") {
+        None => None,
+        Some(v) => Some(
+            v.split_once(':')
+                .and_then(|(d, i)| Some((d.parse().ok()?, i.parse().ok()?)))
+                .ok_or_else(|| {
+                    Error::bad_request(format!(
+                        "pier-context-id {v:?} is not DEV:INODE (two decimal numbers)"
+                    ))
+                })?,
+        ),
+    };
     Ok(Params {
+        context_path,
+        context_id,
         no_network,
         tags,
         dockerfile,
@@ -292,6 +323,32 @@ pub async fn build(
 ) -> Result<axum::response::Response> {
     use axum::response::IntoResponse;
     let p = params(&q, uri.query().unwrap_or(""))?;
+    if let Some(dir) = &p.context_path {
+        // pierd listens on its unix socket only: whoever can ask is local
+        // (and root-equivalent, as with docker's socket).
+        check_context_dir(dir, p.context_id)?;
+        drop(body);
+        let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(64);
+        let engine = engine.0.clone();
+        let dir = dir.clone();
+        tokio::task::spawn_blocking(move || {
+            let send = |b: Bytes| {
+                let _ = tx.blocking_send(Ok(b));
+            };
+            let weak = tx.downgrade();
+            let gone = Box::new(move || weak.upgrade().is_none_or(|t| t.is_closed()));
+            for b in run_build(&engine, &p, Source::InPlace, &dir, &send, gone) {
+                send(b);
+            }
+        });
+        let mut rx = rx;
+        let body = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+        return Ok((
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            Body::from_stream(body),
+        )
+            .into_response());
+    }
     let builder_dir = engine.config.data_root.join("builder");
     let tmp_root = builder_dir.join("tmp");
     std::fs::create_dir_all(&tmp_root)
@@ -312,7 +369,14 @@ pub async fn build(
         // client may leave as soon as it reads an error.
         let weak = tx.downgrade();
         let gone = Box::new(move || weak.upgrade().is_none_or(|t| t.is_closed()));
-        let last = run_build(&engine, &p, reader, feeder, &ctx_dir, &send, gone);
+        let last = run_build(
+            &engine,
+            &p,
+            Source::Body(reader, feeder),
+            &ctx_dir,
+            &send,
+            gone,
+        );
         drop(tmp);
         for b in last {
             send(b);
@@ -336,21 +400,70 @@ fn failure(m: &str, code: Option<i32>) -> Bytes {
     message(serde_json::json!({"errorDetail": detail, "error": m}))
 }
 
-/// Unpacks the context and builds, sending progress with `send`; returns
-/// the closing messages (the result or the error).
+/// Checks a `pier-context-path`: an existing directory pierd can read,
+/// named without symlinks (as the CLI sends it), and the one the client
+/// saw when it gives its device and inode.
+fn check_context_dir(dir: &Path, id: Option<(u64, u64)>) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let bad = |m: String| Error::bad_request(format!("pier-context-path {}: {m}", dir.display()));
+    let md = std::fs::metadata(dir).map_err(|e| bad(format!("{e}")))?;
+    if !md.is_dir() {
+        return Err(bad("not a directory: give the context directory".into()));
+    }
+    match std::fs::canonicalize(dir) {
+        Ok(real) if real == dir => {}
+        Ok(real) => {
+            return Err(bad(format!(
+                "not a canonical path (it is {}): give the path without symlinks, . or ..",
+                real.display()
+            )))
+        }
+        Err(e) => return Err(bad(format!("{e}"))),
+    }
+    if let Some((dev, ino)) = id {
+        if (md.dev(), md.ino()) != (dev, ino) {
+            return Err(bad(
+                "the daemon sees another directory at that path than the client (is the client \
+                 in another mount namespace?): send the context as a tar"
+                    .into(),
+            ));
+        }
+    }
+    std::fs::read_dir(dir).map_err(|e| bad(format!("cannot be read by the daemon: {e}")))?;
+    Ok(())
+}
+
+/// Where the context comes from.
+enum Source {
+    /// The request body (a tar or a Dockerfile), unpacked into the
+    /// build's private directory.
+    Body(BodyReader, tokio::task::JoinHandle<()>),
+    /// The client's directory, read where it is.
+    InPlace,
+}
+
+/// Unpacks the context (or takes it where it is) and builds, sending
+/// progress with `send`; returns the closing messages (the result or the
+/// error).
 fn run_build(
     engine: &crate::Engine,
     p: &Params,
-    reader: BodyReader,
-    feeder: tokio::task::JoinHandle<()>,
+    source: Source,
     ctx_dir: &Path,
     send: &(dyn Fn(Bytes) + Sync),
     gone: Box<dyn Fn() -> bool + Send + Sync>,
 ) -> Vec<Bytes> {
     {
         let fail = |m: &str, code: Option<i32>| vec![failure(m, code)];
-        let unpacked = context::unpack(reader, ctx_dir);
-        feeder.abort();
+        let in_place = matches!(source, Source::InPlace);
+        let unpacked = match source {
+            Source::Body(reader, feeder) => {
+                let u = context::unpack(reader, ctx_dir);
+                feeder.abort();
+                u
+            }
+            Source::InPlace => Ok(Context::Archive),
+        };
         let dockerfile = match unpacked {
             Err(e) => return fail(&e, None),
             Ok(Context::Dockerfile(text)) => Ok(text),
@@ -364,6 +477,7 @@ fn run_build(
             dockerfile,
             dockerfile_name: p.dockerfile.clone(),
             context: ctx_dir.to_path_buf(),
+            context_in_place: in_place,
             tags: p.tags.clone(),
             build_args: p.build_args.clone(),
             target: p.target.clone(),
