@@ -10,6 +10,9 @@
 # Each is run RUNS times, interleaved (pier, docker, pier, docker...) so that
 # machine noise hits both alike; medians and the ratio pier/docker are what
 # to read. Targets (issue 9): cold <= 1.0x, warm <= 0.5x BuildKit.
+# pier's CLI names the context directory to its local pierd, which reads
+# it in place with a hash cache (docs/builder.md); PIER_BUILD_CONTEXT=tar
+# in the environment benches the tar a remote daemon would get instead.
 #
 # docker: a dockerd of the script's own with the same busybox imported.
 # BuildKit needs a docker CLI that drives it without buildx (the 20.10 CLI,
