@@ -329,6 +329,11 @@ fn hash_entry(
     let ignore = how.ignore;
     let md = fs::symlink_metadata(path)?;
     let ft = md.file_type();
+    if how.context && !top && !(ft.is_dir() || ft.is_file() || ft.is_symlink()) {
+        // Sockets, fifos and devices in a context are never copied (and
+        // never in the tar a client sends).
+        return Ok(());
+    }
     h.update(rel.as_bytes());
     h.update([0]);
     if top && ft.is_dir() {

@@ -1028,6 +1028,12 @@ fn a_context_read_in_place_keys_as_a_private_copy_and_sees_every_change() {
     std::os::unix::fs::lchown(&two, Some(1000), Some(1000)).unwrap();
     let (_, ev) = env.build(&d, &in_place("p:9"));
     assert_eq!(cached(&ev), vec![2, 3, 4]);
+    // A fifo (never copied, never in a sent tar) is no change either.
+    let fifo = std::ffi::CString::new(env.context.join("fifo").to_str().unwrap()).unwrap();
+    // SAFETY: a valid C string.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+    let (_, ev) = env.build(&d, &in_place("p:10a"));
+    assert_eq!(cached(&ev), vec![2, 3, 4]);
     // An ignored file changing changes nothing.
     env.file("two.txt.bak", "other");
     let (_, ev) = env.build(&d, &in_place("p:10"));
