@@ -1714,3 +1714,42 @@ fn the_hash_cache_survives_a_pierd_restart() {
     t.build_tar_ok(&["--no-cache", "-t", "sent", p(&ctx)]);
     assert!(!cache.exists());
 }
+
+/// A CLI in another mount namespace names a directory pierd sees as
+/// another one (or not at all): pierd refuses it and the CLI sends the
+/// context as a tar instead, so the build uses the CLI's files.
+#[test]
+fn a_context_pierd_sees_elsewhere_is_sent_instead() {
+    if !pier_testutil::dockerd::have("unshare") {
+        pier_testutil::skip("unshare (util-linux) is needed for a mount namespace");
+        return;
+    }
+    let t = T::new();
+    let df = "FROM busybox\nCOPY which.txt /which.txt\n";
+    // What pierd sees at the path.
+    let ns = t.env.dir.path().join("ns");
+    write_context(
+        &ns.join("ctx"),
+        &[("Dockerfile", df), ("which.txt", "pierd's\n")],
+    );
+    t.env.ok(&["images"]); // pierd runs, outside the namespace below
+    let cmd = t.env.pier();
+    let cli = cmd.get_program().to_str().unwrap().to_owned();
+    let dir = p(&ns).to_owned();
+    // In the CLI's namespace a tmpfs over it holds other files.
+    let script = format!(
+        "set -e; mount -t tmpfs none '{dir}'; mkdir '{dir}/ctx'; \
+         printf '{}' > '{dir}/ctx/Dockerfile'; echo the-clients > '{dir}/ctx/which.txt'; \
+         exec '{cli}' build -t elsewhere '{dir}/ctx'",
+        df.replace('\n', "\\n")
+    );
+    let out = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script])
+        .envs(cmd.get_envs().filter_map(|(k, v)| v.map(|v| (k, v))))
+        .env_remove("PIER_HOST")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", both(&out));
+    assert_eq!(t.cat("elsewhere", "/which.txt"), "the-clients\n");
+}

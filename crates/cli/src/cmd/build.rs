@@ -276,7 +276,9 @@ fn read_stdin() -> Result<Vec<u8>, CliError> {
     Ok(data)
 }
 
-fn prepare(args: &BuildArgs) -> Result<Prepared, CliError> {
+/// The context to send; with `in_place`, a directory holding its
+/// Dockerfile is only named.
+fn prepare(args: &BuildArgs, in_place: bool) -> Result<Prepared, CliError> {
     if args.context == "-" {
         if args.file.as_deref() == Some("-") {
             return Err(fail(
@@ -408,7 +410,8 @@ fn prepare(args: &BuildArgs) -> Result<Prepared, CliError> {
     check_context(&root, &entries).map_err(fail)?;
     // (A path that is not UTF-8 cannot go in the query: such a context is
     // sent.)
-    if extra.is_empty()
+    if in_place
+        && extra.is_empty()
         && root.to_str().is_some()
         && std::env::var("PIER_BUILD_CONTEXT").as_deref() != Ok("tar")
     {
@@ -450,18 +453,12 @@ pub async fn build(client: &Client, args: BuildArgs) -> Result<i32, CliError> {
             Err(e) => return Err(fail(format!("Removing image ID file: {e}"))),
         }
     }
-    let prepared = prepare(&args)?;
+    let mut prepared = prepare(&args, true)?;
     let mut path = String::from("/build?");
     for t in &args.tags {
         path.push_str(&format!("t={}&", encode(t)));
     }
     path.push_str(&format!("dockerfile={}", encode(&prepared.dockerfile)));
-    if let Some((dir, dev, ino)) = &prepared.in_place {
-        path.push_str(&format!(
-            "&pier-context-path={}&pier-context-id={dev}:{ino}",
-            encode(&dir.to_string_lossy())
-        ));
-    }
     let ba = build_args(&args.build_args);
     if !ba.is_empty() {
         let json = serde_json::to_string(&ba).unwrap_or_default();
@@ -489,13 +486,30 @@ pub async fn build(client: &Client, args: BuildArgs) -> Result<i32, CliError> {
             path.push_str(&format!("&{flag}=1"));
         }
     }
-    let resp = client
-        .send(Method::POST, &path, prepared.body)
-        .await
-        .map_err(|mut e| {
-            e.code = 1;
-            e
-        })?;
+    let resp = match prepared.in_place.take() {
+        Some((dir, dev, ino)) => {
+            let named = format!(
+                "{path}&pier-context-path={}&pier-context-id={dev}:{ino}",
+                encode(&dir.to_string_lossy())
+            );
+            let body = std::mem::replace(&mut prepared.body, crate::client::full(Vec::new()));
+            match client.send(Method::POST, &named, body).await {
+                // pierd cannot take the directory where it is (it sees
+                // another one there: the CLI runs in another mount
+                // namespace): send it, as to any daemon.
+                Err(e) if e.status == Some(400) && e.message.contains("pier-context-path") => {
+                    prepared = prepare(&args, false)?;
+                    client.send(Method::POST, &path, prepared.body).await
+                }
+                r => r,
+            }
+        }
+        None => client.send(Method::POST, &path, prepared.body).await,
+    }
+    .map_err(|mut e| {
+        e.code = 1;
+        e
+    })?;
     let shown = show(resp, args.quiet).await;
     if let Some(p) = prepared.producer {
         if let Ok(Err(e)) = p.join() {
