@@ -603,6 +603,16 @@ fn merge_image_config(
     if cfg.user.as_deref().unwrap_or("").is_empty() {
         cfg.user = image.user().clone();
     }
+    // As docker, the image's EXPOSEd ports join the container's own (`-P`
+    // publishes them all).
+    if let Some(image_ports) = image.exposed_ports() {
+        let ports = cfg.exposed_ports.get_or_insert_with(Vec::new);
+        for p in image_ports {
+            if !ports.contains(p) {
+                ports.push(p.clone());
+            }
+        }
+    }
     // The image's VOLUMEs join the container's own (docker shows both in
     // Config.Volumes); each becomes an anonymous volume at create.
     if let Some(image_volumes) = image.volumes() {

@@ -34,6 +34,7 @@ impl Engine {
         let endpoint_config = |key: &str, rec: &NetworkRecord| -> Result<EndpointConfig> {
             let Some(s) = endpoints
                 .get(key)
+                .or_else(|| endpoints.get("default").filter(|_| rec.default_bridge))
                 .or_else(|| endpoints.get(&rec.id))
                 .or_else(|| endpoints.get(&rec.name))
             else {
@@ -111,9 +112,14 @@ impl Engine {
             Network::None | Network::Host => None,
         };
         if let Some((key, rec)) = primary {
+            let key_of_mode = key.clone();
             out.insert(rec.id.clone(), endpoint_config(&key, &rec)?);
             // API >= 1.44 may name more networks to join at create.
             for key in endpoints.keys() {
+                // docker's CLI names the mode's network `default` too.
+                if key == "default" || key == &key_of_mode {
+                    continue;
+                }
                 let other = self.networks.find(key)?;
                 if !out.contains_key(&other.id) {
                     out.insert(other.id.clone(), endpoint_config(key, &other)?);
@@ -248,29 +254,47 @@ impl Engine {
         let _ = self.update(h, |r| r.net = None);
     }
 
-    /// What the resolver of network `network_id` answers for `name`:
-    /// containers on it by name, alias, hostname-less short id, also as
-    /// `NAME.NETWORK`; None for any other name (forwarded).
-    pub fn resolve_name(&self, network_id: &str, name: &str) -> Option<Vec<Ipv4Addr>> {
-        let net = self.networks.get(network_id)?;
-        let name = name.trim_end_matches('.').to_ascii_lowercase();
-        let suffix = format!(".{}", net.name.to_ascii_lowercase());
-        let bare = name.strip_suffix(&suffix).unwrap_or(&name).to_string();
+    /// What the resolver of network `network_id` answers for `name` asked
+    /// by `client`: containers by name, alias or short id (also as
+    /// `NAME.NETWORK`) on any user network the asking container is on (as
+    /// docker's per-container resolver), or on this one when the client is
+    /// unknown; None for any other name (forwarded).
+    pub fn resolve_name(
+        &self,
+        network_id: &str,
+        client: std::net::IpAddr,
+        name: &str,
+    ) -> Option<Vec<Ipv4Addr>> {
         let handles: Vec<Arc<Handle>> = lock(&self.containers).values().cloned().collect();
+        let recs: Vec<ContainerRecord> = handles.iter().map(|h| h.record()).collect();
+        let mut scope: Vec<String> = recs
+            .iter()
+            .filter_map(|r| r.net.as_ref())
+            .find(|s| {
+                s.endpoints
+                    .iter()
+                    .any(|e| e.network_id == network_id && std::net::IpAddr::V4(e.ip) == client)
+            })
+            .map(|s| s.endpoints.iter().map(|e| e.network_id.clone()).collect())
+            .unwrap_or_else(|| vec![network_id.to_string()]);
+        scope.retain(|id| self.networks.get(id).is_some_and(|n| n.has_dns()));
+        let name = name.trim_end_matches('.').to_ascii_lowercase();
         let mut ips = Vec::new();
-        for h in handles {
-            let rec = lock(&h.record);
-            let Some(state) = &rec.net else { continue };
-            for ep in state
-                .endpoints
-                .iter()
-                .filter(|e| e.network_id == network_id)
-            {
-                let hit = rec.name.to_ascii_lowercase() == bare
-                    || (bare.len() >= 12 && rec.id.starts_with(&bare))
-                    || ep.aliases.iter().any(|a| a.to_ascii_lowercase() == bare);
-                if hit {
-                    ips.push(ep.ip);
+        for net_id in &scope {
+            let Some(net) = self.networks.get(net_id) else {
+                continue;
+            };
+            let suffix = format!(".{}", net.name.to_ascii_lowercase());
+            let bare = name.strip_suffix(&suffix).unwrap_or(&name);
+            for rec in &recs {
+                let Some(state) = &rec.net else { continue };
+                for ep in state.endpoints.iter().filter(|e| &e.network_id == net_id) {
+                    let hit = rec.name.to_ascii_lowercase() == bare
+                        || (bare.len() >= 12 && rec.id.starts_with(bare))
+                        || ep.aliases.iter().any(|a| a.to_ascii_lowercase() == bare);
+                    if hit && !ips.contains(&ep.ip) {
+                        ips.push(ep.ip);
+                    }
                 }
             }
         }
@@ -287,7 +311,9 @@ impl Engine {
             .start_dns(
                 |net_id| {
                     let weak = weak.clone();
-                    Arc::new(move |name: &str| weak.upgrade()?.resolve_name(&net_id, name))
+                    Arc::new(move |client: std::net::SocketAddr, name: &str| {
+                        weak.upgrade()?.resolve_name(&net_id, client.ip(), name)
+                    })
                 },
                 upstreams,
             )

@@ -477,7 +477,7 @@ impl Networks {
     /// gateway; `names(network id)` answers its names.
     pub async fn start_dns(
         &self,
-        names: impl Fn(String) -> pier_network::dns::Names,
+        names: impl Fn(String) -> pier_network::dns::ClientNames,
         upstreams: Vec<std::net::SocketAddr>,
     ) {
         for rec in self.all().into_iter().filter(|r| r.has_dns()) {
@@ -485,8 +485,12 @@ impl Networks {
                 continue;
             }
             let listen = std::net::SocketAddr::from((rec.gateway, 53));
-            match pier_network::dns::Server::spawn(listen, names(rec.id.clone()), upstreams.clone())
-                .await
+            match pier_network::dns::Server::spawn_for_clients(
+                listen,
+                names(rec.id.clone()),
+                upstreams.clone(),
+            )
+            .await
             {
                 Ok(s) => {
                     lock(&self.state).dns.insert(rec.id.clone(), s);

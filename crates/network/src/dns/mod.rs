@@ -19,6 +19,11 @@ use wire::{Header, Message, Question, RawHeader, Record};
 /// `Some(addresses)` if the name is the network's, `None` to forward.
 pub type Names = Arc<dyn Fn(&str) -> Option<Vec<Ipv4Addr>> + Send + Sync>;
 
+/// As [`Names`], knowing who asks: the client's address tells which
+/// container asks, so a container on several networks resolves the names
+/// of all of them (docker's resolver is per container).
+pub type ClientNames = Arc<dyn Fn(SocketAddr, &str) -> Option<Vec<Ipv4Addr>> + Send + Sync>;
+
 /// The TTL of the answers for the network's names, as docker's resolver.
 pub const TTL: u32 = 600;
 /// How long one upstream has to answer before the next one is asked.
@@ -41,6 +46,16 @@ impl Server {
     pub async fn spawn(
         listen: SocketAddr,
         names: Names,
+        upstreams: Vec<SocketAddr>,
+    ) -> crate::Result<Server> {
+        let names: ClientNames = Arc::new(move |_, name: &str| names(name));
+        Server::spawn_for_clients(listen, names, upstreams).await
+    }
+
+    /// As [`Server::spawn`], with lookups that know the client's address.
+    pub async fn spawn_for_clients(
+        listen: SocketAddr,
+        names: ClientNames,
         upstreams: Vec<SocketAddr>,
     ) -> crate::Result<Server> {
         let socket = UdpSocket::bind(listen).await.map_err(|e| {
@@ -127,7 +142,7 @@ enum Action {
     Forward(Header, Question),
 }
 
-async fn serve(socket: Arc<UdpSocket>, names: Names, upstreams: Arc<Vec<SocketAddr>>) {
+async fn serve(socket: Arc<UdpSocket>, names: ClientNames, upstreams: Arc<Vec<SocketAddr>>) {
     // Dropped with this task (Server::stop or drop): aborts the forwards.
     let mut forwards = JoinSet::new();
     let mut buf = vec![0u8; MAX_DATAGRAM];
@@ -142,7 +157,7 @@ async fn serve(socket: Arc<UdpSocket>, names: Names, upstreams: Arc<Vec<SocketAd
         };
         while forwards.try_join_next().is_some() {}
         let query = &buf[..n];
-        match answer(query, &names) {
+        match answer(query, &|name: &str| names(client, name)) {
             Action::Drop => {}
             Action::Reply(reply) => {
                 let _ = socket.send_to(&reply, client).await;
@@ -167,7 +182,7 @@ async fn serve(socket: Arc<UdpSocket>, names: Names, upstreams: Arc<Vec<SocketAd
 }
 
 /// The answer to one datagram, from the network's names alone.
-fn answer(packet: &[u8], names: &Names) -> Action {
+fn answer(packet: &[u8], names: &dyn Fn(&str) -> Option<Vec<Ipv4Addr>>) -> Action {
     let Some(RawHeader {
         header, qdcount, ..
     }) = wire::parse_header(packet)

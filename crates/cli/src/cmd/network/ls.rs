@@ -116,7 +116,7 @@ pub(super) async fn ls(client: &Client, args: LsArgs) -> Result<i32, CliError> {
         None | Some("") | Some("table") => "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}",
         Some(f) => f,
     };
-    if format == "json" {
+    if format == "json" || format.trim() == "{{json .}}" {
         // Docker's json rows have no LabelMap (only the template method).
         for r in &rows {
             let mut r = r.clone();
