@@ -13,10 +13,10 @@ mod inspect;
 mod lifecycle;
 mod list;
 mod logs;
+mod networks;
 mod stats;
 mod system;
 mod top;
-mod networks;
 mod volumes;
 
 use crate::error::Error;

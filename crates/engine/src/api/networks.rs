@@ -49,7 +49,7 @@ fn matches(n: &Value, filters: &[(String, String)], engine: &Engine) -> Result<b
             "driver" => vals.iter().any(|v| *v == s("Driver")),
             "id" => vals.iter().any(|v| s("Id").starts_with(v)),
             "name" => vals.iter().any(|v| s("Name").contains(v)),
-            "scope" => vals.iter().any(|v| *v == "local"),
+            "scope" => vals.contains(&"local"),
             "label" => vals.iter().all(|v| match v.split_once('=') {
                 Some((k, val)) => n["Labels"][k] == val,
                 None => n["Labels"].get(*v).is_some(),
@@ -57,7 +57,7 @@ fn matches(n: &Value, filters: &[(String, String)], engine: &Engine) -> Result<b
             "type" => vals.iter().any(|v| match *v {
                 "custom" => !builtin,
                 "builtin" => builtin,
-                other => false || other.is_empty(),
+                _ => false,
             }),
             "dangling" => vals.iter().any(|v| {
                 let unused = !builtin && engine.network_users(&s("Id")).is_empty();
@@ -307,7 +307,6 @@ pub async fn prune(engine: State, q: Query) -> Result<Json<Value>> {
         if rec.default_bridge || !engine.network_users(&rec.id).is_empty() {
             continue;
         }
-        let n = network_json(&rec, &[]);
         let mut keep = false;
         for (k, v) in &filters {
             keep |= match k.as_str() {
@@ -331,7 +330,6 @@ pub async fn prune(engine: State, q: Query) -> Result<Json<Value>> {
                 other => return Err(Error::bad_request(format!("invalid filter '{other}'"))),
             };
         }
-        let _ = n;
         if keep {
             continue;
         }

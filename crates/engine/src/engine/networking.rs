@@ -408,19 +408,14 @@ impl Engine {
             mode,
             Ok(Network::Host | Network::None | Network::Container(_))
         ) {
-            return Err(Error::bad_request(
-                format!(
-                "container cannot be disconnected from host network or connected to host network"
-            )
-                .replace(
-                    "host network",
-                    match mode {
-                        Ok(Network::None) => "none network",
-                        Ok(Network::Container(_)) => "another container's network",
-                        _ => "host network",
-                    },
-                ),
-            ));
+            let what = match mode {
+                Ok(Network::None) => "none network",
+                Ok(Network::Container(_)) => "another container's network",
+                _ => "host network",
+            };
+            return Err(Error::bad_request(format!(
+                "container cannot be disconnected from {what} or connected to {what}"
+            )));
         }
         if rec.networks.contains_key(&net.id) {
             return Err(Error::new(

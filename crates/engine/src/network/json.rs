@@ -27,7 +27,7 @@ fn endpoint_json(net_id: &str, rec: &ContainerRecord, state: Option<&NetState>) 
         "IPv6Gateway": "",
         "GlobalIPv6Address": "",
         "GlobalIPv6PrefixLen": 0,
-        "DNSNames": if ep.is_some() && !rec.networks.get(net_id).is_none() {
+        "DNSNames": if ep.is_some() {
             let mut names = vec![rec.name.clone(), rec.id[..12].to_string()];
             names.extend(cfg.aliases.iter().cloned());
             json!(names)

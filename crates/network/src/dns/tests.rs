@@ -32,7 +32,7 @@ fn ips(m: &Message) -> Vec<Ipv4Addr> {
 #[test]
 fn known_names_get_a_records_with_docker_ttl() {
     let q = build_query(0x4242, "Web.", TYPE_A).unwrap();
-    let m = reply_of(answer(&q, &names()));
+    let m = reply_of(answer(&q, &*names()));
     assert_eq!(m.header.id, 0x4242);
     assert!(m.header.is_response());
     assert_eq!(m.header.rcode(), RCODE_NOERROR);
@@ -48,9 +48,9 @@ fn known_names_get_a_records_with_docker_ttl() {
     assert_eq!(m.answers[0].ipv4(), Some(ip(2)));
     // The engine's own dotted names are passed whole.
     let q = build_query(1, "web.MyNet", TYPE_A).unwrap();
-    assert_eq!(ips(&reply_of(answer(&q, &names()))), [ip(2)]);
+    assert_eq!(ips(&reply_of(answer(&q, &*names()))), [ip(2)]);
     let q = build_query(1, "multi", TYPE_A).unwrap();
-    assert_eq!(ips(&reply_of(answer(&q, &names()))), [ip(2), ip(3), ip(4)]);
+    assert_eq!(ips(&reply_of(answer(&q, &*names()))), [ip(2), ip(3), ip(4)]);
 }
 
 #[test]
@@ -58,7 +58,7 @@ fn other_types_of_known_names_get_no_records() {
     // as docker: AAAA of a container name is NOERROR without answers.
     for qtype in [TYPE_AAAA, 15, 16, 255] {
         let q = build_query(9, "web", qtype).unwrap();
-        let m = reply_of(answer(&q, &names()));
+        let m = reply_of(answer(&q, &*names()));
         assert_eq!(m.header.rcode(), RCODE_NOERROR, "type {qtype}");
         assert!(m.answers.is_empty());
         assert_eq!(m.questions[0].qtype, qtype);
@@ -69,7 +69,7 @@ fn other_types_of_known_names_get_no_records() {
 fn names_known_to_be_absent_are_nxdomain() {
     for qtype in [TYPE_A, TYPE_AAAA] {
         let q = build_query(9, "gone", qtype).unwrap();
-        let m = reply_of(answer(&q, &names()));
+        let m = reply_of(answer(&q, &*names()));
         assert_eq!(m.header.rcode(), RCODE_NXDOMAIN);
         assert!(m.answers.is_empty());
     }
@@ -78,23 +78,29 @@ fn names_known_to_be_absent_are_nxdomain() {
 #[test]
 fn unknown_names_are_forwarded() {
     let q = build_query(9, "example.org", TYPE_A).unwrap();
-    assert!(matches!(answer(&q, &names()), Action::Forward(h, _) if h.id == 9));
+    assert!(matches!(answer(&q, &*names()), Action::Forward(h, _) if h.id == 9));
     // The root, names with odd bytes and other classes never reach `names`.
     let never: Names = Arc::new(|name: &str| panic!("asked about {name:?}"));
     let q = build_query(9, ".", TYPE_A).unwrap();
-    assert!(matches!(answer(&q, &never), Action::Forward(..)));
+    assert!(matches!(answer(&q, &*never), Action::Forward(..)));
     let mut m = Message::parse(&build_query(9, "web", TYPE_A).unwrap()).unwrap();
     m.questions[0].name = Name::from_labels(&[&b"we.b"[..]]).unwrap();
-    assert!(matches!(answer(&m.to_bytes(), &never), Action::Forward(..)));
+    assert!(matches!(
+        answer(&m.to_bytes(), &*never),
+        Action::Forward(..)
+    ));
     m.questions[0].name = Name::from_dotted("web").unwrap();
     m.questions[0].qclass = 3; // CHAOS
-    assert!(matches!(answer(&m.to_bytes(), &never), Action::Forward(..)));
+    assert!(matches!(
+        answer(&m.to_bytes(), &*never),
+        Action::Forward(..)
+    ));
 }
 
 #[test]
 fn large_answers_fit_in_512_bytes_with_tc() {
     let q = build_query(9, "many", TYPE_A).unwrap();
-    let Action::Reply(bytes) = answer(&q, &names()) else {
+    let Action::Reply(bytes) = answer(&q, &*names()) else {
         panic!("no reply")
     };
     assert!(bytes.len() <= 512, "{} bytes", bytes.len());
@@ -107,39 +113,39 @@ fn large_answers_fit_in_512_bytes_with_tc() {
 fn malformed_packets_are_dropped_or_formerr() {
     let n = names();
     // Shorter than a header: dropped.
-    assert_eq!(answer(&[], &n), Action::Drop);
-    assert_eq!(answer(&[1, 2, 3, 4, 5], &n), Action::Drop);
+    assert_eq!(answer(&[], &*n), Action::Drop);
+    assert_eq!(answer(&[1, 2, 3, 4, 5], &*n), Action::Drop);
     // A response: dropped.
     let mut q = build_query(7, "web", TYPE_A).unwrap();
     q[2] |= 0x80;
-    assert_eq!(answer(&q, &n), Action::Drop);
+    assert_eq!(answer(&q, &*n), Action::Drop);
     // A readable header, a bad question: FORMERR with the query's id.
     let q = build_query(7, "web", TYPE_A).unwrap();
     for bad in [&q[..q.len() - 1], &q[..13]] {
-        let m = reply_of(answer(bad, &n));
+        let m = reply_of(answer(bad, &*n));
         assert_eq!(m.header.id, 7);
         assert_eq!(m.header.rcode(), RCODE_FORMERR);
     }
     let mut looped = q[..12].to_vec();
     looped.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1]);
-    assert_eq!(reply_of(answer(&looped, &n)).header.rcode(), RCODE_FORMERR);
+    assert_eq!(reply_of(answer(&looped, &*n)).header.rcode(), RCODE_FORMERR);
     // Two questions, or none: FORMERR.
     for count in [0u8, 2] {
         let mut q2 = q.clone();
         q2[5] = count;
-        assert_eq!(reply_of(answer(&q2, &n)).header.rcode(), RCODE_FORMERR);
+        assert_eq!(reply_of(answer(&q2, &*n)).header.rcode(), RCODE_FORMERR);
     }
     // Another opcode (2, STATUS): NOTIMP.
     let mut q3 = q.clone();
     q3[2] |= 2 << 3;
-    assert_eq!(reply_of(answer(&q3, &n)).header.rcode(), RCODE_NOTIMP);
+    assert_eq!(reply_of(answer(&q3, &*n)).header.rcode(), RCODE_NOTIMP);
 }
 
 #[test]
 fn a_panicking_lookup_is_servfail() {
     let broken: Names = Arc::new(|name: &str| panic!("lookup of {name} broke"));
     let q = build_query(5, "web", TYPE_A).unwrap();
-    let m = reply_of(answer(&q, &broken));
+    let m = reply_of(answer(&q, &*broken));
     assert_eq!((m.header.id, m.header.rcode()), (5, RCODE_SERVFAIL));
 }
 
@@ -148,7 +154,7 @@ proptest::proptest! {
     fn answer_never_panics_on_arbitrary_bytes(
         bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
     ) {
-        if let Action::Reply(r) = answer(&bytes, &names()) {
+        if let Action::Reply(r) = answer(&bytes, &*names()) {
             let h = parse_header(&r).unwrap();
             proptest::prop_assert!(h.header.is_response());
             proptest::prop_assert_eq!(&r[..2], &bytes[..2]);
