@@ -22,6 +22,20 @@ pub struct DaemonFile {
     pub max_concurrent_uploads: Option<u16>,
     pub data_root: Option<PathBuf>,
     pub exec_root: Option<PathBuf>,
+    /// The default bridge's device, or `none`.
+    pub bridge: Option<String>,
+    /// The default bridge's address, `10.1.0.1/24`.
+    pub bip: Option<String>,
+    /// `[{"base": "10.64.0.0/16", "size": 24}]`.
+    pub default_address_pools: Option<Vec<PoolEntry>>,
+}
+
+/// One of `default-address-pools`, as dockerd's daemon.json writes it.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PoolEntry {
+    pub base: String,
+    pub size: u8,
 }
 
 impl DaemonFile {
@@ -109,6 +123,33 @@ impl DaemonFile {
         ) {
             config.exec_root = self.exec_root.unwrap_or_default();
         }
+        if take("bridge", "bridge", self.bridge.clone()) {
+            config.bridge = self.bridge.unwrap_or_default();
+        }
+        if take("bip", "bip", self.bip.clone()) {
+            let bip = self.bip.unwrap_or_default();
+            config.bip = Some(
+                crate::network::parse_bip(&bip)
+                    .map_err(|e| format!("bip in the configuration file: {e}"))?,
+            );
+        }
+        let pools = self.default_address_pools.as_ref().map(|v| {
+            v.iter()
+                .map(|p| format!("base={},size={}", p.base, p.size))
+                .collect::<Vec<_>>()
+        });
+        if take(
+            "default-address-pools",
+            "default_address_pools",
+            pools.as_ref().map(|p| p.join("; ")),
+        ) {
+            config.default_address_pools = pools
+                .unwrap_or_default()
+                .iter()
+                .map(|p| crate::network::parse_pool(p))
+                .collect::<Result<_, _>>()
+                .map_err(|e| format!("default-address-pools in the configuration file: {e}"))?;
+        }
         if conflicts.is_empty() {
             Ok(())
         } else {
@@ -166,6 +207,31 @@ mod tests {
         assert_eq!(c.max_concurrent_downloads, 6);
         assert_eq!(c.max_concurrent_uploads, 2);
         assert_eq!(c.data_root, PathBuf::from("/srv/pier"));
+    }
+
+    #[test]
+    fn network_settings_come_from_the_file_as_dockerd_writes_them() {
+        // Tests run with PIER_BRIDGE etc. in their environment: clear them.
+        for k in ["PIER_BRIDGE", "PIER_BIP", "PIER_DEFAULT_ADDRESS_POOL"] {
+            std::env::remove_var(k);
+        }
+        let c = parse(
+            &[],
+            r#"{"bridge": "br9", "bip": "10.9.0.1/24",
+                "default-address-pools": [{"base": "10.10.0.0/16", "size": 24}]}"#,
+        )
+        .unwrap();
+        assert_eq!(c.bridge, "br9");
+        assert_eq!(c.bip, Some((std::net::Ipv4Addr::new(10, 9, 0, 1), 24)));
+        assert_eq!(c.default_address_pools.len(), 1);
+        assert_eq!(c.default_address_pools[0].size, 24);
+        assert_eq!(c.net_config().bridge.as_deref(), Some("br9"));
+        let none = parse(&[], r#"{"bridge": "none"}"#).unwrap();
+        assert_eq!(none.net_config().bridge, None);
+        let e = parse(&[], r#"{"bip": "10.9.0.1"}"#).unwrap_err();
+        assert!(e.contains("bip in the configuration file"), "{e}");
+        let e = parse(&["--bridge", "x"], r#"{"bridge": "y"}"#).unwrap_err();
+        assert!(e.contains("bridge: (from flag and from file: y)"), "{e}");
     }
 
     #[test]
