@@ -6,11 +6,14 @@
 #     RUNS, interleaved so machine noise hits both alike.
 #     Target: pier <= 0.2x docker.
 #  2. throughput through a published port from 127.0.0.1: a container runs
-#     `nc -l -p 5000 | wc -c`, published with -p 127.0.0.1::5000; the host
-#     sends SIZE MB to 127.0.0.1:HOSTPORT, shuts its side and waits until
-#     the container closes the connection (all bytes delivered; the count
-#     is checked from the container's log). Median MB/s of XFERS transfers
-#     each, interleaved. Target: pier >= 1.0x docker.
+#     `nc -l -p 5000 -e dd of=/dev/null bs=1M iflag=fullblock` (dd reads
+#     the socket itself: busybox nc's own copy loop, or a pipe to wc, would
+#     cap both sides at ~200 MB/s and hide the difference), published with
+#     -p 127.0.0.1::5000; the host sends SIZE MB to 127.0.0.1:HOSTPORT,
+#     shuts its side and waits until the container closes the connection
+#     (all bytes delivered; dd's `SIZE+0 records in` is checked in the
+#     container's log). Median MB/s of XFERS transfers each, interleaved.
+#     Target: pier >= 1.0x docker.
 # docker runs as a dockerd of the script's own with its bridge and iptables
 # on (its defaults: DNAT plus docker-proxy for 127.0.0.1), on a bridge the
 # script makes (pbdock0, 10.250.0.1/24); pier's default bridge is pbpier0,
@@ -167,16 +170,16 @@ PY
 # xfer CLI: one transfer through a new container; prints MB/s.
 xfer() {
     local cli=$1 cid port rate got
-    cid=$($cli run -d -p 127.0.0.1::5000 busybox sh -c 'nc -l -p 5000 | wc -c')
+    cid=$($cli run -d -p 127.0.0.1::5000 busybox nc -l -p 5000 -e dd of=/dev/null bs=1M iflag=fullblock)
     port=$($cli port "$cid" 5000/tcp | sed -n 's/^127\.0\.0\.1://p' | head -1)
     [ -n "$port" ] || { echo "$cli: no host port for 5000/tcp" >&2; $cli rm -f "$cid" >/dev/null; return 1; }
     sleep 1   # nc -l listening in the container
     rate=$(send "$port" "$size")
     $cli wait "$cid" >/dev/null
-    got=$($cli logs "$cid" | tr -d ' \n')
+    got=$($cli logs "$cid" 2>&1 | sed -n 's/ records in$//p')
     $cli rm -f "$cid" >/dev/null
-    [ "$got" = $((size * 1048576)) ] ||
-        { echo "$cli: the container received $got bytes of $((size * 1048576))" >&2; return 1; }
+    [ "$got" = "$size+0" ] ||
+        { echo "$cli: the container received $got MiB records of $size" >&2; return 1; }
     echo "$rate"
 }
 declare -a r_pier r_docker
