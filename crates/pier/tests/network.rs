@@ -352,6 +352,38 @@ fn published_port_with_a_fixed_host_port_answers_wget_from_the_host() {
 }
 
 #[test]
+fn a_port_published_on_every_address_answers_on_the_hosts_addresses_and_to_containers() {
+    let t = setup();
+    let o = t.octet();
+    t.web("web", &["-p", "80"]);
+    // as docker: `-p CTR` is every address, a random port.
+    let port = t.host_port("web", "80", "0.0.0.0");
+    // The host's own addresses: loopback and the default bridge's gateway
+    // (an address of the host that pier made).
+    let gw = format!("10.{o}.255.1");
+    for addr in ["127.0.0.1", gw.as_str()] {
+        assert_eq!(
+            host_get(&format!("http://{addr}:{port}/file")),
+            "web\n",
+            "from the host to {addr}:{port}"
+        );
+    }
+    // Another container reaches it through the host's address...
+    let url = format!("http://{gw}:{port}/file");
+    assert_eq!(t.sh_ok(&[], &client_get(&url)), "web\n");
+    // ...and so does a container on a user network (it leaves its network
+    // for a host address, as any outbound connection).
+    t.ok(&["network", "create", "--subnet", &t.subnet(5), "elsewhere"]);
+    assert_eq!(
+        t.sh_ok(&["--network", "elsewhere"], &client_get(&url)),
+        "web\n"
+    );
+    // Hairpin: the container reaches its own published port.
+    let out = t.ok(&["exec", "web", "sh", "-c", &client_get(&url)]);
+    assert_eq!(out, "web\n");
+}
+
+#[test]
 fn publish_all_maps_the_image_exposed_ports_and_port_lists_them() {
     let t = setup();
     // An image with EXPOSE 80 (commit --change, as `docker commit`).
