@@ -1292,6 +1292,32 @@ fn invalid_port_specs_are_refused_with_dockers_messages() {
 }
 
 #[test]
+fn an_ipv6_host_address_is_refused_not_ignored() {
+    let t = setup();
+    // pier publishes on IPv4 only (pier_network::ports::Binding::ipv4): an
+    // IPv6 host address must fail clearly rather than publish nothing.
+    let out = t.run(&[
+        "run",
+        "-d",
+        "--name",
+        "v6",
+        "-p",
+        "[::1]::80",
+        "busybox",
+        "sleep",
+        "30",
+    ]);
+    let err = stderr(&out);
+    assert!(
+        !out.status.success() && err.contains("IPv4"),
+        "-p [::1]::80: {} {}\n{err}",
+        out.status,
+        stdout(&out)
+    );
+    assert_eq!(t.ok(&["ps", "-q"]).trim(), "", "a container runs");
+}
+
+#[test]
 fn removing_a_network_in_use_fails() {
     let t = setup();
     let id = t.ok(&["network", "create", "busy"]).trim().to_string();
