@@ -1614,3 +1614,108 @@ fn network_inspect_has_dockers_shape() {
     };
     assert_eq!(keys(&pl), keys(&dl), "network ls json keys");
 }
+
+// ---------------------------------------------------------------------
+// Docker's own CLI against pierd's network endpoints
+
+#[test]
+fn docker_cli_drives_networks_and_ports_through_pierds_api() {
+    if !pier_testutil::dockerd::ensure(&["docker"], "docker.io") {
+        pier_testutil::skip("the docker CLI is not installed (Debian docker.io)");
+        return;
+    }
+    let t = setup();
+    let docker = |args: &[&str]| -> Output {
+        Command::new("docker")
+            .env(
+                "DOCKER_HOST",
+                format!("unix://{}", t.env.exec_root.join("pier.sock").display()),
+            )
+            .env("DOCKER_CONFIG", t.env.dir.path().join("docker-config"))
+            .env_remove("DOCKER_API_VERSION")
+            .env_remove("DOCKER_CONTEXT")
+            .args(args)
+            .output()
+            .expect("running docker")
+    };
+    let ok = |args: &[&str]| -> String {
+        let out = docker(args);
+        assert!(
+            out.status.success(),
+            "docker {args:?} against pierd failed ({}):\n{}\n{}",
+            out.status,
+            stdout(&out),
+            stderr(&out)
+        );
+        stdout(&out)
+    };
+    let subnet = t.subnet(100);
+    let id = ok(&["network", "create", "--subnet", &subnet, "dnet"])
+        .trim()
+        .to_string();
+    assert!(is_hex64(&id), "{id}");
+    assert!(ok(&["network", "ls", "--format", "{{.Name}}"])
+        .lines()
+        .any(|l| l == "dnet"));
+    assert_eq!(
+        ok(&[
+            "network",
+            "inspect",
+            "-f",
+            "{{(index .IPAM.Config 0).Subnet}}",
+            "dnet"
+        ])
+        .trim(),
+        subnet
+    );
+    let port = free_port();
+    let spec = format!("127.0.0.1:{port}:80");
+    let script = httpd_script("dweb");
+    ok(&[
+        "run",
+        "-d",
+        "--name",
+        "dweb",
+        "--network",
+        "dnet",
+        "--network-alias",
+        "dw",
+        "-p",
+        &spec,
+        "busybox",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    assert_eq!(
+        ok(&["port", "dweb", "80"]).trim(),
+        format!("127.0.0.1:{port}")
+    );
+    assert_eq!(host_get(&format!("http://127.0.0.1:{port}/file")), "dweb\n");
+    let script = client_get("http://dw/file");
+    assert_eq!(
+        ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "dnet",
+            "busybox",
+            "sh",
+            "-c",
+            &script
+        ]),
+        "dweb\n"
+    );
+    ok(&["run", "-d", "--name", "dc", "busybox", "sleep", "60"]);
+    ok(&["network", "connect", "dnet", "dc"]);
+    assert!(ok(&["network", "inspect", "-f", "{{json .Containers}}", "dnet"]).contains("\"dc\""));
+    ok(&["network", "disconnect", "dnet", "dc"]);
+    let out = docker(&["network", "rm", "dnet"]);
+    assert!(
+        !out.status.success() && stderr(&out).contains("has active endpoints"),
+        "{}",
+        stderr(&out)
+    );
+    ok(&["rm", "-f", "dweb", "dc"]);
+    assert_eq!(ok(&["network", "rm", "dnet"]).trim(), "dnet");
+}
