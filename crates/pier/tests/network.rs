@@ -1442,6 +1442,75 @@ fn network_state_survives_a_pierd_restart() {
 }
 
 #[test]
+fn a_container_that_ends_while_pierd_is_down_is_cleaned_up_by_the_next_pierd() {
+    let t = setup();
+    let o = t.octet();
+    let id = t
+        .ok(&["network", "create", "--subnet", &t.subnet(75), "front"])
+        .trim()
+        .to_string();
+    let bridge = bridge_of(&t.env, &id);
+    let ip = format!("10.{o}.75.20");
+    t.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "gone",
+        "--network",
+        "front",
+        "--ip",
+        &ip,
+        "-p",
+        "127.0.0.1::80",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    let port = t.host_port("gone", "80", "127.0.0.1");
+    let pid: i32 = t.inspect("gone", "{{.State.Pid}}").parse().unwrap();
+    assert_eq!(links_on(&bridge).len(), 1);
+    t.env.kill_daemon();
+    // SAFETY: killing the container's init, a process this test started.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    let t0 = Instant::now();
+    while Path::new(&format!("/proc/{pid}")).exists() && t0.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The next pierd finds it exited and releases what it held.
+    let t0 = Instant::now();
+    while t.inspect("gone", "{{.State.Running}}") != "false" {
+        assert!(t0.elapsed() < Duration::from_secs(30), "gone still runs");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let t0 = Instant::now();
+    while !links_on(&bridge).is_empty() || !netns_mounts_under(&t.env.exec_root).is_empty() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "left behind: links {:?}, netns {:?}",
+            links_on(&bridge),
+            netns_mounts_under(&t.env.exec_root)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Its address and its port are free again.
+    t.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "next",
+        "--network",
+        "front",
+        "--ip",
+        &ip,
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    TcpListener::bind(("127.0.0.1", port))
+        .unwrap_or_else(|e| panic!("port {port} still held: {e}"));
+}
+
+#[test]
 fn removing_containers_and_networks_leaves_nothing_behind() {
     let t = setup();
     let id = t
