@@ -384,6 +384,27 @@ fn a_port_published_on_every_address_answers_on_the_hosts_addresses_and_to_conta
 }
 
 #[test]
+fn stop_releases_a_published_port_and_start_and_restart_take_it_back() {
+    let t = setup();
+    let port = free_port();
+    let spec = format!("127.0.0.1:{port}:80");
+    t.web("web", &["-p", &spec]);
+    let url = format!("http://127.0.0.1:{port}/file");
+    assert_eq!(host_get(&url), "web\n");
+    t.ok(&["stop", "-t", "1", "web"]);
+    // as docker: a stopped container holds no port, and `port` lists none.
+    let l = TcpListener::bind(("127.0.0.1", port))
+        .unwrap_or_else(|e| panic!("port {port} still held after stop: {e}"));
+    drop(l);
+    assert_eq!(t.ok(&["port", "web"]).trim(), "");
+    t.ok(&["start", "web"]);
+    assert_eq!(host_get(&url), "web\n");
+    t.ok(&["restart", "-t", "1", "web"]);
+    assert_eq!(host_get(&url), "web\n");
+    assert_eq!(t.host_port("web", "80", "127.0.0.1"), port);
+}
+
+#[test]
 fn publish_all_maps_the_image_exposed_ports_and_port_lists_them() {
     let t = setup();
     // An image with EXPOSE 80 (commit --change, as `docker commit`).
