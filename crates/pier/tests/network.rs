@@ -1809,3 +1809,101 @@ fn docker_cli_drives_networks_and_ports_through_pierds_api() {
     ok(&["rm", "-f", "dweb", "dc"]);
     assert_eq!(ok(&["network", "rm", "dnet"]).trim(), "dnet");
 }
+
+// ---------------------------------------------------------------------
+// More of docker's options
+
+#[test]
+fn two_networks_at_run_give_two_interfaces_with_names_on_both() {
+    let t = setup();
+    let o = t.octet();
+    t.ok(&["network", "create", "--subnet", &t.subnet(110), "na"]);
+    t.ok(&["network", "create", "--subnet", &t.subnet(111), "nb"]);
+    t.web("wa", &["--network", "na"]);
+    t.web("wb", &["--network", "nb"]);
+    // as docker CLI 28 (API >= 1.44): --network twice joins both.
+    t.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "both",
+        "--network",
+        "na",
+        "--network",
+        "nb",
+        "busybox",
+        "sleep",
+        "120",
+    ]);
+    let out = t.ok(&["exec", "both", "ip", "-4", "-o", "addr", "show"]);
+    assert!(out.contains(&format!("inet 10.{o}.110.")), "{out}");
+    assert!(out.contains(&format!("inet 10.{o}.111.")), "{out}");
+    for name in ["wa", "wb"] {
+        let got = t.ok(&[
+            "exec",
+            "both",
+            "sh",
+            "-c",
+            &client_get(&format!("http://{name}/file")),
+        ]);
+        assert_eq!(got, format!("{name}\n"));
+    }
+    let nets = t.json("both", "{{json .NetworkSettings.Networks}}");
+    assert!(
+        nets.get("na").is_some() && nets.get("nb").is_some(),
+        "{nets}"
+    );
+}
+
+#[test]
+fn bridge_name_option_dns_options_and_the_default_networks_inspect() {
+    let t = setup();
+    let o = t.octet();
+    let br = format!("ptn{o}x{:04x}", std::process::id() & 0xffff);
+    let opt = format!("com.docker.network.bridge.name={br}");
+    t.ok(&[
+        "network",
+        "create",
+        "--subnet",
+        &t.subnet(120),
+        "-o",
+        &opt,
+        "named",
+    ]);
+    assert!(host_links().contains(&br), "no bridge {br}");
+    assert_eq!(
+        t.network("named")["Options"]["com.docker.network.bridge.name"],
+        br.as_str()
+    );
+    t.ok(&["network", "rm", "named"]);
+    assert!(!host_links().contains(&br), "bridge {br} left");
+    assert!(
+        !nft_has_table(&format!("pier-{br}")),
+        "table pier-{br} left"
+    );
+
+    // --dns-option: resolv.conf's options line, as docker.
+    let out = t.sh_ok(
+        &["--dns", "192.0.2.1", "--dns-option", "ndots:2"],
+        "cat /etc/resolv.conf",
+    );
+    assert!(out.lines().any(|l| l.trim() == "options ndots:2"), "{out}");
+
+    // The default network as docker shows it.
+    t.ok(&["run", "-d", "--name", "c1", "busybox", "sleep", "60"]);
+    let n = t.network("bridge");
+    assert_eq!(n["Name"], "bridge");
+    assert_eq!(n["Driver"], "bridge");
+    assert_eq!(
+        n["IPAM"]["Config"][0]["Subnet"],
+        format!("10.{o}.255.0/24").as_str(),
+        "{n}"
+    );
+    assert_eq!(
+        n["IPAM"]["Config"][0]["Gateway"],
+        format!("10.{o}.255.1").as_str(),
+        "{n}"
+    );
+    let cid = t.inspect("c1", "{{.Id}}");
+    assert_eq!(n["Containers"][&cid]["Name"], "c1", "{n}");
+}
