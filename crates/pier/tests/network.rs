@@ -1907,3 +1907,83 @@ fn bridge_name_option_dns_options_and_the_default_networks_inspect() {
     let cid = t.inspect("c1", "{{.Id}}");
     assert_eq!(n["Containers"][&cid]["Name"], "c1", "{n}");
 }
+
+#[test]
+fn ls_filters_and_connect_with_an_ip() {
+    let t = setup();
+    let o = t.octet();
+    t.ok(&["network", "create", "--subnet", &t.subnet(130), "f1"]);
+    t.ok(&[
+        "network",
+        "create",
+        "--subnet",
+        &t.subnet(131),
+        "--label",
+        "team=x",
+        "f2",
+    ]);
+    let names = |args: &[&str]| -> Vec<String> {
+        let mut a = vec!["network", "ls", "--format", "{{.Name}}"];
+        a.extend_from_slice(args);
+        let mut v: Vec<String> = t.ok(&a).lines().map(str::to_string).collect();
+        v.sort();
+        v
+    };
+    // as docker.
+    assert_eq!(names(&["--filter", "type=custom"]), ["f1", "f2"]);
+    assert_eq!(
+        names(&["--filter", "type=builtin"]),
+        ["bridge", "host", "none"]
+    );
+    assert_eq!(names(&["--filter", "label=team"]), ["f2"]);
+    assert_eq!(names(&["--filter", "name=f1"]), ["f1"]);
+    assert_eq!(names(&["--filter", "driver=null"]), ["none"]);
+
+    t.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "c1",
+        "--network",
+        "f1",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    t.ok(&["run", "-d", "--name", "c2", "busybox", "sleep", "60"]);
+    let want = format!("10.{o}.131.77");
+    t.ok(&["network", "connect", "--ip", &want, "f2", "c1"]);
+    assert_eq!(t.ip_on("c1", "f2"), want);
+    let out = t.ok(&["exec", "c1", "ip", "-4", "-o", "addr", "show", "eth1"]);
+    assert!(out.contains(&format!("inet {want}/24")), "{out}");
+}
+
+#[test]
+fn ps_filters_and_shows_networks() {
+    let t = setup();
+    t.ok(&["network", "create", "--subnet", &t.subnet(132), "f1"]);
+    t.ok(&["network", "create", "--subnet", &t.subnet(133), "f2"]);
+    t.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "c1",
+        "--network",
+        "f1",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    t.ok(&["run", "-d", "--name", "c2", "busybox", "sleep", "60"]);
+    t.ok(&["network", "connect", "f2", "c1"]);
+    // ps --filter network=NAME, as docker.
+    let ps = t.ok(&["ps", "--filter", "network=f2", "--format", "{{.Names}}"]);
+    assert_eq!(ps.trim(), "c1");
+    let ps = t.ok(&["ps", "--filter", "network=bridge", "--format", "{{.Names}}"]);
+    assert_eq!(ps.trim(), "c2");
+    // ps --format {{.Networks}}: the names, comma-separated.
+    let nets = t.ok(&["ps", "--filter", "name=c1", "--format", "{{.Networks}}"]);
+    let mut got: Vec<&str> = nets.trim().split(',').collect();
+    got.sort();
+    assert_eq!(got, ["f1", "f2"], "{nets}");
+}
