@@ -65,7 +65,8 @@ impl Config {
             max_concurrent_downloads: 3,
             max_concurrent_uploads: 5,
             config_file: None,
-            bridge: "pier0".into(),
+            // No default bridge: these daemons run side by side.
+            bridge: "none".into(),
             bip: None,
             default_address_pools: Vec::new(),
         }

@@ -613,6 +613,7 @@ fn an_unreadable_context_fails_before_anything_is_sent() {
         .arg(env!("CARGO_BIN_EXE_pier"))
         .args(["build", ctx.to_str().unwrap()])
         .env("PIER_DATA_ROOT", &env.data_root)
+        .env("PIER_BRIDGE", "none")
         .env("PIER_EXEC_ROOT", &env.exec_root)
         .output()
         .unwrap();

@@ -727,6 +727,7 @@ fn pierd_takes_insecure_registries_from_its_config_file() {
     std::fs::write(&bad, r#"{"insecure-registry": ["x"]}"#).unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_pierd"))
         .env("PIER_DATA_ROOT", &bad_env.data_root)
+        .env("PIER_BRIDGE", "none")
         .env("PIER_EXEC_ROOT", &bad_env.exec_root)
         .env("PIER_CONFIG_FILE", &bad)
         .output()

@@ -75,6 +75,8 @@ fn pierd_serves_the_listener_systemd_passes_as_fd_3() {
         .arg("--exec-root")
         .arg(&env.exec_root)
         .env_remove("PIER_HOST")
+        // No default bridge: tests run side by side (see PierEnv).
+        .env("PIER_BRIDGE", "none")
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     // SAFETY: the closure runs in the forked child only (pass_as_fd_3).
@@ -179,7 +181,9 @@ fn pierd_refuses_a_passed_descriptor_that_is_not_a_listening_unix_socket() {
         .arg(&env.data_root)
         .arg("--exec-root")
         .arg(&env.exec_root)
-        .env_remove("PIER_HOST");
+        .env_remove("PIER_HOST")
+        // No default bridge: tests run side by side (see PierEnv).
+        .env("PIER_BRIDGE", "none");
     // SAFETY: as above.
     unsafe {
         cmd.pre_exec(move || pass_as_fd_3(fd));
@@ -213,6 +217,8 @@ fn systemd_socket_activate_starts_pierd_on_the_first_connection() {
         .arg("--exec-root")
         .arg(&env.exec_root)
         .env_remove("PIER_HOST")
+        // No default bridge: tests run side by side (see PierEnv).
+        .env("PIER_BRIDGE", "none")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

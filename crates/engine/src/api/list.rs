@@ -39,13 +39,15 @@ fn filter_error(e: FilterError) -> Error {
 /// Parses the query's `filters` for containers of `engine`.
 fn filters(engine: &Engine, q: &HashMap<String, String>, allowed: &[&str]) -> Result<Filters> {
     let pairs = parse_filters(q)?;
-    Filters::parse(
+    let mut f = Filters::parse(
         &pairs,
         allowed,
         &|name| engine.find(name).ok().map(|h| h.record()),
         &|image| engine.images.resolve(image).ok().map(|i| i.id),
     )
-    .map_err(filter_error)
+    .map_err(filter_error)?;
+    f.resolve_networks(&|n| engine.networks.find(n).ok().map(|r| r.id));
+    Ok(f)
 }
 
 pub async fn list(engine: State, q: Query) -> Result<Json<Vec<serde_json::Value>>> {

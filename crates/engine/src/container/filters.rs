@@ -174,7 +174,12 @@ impl Filters {
         if self.until.is_some_and(|u| t >= u) {
             return false;
         }
-        if !self.networks.is_empty() && !self.networks.contains(&network_name(rec)) {
+        if !self.networks.is_empty()
+            && !self
+                .networks
+                .iter()
+                .any(|n| rec.networks.contains_key(n) || *n == network_name(rec))
+        {
             return false;
         }
         if !self.volumes.is_empty()
@@ -190,6 +195,18 @@ impl Filters {
             return false;
         }
         true
+    }
+}
+
+impl Filters {
+    /// `network=` values that name a bridge network by name or id prefix
+    /// become its id (`id_of`), so any network a container is on matches.
+    pub fn resolve_networks(&mut self, id_of: &dyn Fn(&str) -> Option<String>) {
+        for n in &mut self.networks {
+            if let Some(id) = id_of(n) {
+                *n = id;
+            }
+        }
     }
 }
 

@@ -26,6 +26,12 @@ impl Engine {
         config: &mut ContainerConfig,
     ) -> Result<BTreeMap<String, EndpointConfig>> {
         let mode = validate::network(hc.network_mode.as_deref()).map_err(Error::bad_request)?;
+        // Port bindings are checked now, so a bad one creates nothing.
+        attach::wanted_ports(
+            hc.port_bindings.as_ref(),
+            config.exposed_ports.as_deref().unwrap_or_default(),
+            hc.publish_all_ports.unwrap_or(false),
+        )?;
         let endpoints = body
             .networking_config
             .as_ref()

@@ -24,7 +24,7 @@ pub struct WantedPort {
 
 /// The ports of `HostConfig.PortBindings`, and with `publish_all` every
 /// exposed port not bound there, on a random host port (docker's `-P`).
-/// IPv6 host addresses are left out: pier publishes on IPv4.
+/// An IPv6 host address is refused: pier publishes on IPv4 only.
 pub fn wanted_ports(
     bindings: Option<&bollard_stubs::models::PortMap>,
     exposed: &[String],
@@ -47,7 +47,11 @@ pub fn wanted_ports(
             let ip = b.host_ip.as_deref().unwrap_or("");
             let host_ip = match ip {
                 "" | "0.0.0.0" => None,
-                ip if ip.contains(':') => continue,
+                ip if ip.contains(':') => {
+                    return Err(Error::bad_request(format!(
+                        "cannot publish {key} on {ip}: pier publishes ports on IPv4 addresses only; leave the address out or give an IPv4 one"
+                    )))
+                }
                 ip => Some(ip.parse::<Ipv4Addr>().map_err(|_| {
                     Error::bad_request(format!("invalid IP address in port binding: {ip}"))
                 })?),
@@ -376,7 +380,6 @@ mod tests {
                 "80/tcp".to_string(),
                 Some(vec![binding("", "8080"), binding("127.0.0.1", "")]),
             ),
-            ("53/udp".to_string(), Some(vec![binding("::", "53")])),
             (
                 "90".to_string(),
                 Some(vec![binding("0.0.0.0", "9000-9010")]),
@@ -386,7 +389,6 @@ mod tests {
         assert_eq!(
             w,
             vec![
-                // IPv6 bindings are skipped.
                 WantedPort {
                     container_port: 80,
                     proto: Proto::Tcp,
@@ -424,5 +426,11 @@ mod tests {
             .unwrap_err()
             .message
             .contains("invalid hostPort: http"));
+        let v6: bollard_stubs::models::PortMap =
+            HashMap::from([("53/udp".to_string(), Some(vec![binding("::1", "53")]))]);
+        assert!(wanted_ports(Some(&v6), &[], false)
+            .unwrap_err()
+            .message
+            .contains("IPv4 addresses only"));
     }
 }
