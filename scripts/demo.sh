@@ -41,4 +41,17 @@ set +e
 "$PIER" run --rm busybox sh -c 'exit 7'
 echo "exit code: $?"
 set -e
+echo "== a web server on a user network, its port published on 127.0.0.1"
+"$PIER" rm -f demo-web >/dev/null 2>&1 || true
+"$PIER" network rm demo-net >/dev/null 2>&1 || true
+"$PIER" network create demo-net >/dev/null
+"$PIER" run -d --name demo-web --network demo-net -p 127.0.0.1::80 busybox sh -c \
+    'mkdir -p /www && echo "hello from demo-web" >/www/index.html && httpd -f -p 80 -h /www' >/dev/null
+addr=$("$PIER" port demo-web 80)
+echo "pier port demo-web 80: $addr"
+for _ in $(seq 50); do busybox wget -q -O- "http://$addr/" 2>/dev/null && break; sleep 0.1; done
+echo "== another container on demo-net reaches it by name"
+"$PIER" run --rm --network demo-net busybox wget -q -O- http://demo-web/
+"$PIER" rm -f demo-web >/dev/null
+"$PIER" network rm demo-net >/dev/null
 "$PIER" info | sed -n '/Server:/,$p'
