@@ -326,7 +326,10 @@ fn bad_flag_values_exit_125_with_dockers_text_and_create_nothing() {
         (&["--cpuset-cpus", "abc"], "Invalid value abc for cpuset cpus"),
         (&["--cap-add", "FOO"], "unknown capability: \"CAP_FOO\""),
         (&["--stop-signal", "FOO"], "Invalid signal: FOO"),
-        (&["--network", "bridge"], "network bridge is not available"),
+        // This env's pierd runs with --bridge none: as dockerd's, no
+        // `bridge` network then.
+        (&["--network", "bridge"], "network bridge not found"),
+        (&["--network", "nosuchnet"], "network nosuchnet not found"),
         (&["--no-such-flag"], "--no-such-flag"),
     ];
     for (flags, want) in cases {
