@@ -129,7 +129,7 @@ impl Engine {
                         }
                         None => self.exit_of_dead_shim(&h.id).await,
                     };
-                    self.network_down(&h).await;
+                    self.release_network(&h).await;
                     self.record_exit(&h, exit);
                     let engine = self.clone();
                     tokio::spawn(async move { engine.after_exit(&h).await });
@@ -143,7 +143,7 @@ impl Engine {
                         tokio::time::timeout(Duration::from_secs(10), monitor_exit(self, &h)).await;
                     match ended {
                         Ok(exit) => {
-                            self.network_down(&h).await;
+                            self.release_network(&h).await;
                             self.record_exit(&h, exit);
                             let engine = self.clone();
                             tokio::spawn(async move { engine.after_exit(&h).await });

@@ -534,7 +534,7 @@ pub(super) async fn monitor(engine: Arc<Engine>, h: Arc<Handle>) {
     let exit = monitor_exit(&engine, &h).await;
     // Down before the exit is told, so the next start finds its address
     // and host ports free.
-    engine.network_down(&h).await;
+    engine.release_network(&h).await;
     engine.record_exit(&h, exit);
     engine.after_exit(&h).await;
 }

@@ -357,14 +357,12 @@ impl Engine {
         let image = tokio::task::spawn_blocking(move || store.resolve(&image_id)).await??;
         let dir = self.container_dir(&rec.id);
         let rootfs = dir.join("rootfs");
-        // The network first: the /etc files name its addresses. It is in
-        // the record before anything runs, so a crash leaves it releasable.
+        // The network first: the /etc files name its addresses.
+        // (Saved with the running state; a pierd that dies before that
+        // removes the namespace as a stray when it starts again.)
         let net_files = match self.network_up(rec).await? {
             Some((state, files)) => {
-                if let Err(e) = self.update(h, |r| r.net = Some(state)) {
-                    self.network_down(h).await;
-                    return Err(e);
-                }
+                lock(&h.record).net = Some(state);
                 Some(files)
             }
             None => None,
