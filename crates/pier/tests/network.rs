@@ -1987,3 +1987,35 @@ fn ps_filters_and_shows_networks() {
     got.sort();
     assert_eq!(got, ["f1", "f2"], "{nets}");
 }
+
+/// A pierd killed between making a container's namespace and saving its
+/// record leaves a netns file no record holds: the next pierd removes it.
+#[test]
+fn a_namespace_no_container_holds_is_removed_when_pierd_starts() {
+    let t = setup();
+    t.ok(&["run", "-d", "--name", "keep", "busybox", "sleep", "60"]);
+    t.env.kill_daemon();
+    let dir = t.env.exec_root.join("netns");
+    let stray = dir.join("0123456789abcdef");
+    std::fs::write(&stray, b"").unwrap();
+    let made = Command::new("unshare")
+        .arg(format!("--net={}", stray.display()))
+        .arg("true")
+        .status()
+        .unwrap();
+    assert!(made.success(), "unshare --net");
+    assert!(netns_mounts_under(&dir)
+        .iter()
+        .any(|m| m.ends_with("0123456789abcdef")));
+    // The next command starts a new pierd.
+    assert!(t.ok(&["ps"]).contains("keep"));
+    let left = netns_mounts_under(&dir);
+    assert!(
+        !left.iter().any(|m| m.ends_with("0123456789abcdef")),
+        "{left:?}"
+    );
+    assert!(!stray.exists());
+    // The running container's own namespace stays.
+    assert_eq!(left.len(), 1, "{left:?}");
+    t.ok(&["exec", "keep", "true"]);
+}
