@@ -105,6 +105,9 @@ pub(crate) fn start_writeback(f: &File, offset: u64, len: u64) {
     };
 }
 
+/// A blob being written is handed to writeback in steps of this many bytes.
+const INGEST_WRITEBACK_STEP: u64 = 8 << 20;
+
 /// A blob being written: hashes what passes through, removes itself unless
 /// committed.
 pub(crate) struct Ingest {
@@ -122,8 +125,8 @@ impl Write for Ingest {
         self.hasher.update(&buf[..n]);
         let before = self.size;
         self.size += n as u64;
-        // Start writing back every 8 MiB, so the final sync has little left.
-        const STEP: u64 = 8 << 20;
+        // Start writing back every step, so the final sync has little left.
+        const STEP: u64 = INGEST_WRITEBACK_STEP;
         if before / STEP != self.size / STEP {
             start_writeback(&self.file, (self.size / STEP - 1) * STEP, STEP);
         }
@@ -137,6 +140,14 @@ impl Write for Ingest {
 impl Ingest {
     pub(crate) fn size(&self) -> u64 {
         self.size
+    }
+
+    /// Starts writing back what `write` has not handed to writeback yet
+    /// (the last partial step): for a writer that is done while others
+    /// still work, so the sync that commits the blob has less to wait for.
+    pub(crate) fn start_tail_writeback(&self) {
+        let start = self.size / INGEST_WRITEBACK_STEP * INGEST_WRITEBACK_STEP;
+        start_writeback(&self.file, start, 0);
     }
 
     /// Syncs, verifies against `expected` when given, and moves the blob into

@@ -111,6 +111,7 @@ impl Store {
                         feed = None;
                     }
                 }
+                ingest.start_tail_writeback();
                 Ok(ingest)
             });
             let unpacked = (|| -> Result<(String, u64)> {

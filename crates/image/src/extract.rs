@@ -86,6 +86,10 @@ pub fn decompress<'a, R: Read + 'a>(
     })
 }
 
+/// A regular file's data is handed to writeback in steps of this many
+/// bytes as it is unpacked.
+const WRITEBACK_STEP: u64 = 4 << 20;
+
 /// Unpacks a layer (plain, gzip or zstd tar) into `dir`, which must exist.
 pub fn unpack_layer(reader: impl Read, dir: &Path) -> Result<UnpackStats> {
     let (_, plain) = decompress(reader).map_err(|e| layer_err("reading the layer stream", e))?;
@@ -331,7 +335,16 @@ impl Unpacker {
                         Err(e) => return Err(e.into()),
                     };
                     file.write_all(&self.buf[..n])?;
+                    let before = got;
                     got += n as u64;
+                    // Start writing a big file back while it is still
+                    // being written, so the sync that commits the layer
+                    // finds only its last few MiB dirty (it is on the
+                    // critical path of a pull).
+                    if before / WRITEBACK_STEP != got / WRITEBACK_STEP {
+                        let start = (got / WRITEBACK_STEP - 1) * WRITEBACK_STEP;
+                        crate::content::start_writeback(&file, start, WRITEBACK_STEP);
+                    }
                 }
                 if got != want {
                     return Err(EntryError::Io(io::Error::new(
@@ -341,7 +354,9 @@ impl Unpacker {
                 }
                 self.stats.bytes += got;
                 if got > 0 {
-                    crate::content::start_writeback(&file, 0, 0);
+                    // The rest (everything, for a file under one step).
+                    let start = got / WRITEBACK_STEP * WRITEBACK_STEP;
+                    crate::content::start_writeback(&file, start, 0);
                 }
                 apply_fd_meta(file.as_fd(), &meta)?;
                 rfs::futimens(&file, &meta.times)?;

@@ -534,3 +534,29 @@ fn whiteouts_aimed_outside_remove_and_mark_nothing_there() {
     )
     .is_err());
 }
+
+#[test]
+fn files_across_writeback_steps_unpack_byte_for_byte() {
+    // Sizes around the steps writeback is started in: under one, exactly
+    // one, two and a half, and exactly two (no tail).
+    let step = WRITEBACK_STEP as usize;
+    let sizes = [step - 1, step, 2 * step + step / 2 + 7, 2 * step];
+    let datas: Vec<Vec<u8>> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| (0..n).map(|k| (k * 31 + i * 7 + k / 4096) as u8).collect())
+        .collect();
+    let names: Vec<String> = (0..sizes.len()).map(|i| format!("f{i}")).collect();
+    let mut t = Tar::new();
+    for (n, d) in names.iter().zip(&datas) {
+        t.add(file(n, d));
+    }
+    let env = mkenv();
+    let stats = unpack(t, &env.root).unwrap();
+    assert_eq!(stats.bytes, sizes.iter().sum::<usize>() as u64);
+    for (n, d) in names.iter().zip(&datas) {
+        let got = fs::read(env.root.join(n)).unwrap();
+        assert_eq!(got.len(), d.len(), "{n}");
+        assert!(got == *d, "{n} differs from what the tar holds");
+    }
+}
