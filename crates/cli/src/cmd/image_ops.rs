@@ -276,11 +276,9 @@ pub async fn prune(client: &Client, args: PruneArgs) -> Result<i32, CliError> {
         } else {
             "WARNING! This will remove all dangling images."
         };
-        print!("{what}\nAre you sure you want to continue? [y/N] ");
-        let _ = std::io::stdout().flush();
-        let mut line = String::new();
-        let _ = std::io::stdin().read_line(&mut line);
-        if !matches!(line.trim(), "y" | "Y" | "yes") {
+        if !super::prune::ask(&format!(
+            "{what}\nAre you sure you want to continue? [y/N] "
+        )) {
             return Ok(0);
         }
     }
@@ -289,16 +287,7 @@ pub async fn prune(client: &Client, args: PruneArgs) -> Result<i32, CliError> {
         filters.push("dangling=false".into());
     }
     let q = super::images::filters_query(&filters).map_err(exit1)?;
-    let path = if q.is_empty() {
-        "/images/prune".to_string()
-    } else {
-        format!("/images/prune?filters={q}")
-    };
-    let resp = client
-        .send(Method::POST, &path, empty())
-        .await
-        .map_err(exit1)?;
-    let v: serde_json::Value = crate::client::read_json(resp).await.map_err(exit1)?;
+    let v = super::prune::post(client, "images", &q).await?;
     if let Some(items) = v["ImagesDeleted"].as_array().filter(|a| !a.is_empty()) {
         println!("Deleted Images:");
         print_deleted(items, true);

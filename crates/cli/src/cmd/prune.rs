@@ -16,28 +16,43 @@ pub struct PruneArgs {
     filter: Vec<String>,
 }
 
-pub async fn prune(client: &Client, args: PruneArgs) -> Result<i32, CliError> {
+/// Prints docker's prompt (`WARNING! ...\nAre you sure you want to
+/// continue? [y/N] `) and whether the answer is yes: y or Y, blanks around
+/// it ignored; anything else, "yes" included, is a no (as docker).
+pub fn ask(prompt: &str) -> bool {
+    print!("{prompt}");
+    let _ = std::io::stdout().flush();
+    let mut line = String::new();
+    let _ = std::io::stdin().read_line(&mut line);
+    confirmed(&line)
+}
+
+pub fn confirmed(answer: &str) -> bool {
+    matches!(answer.trim(), "y" | "Y")
+}
+
+/// `POST /RESOURCE/prune` with the encoded filters `q`; the daemon's report.
+pub async fn post(client: &Client, resource: &str, q: &str) -> Result<serde_json::Value, CliError> {
     let exit1 = super::image_ops::exit1;
-    if !args.force {
-        print!("WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] ");
-        let _ = std::io::stdout().flush();
-        let mut line = String::new();
-        let _ = std::io::stdin().read_line(&mut line);
-        if !matches!(line.trim(), "y" | "Y" | "yes") {
-            return Ok(0);
-        }
-    }
-    let q = super::images::filters_query(&args.filter).map_err(exit1)?;
     let path = if q.is_empty() {
-        "/containers/prune".to_string()
+        format!("/{resource}/prune")
     } else {
-        format!("/containers/prune?filters={q}")
+        format!("/{resource}/prune?filters={q}")
     };
     let resp = client
         .send(Method::POST, &path, empty())
         .await
         .map_err(exit1)?;
-    let v: serde_json::Value = crate::client::read_json(resp).await.map_err(exit1)?;
+    crate::client::read_json(resp).await.map_err(exit1)
+}
+
+pub async fn prune(client: &Client, args: PruneArgs) -> Result<i32, CliError> {
+    let exit1 = super::image_ops::exit1;
+    if !args.force && !ask("WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] ") {
+        return Ok(0);
+    }
+    let q = super::images::filters_query(&args.filter).map_err(exit1)?;
+    let v = post(client, "containers", &q).await?;
     if let Some(ids) = v["ContainersDeleted"].as_array().filter(|a| !a.is_empty()) {
         println!("Deleted Containers:");
         for id in ids {

@@ -336,6 +336,19 @@ impl Engine {
             .await;
     }
 
+    /// A network event as docker's: `name`, `type`, and `container` for
+    /// connect and disconnect.
+    fn emit_network(&self, net: &NetworkRecord, action: &str, container: Option<&str>) {
+        let mut attrs = std::collections::HashMap::from([
+            ("name".to_string(), net.name.clone()),
+            ("type".to_string(), net.driver.clone()),
+        ]);
+        if let Some(c) = container {
+            attrs.insert("container".into(), c.to_string());
+        }
+        self.emit("network", action, &net.id, attrs);
+    }
+
     /// Containers (running or not) that are on network `id`.
     pub fn network_users(&self, id: &str) -> Vec<ContainerRecord> {
         self.list()
@@ -361,16 +374,7 @@ impl Engine {
         let networks = self.networks.clone();
         let rec = tokio::task::spawn_blocking(move || networks.create(req)).await??;
         self.start_resolvers().await;
-        self.emit(
-            "network",
-            "create",
-            &rec.id,
-            [
-                ("name".to_string(), rec.name.clone()),
-                ("type".into(), "bridge".into()),
-            ]
-            .into(),
-        );
+        self.emit_network(&rec, "create", None);
         Ok(rec)
     }
 
@@ -396,16 +400,7 @@ impl Engine {
         }
         let (networks, r) = (self.networks.clone(), rec.clone());
         tokio::task::spawn_blocking(move || networks.remove(&r)).await??;
-        self.emit(
-            "network",
-            "destroy",
-            &rec.id,
-            [
-                ("name".to_string(), rec.name.clone()),
-                ("type".into(), "bridge".into()),
-            ]
-            .into(),
-        );
+        self.emit_network(rec, "destroy", None);
         Ok(())
     }
 
@@ -467,17 +462,7 @@ impl Engine {
                 r.networks.insert(net.id.clone(), cfg);
             })?;
         }
-        self.emit(
-            "network",
-            "connect",
-            &net.id,
-            [
-                ("container".to_string(), rec.id.clone()),
-                ("name".into(), net.name.clone()),
-                ("type".into(), "bridge".into()),
-            ]
-            .into(),
-        );
+        self.emit_network(net, "connect", Some(&rec.id));
         Ok(())
     }
 
@@ -511,17 +496,7 @@ impl Engine {
                 r.net = net_state;
             }
         })?;
-        self.emit(
-            "network",
-            "disconnect",
-            &net.id,
-            [
-                ("container".to_string(), rec.id.clone()),
-                ("name".into(), net.name.clone()),
-                ("type".into(), "bridge".into()),
-            ]
-            .into(),
-        );
+        self.emit_network(net, "disconnect", Some(&rec.id));
         Ok(())
     }
 

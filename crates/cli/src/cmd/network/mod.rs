@@ -8,7 +8,7 @@ mod ls;
 pub use ls::LsArgs;
 
 use super::image_ops::exit1;
-use super::volume::{confirmed, labels};
+use super::volume::labels;
 use crate::client::{empty, encode, full, Client};
 use crate::error::CliError;
 use crate::template::Template;
@@ -571,25 +571,10 @@ pub fn prune_report(v: &Value) -> String {
 
 async fn prune(client: &Client, args: PruneArgs) -> Result<i32, CliError> {
     let q = ls::filters(&args.filter, "--filter")?;
-    if !args.force {
-        print!("{PRUNE_WARNING}");
-        let _ = std::io::stdout().flush();
-        let mut line = String::new();
-        let _ = std::io::stdin().read_line(&mut line);
-        if !confirmed(&line) {
-            return Ok(0);
-        }
+    if !args.force && !super::prune::ask(PRUNE_WARNING) {
+        return Ok(0);
     }
-    let path = if q.is_empty() {
-        "/networks/prune".to_string()
-    } else {
-        format!("/networks/prune?filters={q}")
-    };
-    let resp = client
-        .send(Method::POST, &path, empty())
-        .await
-        .map_err(exit1)?;
-    let v: Value = crate::client::read_json(resp).await.map_err(exit1)?;
+    let v = super::prune::post(client, "networks", &q).await?;
     print!("{}", prune_report(&v));
     Ok(0)
 }

@@ -8,7 +8,7 @@ mod ls;
 pub use ls::{natural_cmp, LsArgs};
 
 use super::image_ops::exit1;
-use crate::client::{empty, encode, full, Client};
+use crate::client::{encode, full, Client};
 use crate::error::CliError;
 use crate::format::human_size;
 use crate::template::Template;
@@ -239,12 +239,6 @@ pub fn prune_warning(all: bool) -> &'static str {
     }
 }
 
-/// The prompt's answer as docker takes it: y or Y (blanks around it
-/// ignored); anything else, "yes" included, is a no.
-pub fn confirmed(answer: &str) -> bool {
-    matches!(answer.trim(), "y" | "Y")
-}
-
 async fn prune(client: &Client, args: PruneArgs) -> Result<i32, CliError> {
     let mut filters_list = args.filter.clone();
     if args.all {
@@ -259,25 +253,10 @@ async fn prune(client: &Client, args: PruneArgs) -> Result<i32, CliError> {
         filters_list.push("all=true".into());
     }
     let q = ls::filters(&filters_list, "--filter")?;
-    if !args.force {
-        print!("{}", prune_warning(args.all));
-        let _ = std::io::stdout().flush();
-        let mut line = String::new();
-        let _ = std::io::stdin().read_line(&mut line);
-        if !confirmed(&line) {
-            return Ok(0);
-        }
+    if !args.force && !super::prune::ask(prune_warning(args.all)) {
+        return Ok(0);
     }
-    let path = if q.is_empty() {
-        "/volumes/prune".to_string()
-    } else {
-        format!("/volumes/prune?filters={q}")
-    };
-    let resp = client
-        .send(Method::POST, &path, empty())
-        .await
-        .map_err(exit1)?;
-    let v: Value = crate::client::read_json(resp).await.map_err(exit1)?;
+    let v = super::prune::post(client, "volumes", &q).await?;
     let mut reclaimed = 0;
     if let Some(names) = v["VolumesDeleted"].as_array().filter(|a| !a.is_empty()) {
         println!("Deleted Volumes:");
@@ -360,6 +339,7 @@ mod tests {
 
     #[test]
     fn only_y_confirms_as_docker() {
+        let confirmed = crate::cmd::prune::confirmed;
         assert!(confirmed("y\n") && confirmed(" Y \n"));
         assert!(!confirmed("yes\n") && !confirmed("n\n") && !confirmed(""));
     }
