@@ -74,9 +74,10 @@ fn pierd_serves_the_listener_systemd_passes_as_fd_3() {
         .arg(&env.data_root)
         .arg("--exec-root")
         .arg(&env.exec_root)
+        // No default bridge: tests run side by side (see PierEnv); a flag,
+        // as systemd-socket-activate passes no environment.
+        .args(["--bridge", "none"])
         .env_remove("PIER_HOST")
-        // No default bridge: tests run side by side (see PierEnv).
-        .env("PIER_BRIDGE", "none")
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     // SAFETY: the closure runs in the forked child only (pass_as_fd_3).
@@ -181,9 +182,10 @@ fn pierd_refuses_a_passed_descriptor_that_is_not_a_listening_unix_socket() {
         .arg(&env.data_root)
         .arg("--exec-root")
         .arg(&env.exec_root)
-        .env_remove("PIER_HOST")
-        // No default bridge: tests run side by side (see PierEnv).
-        .env("PIER_BRIDGE", "none");
+        // No default bridge: tests run side by side (see PierEnv); a flag,
+        // as systemd-socket-activate passes no environment.
+        .args(["--bridge", "none"])
+        .env_remove("PIER_HOST");
     // SAFETY: as above.
     unsafe {
         cmd.pre_exec(move || pass_as_fd_3(fd));
@@ -216,9 +218,10 @@ fn systemd_socket_activate_starts_pierd_on_the_first_connection() {
         .arg(&env.data_root)
         .arg("--exec-root")
         .arg(&env.exec_root)
+        // No default bridge: tests run side by side (see PierEnv); a flag,
+        // as systemd-socket-activate passes no environment.
+        .args(["--bridge", "none"])
         .env_remove("PIER_HOST")
-        // No default bridge: tests run side by side (see PierEnv).
-        .env("PIER_BRIDGE", "none")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
