@@ -76,6 +76,15 @@ struct Shared<'a> {
     cancel: AtomicBool,
 }
 
+/// The Dockerfile's name for messages (`Dockerfile` when none was given).
+fn dockerfile_name(opts: &BuildOptions) -> &str {
+    if opts.dockerfile_name.is_empty() {
+        "Dockerfile"
+    } else {
+        opts.dockerfile_name.as_str()
+    }
+}
+
 pub fn build(
     store: &pier_image::Store,
     worker: &dyn Worker,
@@ -83,11 +92,7 @@ pub fn build(
     opts: &BuildOptions,
     events: &(dyn Fn(BuildEvent) + Sync),
 ) -> Result<BuildOutput, Error> {
-    let file = if opts.dockerfile_name.is_empty() {
-        "Dockerfile"
-    } else {
-        opts.dockerfile_name.as_str()
-    };
+    let file = dockerfile_name(opts);
     let df = dockerfile::parse(&opts.dockerfile, file)?;
     build_parsed(store, worker, cache_dir, opts, &df, events)
 }
@@ -101,11 +106,7 @@ pub fn build_parsed(
     df: &Dockerfile,
     events: &(dyn Fn(BuildEvent) + Sync),
 ) -> Result<BuildOutput, Error> {
-    let file = if opts.dockerfile_name.is_empty() {
-        "Dockerfile"
-    } else {
-        opts.dockerfile_name.as_str()
-    };
+    let file = dockerfile_name(opts);
     if df.stages.is_empty() {
         return Err(Error::Invalid(format!(
             "{file}: the Dockerfile has no FROM instruction; start it with FROM IMAGE or FROM scratch"
@@ -360,11 +361,7 @@ fn plan(df: &Dockerfile, opts: &BuildOptions, file: &str) -> Result<Plan, Error>
 /// a filesystem change (RUN, COPY, ADD, WORKDIR). Config-only steps
 /// (CMD, ENV, ...), which BuildKit does not show, have position 0.
 pub fn step_places(opts: &BuildOptions) -> Result<BTreeMap<usize, (usize, usize, usize)>, Error> {
-    let file = if opts.dockerfile_name.is_empty() {
-        "Dockerfile"
-    } else {
-        opts.dockerfile_name.as_str()
-    };
+    let file = dockerfile_name(opts);
     let df = dockerfile::parse(&opts.dockerfile, file)?;
     let p = plan(&df, opts, file)?;
     let mut out = BTreeMap::new();

@@ -281,11 +281,20 @@ impl Engine {
         client: std::net::IpAddr,
         name: &str,
     ) -> Option<Vec<Ipv4Addr>> {
+        // Each query runs this: only the running containers' names and
+        // endpoints are copied, not whole records.
         let handles: Vec<Arc<Handle>> = lock(&self.containers).values().cloned().collect();
-        let recs: Vec<ContainerRecord> = handles.iter().map(|h| h.record()).collect();
+        let recs: Vec<(String, String, NetState)> = handles
+            .iter()
+            .filter_map(|h| {
+                let r = lock(&h.record);
+                let net = r.net.clone()?;
+                Some((r.id.clone(), r.name.clone(), net))
+            })
+            .collect();
         let mut scope: Vec<String> = recs
             .iter()
-            .filter_map(|r| r.net.as_ref())
+            .map(|(_, _, net)| net)
             .find(|s| {
                 s.endpoints
                     .iter()
@@ -302,11 +311,10 @@ impl Engine {
             };
             let suffix = format!(".{}", net.name.to_ascii_lowercase());
             let bare = name.strip_suffix(&suffix).unwrap_or(&name);
-            for rec in &recs {
-                let Some(state) = &rec.net else { continue };
+            for (id, cname, state) in &recs {
                 for ep in state.endpoints.iter().filter(|e| &e.network_id == net_id) {
-                    let hit = rec.name.to_ascii_lowercase() == bare
-                        || (bare.len() >= 12 && rec.id.starts_with(bare))
+                    let hit = cname.to_ascii_lowercase() == bare
+                        || (bare.len() >= 12 && id.starts_with(bare))
                         || ep.aliases.iter().any(|a| a.to_ascii_lowercase() == bare);
                     if hit && !ips.contains(&ep.ip) {
                         ips.push(ep.ip);
