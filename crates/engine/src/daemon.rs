@@ -90,6 +90,17 @@ pub async fn serve_on(
     if owns_socket {
         let _ = std::fs::remove_file(&socket);
     }
+    // The handlers are in place before anyone can see pierd answer: a
+    // SIGTERM right after the first reply must still stop it cleanly (a
+    // spawned task registers them only when it first runs).
+    let (mut term, mut int) = {
+        use tokio::signal::unix::{signal, SignalKind};
+        let handler = |kind| signal(kind).map_err(|e| format!("handling signals: {e}"));
+        (
+            handler(SignalKind::terminate())?,
+            handler(SignalKind::interrupt())?,
+        )
+    };
     let engine = Engine::open(config.clone()).await.map_err(|e| e.message)?;
     let listener = match activated {
         Some(l) => tokio::net::UnixListener::from_std(l)
@@ -124,13 +135,6 @@ pub async fn serve_on(
         }
     };
     tokio::spawn(async move {
-        use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut term), Ok(mut int)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) else {
-            return;
-        };
         tokio::select! {
             _ = term.recv() => {}
             _ = int.recv() => {}
