@@ -115,6 +115,7 @@ pub async fn serve_on(
     let pid_file = config.exec_root.join("pierd.pid");
     let _ = std::fs::write(&pid_file, format!("{}\n", std::process::id()));
 
+    let networks = engine.networks.clone();
     let router = api::router(engine);
     let service = tower::service_fn(move |req: axum::extract::Request| {
         let router = router.clone();
@@ -139,6 +140,10 @@ pub async fn serve_on(
             _ = term.recv() => {}
             _ = int.recv() => {}
         }
+        // Veths of exited containers still being deleted.
+        let _ =
+            tokio::task::spawn_blocking(move || networks.settle(std::time::Duration::from_secs(5)))
+                .await;
         cleanup();
         std::process::exit(0);
     });

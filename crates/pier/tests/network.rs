@@ -262,6 +262,20 @@ fn links_on(bridge: &str) -> BTreeSet<String> {
         .collect()
 }
 
+/// Waits (at most 10 s) until `left()` is empty, and returns what is
+/// left then: pierd deletes an exited container's veths on a thread of
+/// its own, after the exit or rm has been answered.
+fn once_gone<T: Default + PartialEq + std::fmt::Debug>(left: impl Fn() -> T) -> T {
+    let t0 = Instant::now();
+    loop {
+        let now = left();
+        if now == T::default() || t0.elapsed() > Duration::from_secs(10) {
+            return now;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// The host's nftables tables (`family name` lines).
 fn nft_tables() -> String {
     let out = Command::new("nft")
@@ -758,6 +772,28 @@ fn ip_and_mac_address_are_set_on_a_user_network() {
         125,
         "user specified IP address is supported on user defined networks only",
     );
+    // Right after c1 is gone (its veth is deleted after rm answers),
+    // the address is given to the next one that asks for it, restarts
+    // included.
+    t.ok(&["rm", "-f", "c1"]);
+    for name in ["c2", "c3"] {
+        t.ok(&[
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            "fixed",
+            "--ip",
+            &want_ip,
+            "busybox",
+            "sleep",
+            "300",
+        ]);
+        t.ok(&["restart", "-t", "0", name]);
+        assert_eq!(t.ip_on(name, "fixed"), want_ip);
+        t.ok(&["rm", "-f", name]);
+    }
 }
 
 #[test]
@@ -1259,7 +1295,7 @@ fn a_host_port_in_use_is_a_clear_error_and_leaves_nothing() {
     assert_eq!(t.inspect("busy", "{{.State.Running}}"), "false");
     assert_eq!(t.ok(&["ps", "-q"]).trim(), "", "a container runs");
     // Nothing left: no new link, no rule for the port, no namespace.
-    let left = links_on(&t.default_bridge());
+    let left = once_gone(|| links_on(&t.default_bridge()));
     assert!(left.is_empty(), "links left on the bridge: {left:?}");
     let table = format!("pier-{}", t.default_bridge());
     let rules = Command::new("nft")
@@ -1554,9 +1590,12 @@ fn removing_containers_and_networks_leaves_nothing_behind() {
 
     t.ok(&["rm", "-f", "web", "c2"]);
     t.ok(&["network", "rm", "gone"]);
-    let after = host_links();
-    let left: Vec<_> = veths.intersection(&after).collect();
+    let left = once_gone(|| {
+        let after = host_links();
+        veths.intersection(&after).cloned().collect::<Vec<_>>()
+    });
     assert!(left.is_empty(), "links left behind: {left:?}");
+    let after = host_links();
     assert!(links_on(&t.default_bridge()).is_empty());
     assert!(!after.contains(&bridge));
     assert!(

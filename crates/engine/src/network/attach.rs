@@ -10,6 +10,7 @@ use super::{Proto, PublishedPort};
 use crate::error::{Error, Result};
 use pier_network::{firewall, ipam, link, netns, ports};
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 
 /// A port the container asks to publish.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,7 +130,8 @@ impl Networks {
         match result {
             Ok(()) => Ok(state),
             Err(e) => {
-                self.release(container_id, &state);
+                self.withdraw(container_id, &state);
+                self.remove_endpoints(container_id, &state.endpoints);
                 Err(e)
             }
         }
@@ -173,6 +175,22 @@ impl Networks {
         cfg: &EndpointConfig,
         default_route: bool,
     ) -> Result<Endpoint> {
+        // An address (or the last free one) may still be held by the
+        // veth of an exited container being deleted: wait for it.
+        let pending = {
+            let st = lock(&self.state);
+            let used = st.used.get(&net.id);
+            st.releasing > 0
+                && match cfg.ipv4 {
+                    Some(ip) => used.is_some_and(|u| u.contains(&ip)),
+                    None => used.is_some_and(|u| {
+                        ipam::allocate(&net.subnet, net.ip_range.as_ref(), net.gateway, u).is_none()
+                    }),
+                }
+        };
+        if pending {
+            self.settle(std::time::Duration::from_secs(10));
+        }
         let ip = {
             let mut st = lock(&self.state);
             let used = st.used.entry(net.id.clone()).or_default();
@@ -294,8 +312,45 @@ impl Networks {
     }
 
     /// Withdraws everything [`Networks::attach`] made; best effort (each
-    /// failure is logged), safe to repeat.
-    pub fn release(&self, container_id: &str, state: &NetState) {
+    /// failure is logged), safe to repeat. The host ports and the
+    /// namespace are given back before it returns; the veth pairs are
+    /// deleted on a thread of their own, as deleting a link waits for an
+    /// RCU grace period (~20 ms, most of what a container's exit costs),
+    /// and their addresses stay taken until they are gone.
+    pub fn release(self: &Arc<Self>, container_id: &str, state: &NetState) {
+        self.withdraw(container_id, state);
+        if state.endpoints.is_empty() {
+            return;
+        }
+        lock(&self.state).releasing += 1;
+        let (me, id, endpoints) = (
+            Arc::clone(self),
+            container_id.to_string(),
+            state.endpoints.clone(),
+        );
+        let spawned = std::thread::Builder::new()
+            .name("pier-net-release".into())
+            .spawn({
+                let me = Arc::clone(&me);
+                let endpoints = endpoints.clone();
+                move || {
+                    me.remove_endpoints(&id, &endpoints);
+                    me.released()
+                }
+            });
+        if spawned.is_err() {
+            me.remove_endpoints(container_id, &endpoints);
+            me.released();
+        }
+    }
+
+    fn released(&self) {
+        lock(&self.state).releasing -= 1;
+        self.endpoints_gone.notify_all();
+    }
+
+    /// The published ports and the namespace of a container.
+    fn withdraw(&self, container_id: &str, state: &NetState) {
         if let Some(primary) = state.endpoints.first() {
             if !state.ports.is_empty() {
                 if let Some(net) = self.get(&primary.network_id) {
@@ -308,7 +363,18 @@ impl Networks {
             }
         }
         lock(&self.state).reservations.remove(container_id);
-        for ep in &state.endpoints {
+        // Unmounting drops the namespace (unless another container
+        // shares it), and with it the container ends of the veths.
+        if state.own_netns {
+            if let Err(e) = netns::remove(&state.netns) {
+                eprintln!("pierd: removing the network namespace of {container_id}: {e}");
+            }
+        }
+    }
+
+    /// Deletes the veth pairs and frees their addresses.
+    fn remove_endpoints(&self, container_id: &str, endpoints: &[Endpoint]) {
+        for ep in endpoints {
             if let Err(e) = link::detach(&ep.host_ifname) {
                 eprintln!("pierd: removing {} of {container_id}: {e}", ep.host_ifname);
             }
@@ -316,11 +382,15 @@ impl Networks {
                 used.remove(&ep.ip);
             }
         }
-        if state.own_netns {
-            if let Err(e) = netns::remove(&state.netns) {
-                eprintln!("pierd: removing the network namespace of {container_id}: {e}");
-            }
-        }
+    }
+
+    /// Waits (at most `limit`) until the veths of exited containers are
+    /// gone and their addresses free.
+    pub fn settle(&self, limit: std::time::Duration) {
+        let st = lock(&self.state);
+        let _ = self
+            .endpoints_gone
+            .wait_timeout_while(st, limit, |st| st.releasing > 0);
     }
 
     /// Takes back what a running container holds after pierd restarted:

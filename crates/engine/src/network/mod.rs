@@ -136,11 +136,15 @@ struct State {
     reservations: HashMap<String, Vec<pier_network::ports::Reservation>>,
     /// Resolvers per network id.
     dns: HashMap<String, pier_network::dns::Server>,
+    /// Exited containers whose veths are being deleted.
+    releasing: usize,
 }
 
 pub struct Networks {
     pub config: NetConfig,
     state: Mutex<State>,
+    /// Signalled when a release's veths are gone.
+    endpoints_gone: std::sync::Condvar,
 }
 
 fn lock(m: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
@@ -298,6 +302,7 @@ impl Networks {
                 nets,
                 ..Default::default()
             }),
+            endpoints_gone: Default::default(),
         })
     }
 
