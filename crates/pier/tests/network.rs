@@ -365,6 +365,82 @@ fn published_port_with_a_fixed_host_port_answers_wget_from_the_host() {
         .unwrap_or_else(|e| panic!("port {port} still held after rm -f: {e}"));
 }
 
+/// Answers each datagram to `port` with `echo:` + its bytes, from a
+/// thread that has joined the network namespace of process `pid` (busybox
+/// has no UDP server), until `n` datagrams were answered.
+fn udp_echo_in_netns_of(pid: i32, port: u16, n: usize) -> std::thread::JoinHandle<()> {
+    use std::os::fd::AsRawFd;
+    let ns = std::fs::File::open(format!("/proc/{pid}/ns/net")).unwrap();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let server = std::thread::spawn(move || {
+        // SAFETY: setns on this thread only, with a namespace fd we opened.
+        let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+        let sock = std::net::UdpSocket::bind(("0.0.0.0", port)).unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        ready_tx.send(()).unwrap();
+        let mut buf = [0u8; 1500];
+        for _ in 0..n {
+            let (len, from) = sock.recv_from(&mut buf).expect("no datagram came");
+            let mut answer = b"echo:".to_vec();
+            answer.extend_from_slice(&buf[..len]);
+            sock.send_to(&answer, from).unwrap();
+        }
+    });
+    ready_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the UDP server did not start");
+    server
+}
+
+#[test]
+fn a_published_udp_port_carries_datagrams_both_ways() {
+    let t = setup();
+    t.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "udp",
+        "-p",
+        "127.0.0.1::5353/udp",
+        "busybox",
+        "sleep",
+        "120",
+    ]);
+    let udp = t.host_port("udp", "5353/udp", "127.0.0.1");
+    let ps = t.ok(&["ps", "--format", "{{.Ports}}", "--filter", "name=udp"]);
+    assert!(
+        ps.contains(&format!("127.0.0.1:{udp}->5353/udp")),
+        "ps PORTS: {ps}"
+    );
+    // The host port is held for UDP: nobody else binds it.
+    assert!(std::net::UdpSocket::bind(("127.0.0.1", udp)).is_err());
+    let pid: i32 = t.inspect("udp", "{{.State.Pid}}").parse().unwrap();
+    let server = udp_echo_in_netns_of(pid, 5353, 2);
+    let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(1)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    for msg in [&b"one"[..], b"two"] {
+        // Datagrams may be lost: send again until answered.
+        let t0 = Instant::now();
+        let len = loop {
+            client.send_to(msg, ("127.0.0.1", udp)).unwrap();
+            match client.recv_from(&mut buf) {
+                Ok((len, _)) => break len,
+                Err(e) => assert!(t0.elapsed() < Duration::from_secs(10), "no answer: {e}"),
+            }
+        };
+        assert_eq!(&buf[..len], [&b"echo:"[..], msg].concat().as_slice());
+    }
+    server.join().unwrap();
+    t.ok(&["rm", "-f", "udp"]);
+    std::net::UdpSocket::bind(("127.0.0.1", udp))
+        .unwrap_or_else(|e| panic!("udp port {udp} still held after rm -f: {e}"));
+}
+
 #[test]
 fn a_port_published_on_every_address_answers_on_the_hosts_addresses_and_to_containers() {
     let t = setup();
