@@ -781,6 +781,71 @@ fn user_network_containers_use_the_embedded_resolver() {
     assert!(out.contains(&format!("default via {gw}")), "{out}");
 }
 
+/// A DNS server on `at`:53 answering every A query with 192.0.2.77 (and
+/// other types with no records), reporting each name asked, until the
+/// socket has been idle for 20 s.
+fn fake_dns_at(at: &str) -> std::sync::mpsc::Receiver<String> {
+    let sock = std::net::UdpSocket::bind((at, 53)).unwrap_or_else(|e| panic!("{at}:53: {e}"));
+    sock.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 512];
+        while let Ok((n, from)) = sock.recv_from(&mut buf) {
+            let q = &buf[..n];
+            // The question: labels up to the root, then type and class.
+            let (mut i, mut name) = (12, Vec::new());
+            while i < n && q[i] != 0 {
+                let len = q[i] as usize;
+                name.push(String::from_utf8_lossy(&q[i + 1..(i + 1 + len).min(n)]).into_owned());
+                i += 1 + len;
+            }
+            let end = i + 5;
+            if end > n {
+                continue;
+            }
+            let is_a = q[i + 1..i + 3] == [0, 1];
+            let mut r = q[..2].to_vec();
+            r.extend_from_slice(&[0x81, 0x80, 0, 1, 0, is_a as u8, 0, 0, 0, 0]);
+            r.extend_from_slice(&q[12..end]);
+            if is_a {
+                r.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 77]);
+            }
+            let _ = tx.send(name.join("."));
+            let _ = sock.send_to(&r, from);
+        }
+    });
+    rx
+}
+
+#[test]
+fn dns_servers_given_at_run_answer_through_the_embedded_resolver() {
+    let t = setup();
+    t.ok(&["network", "create", "--subnet", &t.subnet(4), "front"]);
+    // A server on the host (the default bridge's gateway address).
+    let server = format!("10.{}.255.1", t.octet());
+    let asked = fake_dns_at(&server);
+    // as docker: resolv.conf names only the embedded resolver, which
+    // forwards to the container's --dns servers what is not a container.
+    let out = t.sh_ok(
+        &["--network", "front", "--dns", &server, "--name", "c1"],
+        "grep nameserver /etc/resolv.conf; nslookup outside.test; nslookup c1",
+    );
+    assert!(
+        out.contains(&format!("nameserver 10.{}.4.1", t.octet())),
+        "{out}"
+    );
+    assert!(out.contains("192.0.2.77"), "{out}");
+    assert!(out.contains(&format!("10.{}.4.2", t.octet())), "{out}");
+    let names: Vec<String> = asked.try_iter().collect();
+    assert!(names.iter().any(|n| n == "outside.test"), "{names:?}");
+    assert!(!names.iter().any(|n| n.starts_with("c1")), "{names:?}");
+    // A container without --dns is not forwarded there.
+    let _ = t.sh(&["--network", "front"], "nslookup elsewhere.test");
+    let names: Vec<String> = asked.try_iter().collect();
+    assert!(!names.iter().any(|n| n == "elsewhere.test"), "{names:?}");
+}
+
 #[test]
 fn ip_and_mac_address_are_set_on_a_user_network() {
     let t = setup();

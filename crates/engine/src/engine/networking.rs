@@ -328,7 +328,7 @@ impl Engine {
     /// Starts the resolvers of the user networks.
     pub(super) async fn start_resolvers(self: &Arc<Self>) {
         let weak = Arc::downgrade(self);
-        let upstreams = pier_network::dns::upstreams_of(
+        let host = pier_network::dns::upstreams_of(
             &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
         );
         self.networks
@@ -339,9 +339,45 @@ impl Engine {
                         weak.upgrade()?.resolve_name(&net_id, client.ip(), name)
                     })
                 },
-                upstreams,
+                |net_id| {
+                    let (weak, host) = (weak.clone(), host.clone());
+                    Arc::new(move |client: std::net::SocketAddr| {
+                        weak.upgrade()
+                            .and_then(|e| e.dns_servers_of(&net_id, client.ip()))
+                            .unwrap_or_else(|| host.clone())
+                    })
+                },
             )
             .await;
+    }
+
+    /// The `--dns` servers of the running container at `client` on network
+    /// `network_id`, where its resolver forwards what it does not know
+    /// (as docker's, whose resolv.conf names only the embedded resolver);
+    /// None when it has none (loopback ones left out: the resolver is in
+    /// the host's namespace) and the host's are used.
+    fn dns_servers_of(
+        &self,
+        network_id: &str,
+        client: std::net::IpAddr,
+    ) -> Option<Vec<std::net::SocketAddr>> {
+        let handles: Vec<Arc<Handle>> = lock(&self.containers).values().cloned().collect();
+        let dns =
+            handles.iter().find_map(|h| {
+                let r = lock(&h.record);
+                let asks =
+                    r.net.as_ref()?.endpoints.iter().any(|e| {
+                        e.network_id == network_id && std::net::IpAddr::V4(e.ip) == client
+                    });
+                asks.then(|| r.host_config.dns.clone().unwrap_or_default())
+            })?;
+        let servers: Vec<std::net::SocketAddr> = dns
+            .iter()
+            .filter_map(|s| s.parse::<std::net::IpAddr>().ok())
+            .filter(|ip| !ip.is_loopback() && !ip.is_unspecified())
+            .map(|ip| std::net::SocketAddr::new(ip, 53))
+            .collect();
+        (!servers.is_empty()).then_some(servers)
     }
 
     /// A network event as docker's: `name`, `type`, and `container` for

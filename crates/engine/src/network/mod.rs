@@ -483,7 +483,7 @@ impl Networks {
     pub async fn start_dns(
         &self,
         names: impl Fn(String) -> pier_network::dns::ClientNames,
-        upstreams: Vec<std::net::SocketAddr>,
+        upstreams: impl Fn(String) -> pier_network::dns::Upstreams,
     ) {
         for rec in self.all().into_iter().filter(|r| r.has_dns()) {
             if lock(&self.state).dns.contains_key(&rec.id) {
@@ -493,7 +493,7 @@ impl Networks {
             match pier_network::dns::Server::spawn_for_clients(
                 listen,
                 names(rec.id.clone()),
-                upstreams.clone(),
+                upstreams(rec.id.clone()),
             )
             .await
             {

@@ -24,6 +24,10 @@ pub type Names = Arc<dyn Fn(&str) -> Option<Vec<Ipv4Addr>> + Send + Sync>;
 /// of all of them (docker's resolver is per container).
 pub type ClientNames = Arc<dyn Fn(SocketAddr, &str) -> Option<Vec<Ipv4Addr>> + Send + Sync>;
 
+/// Where the queries of a client (by its address) are forwarded: a
+/// container's own `--dns` servers, or the host's.
+pub type Upstreams = Arc<dyn Fn(SocketAddr) -> Vec<SocketAddr> + Send + Sync>;
+
 /// The TTL of the answers for the network's names, as docker's resolver.
 pub const TTL: u32 = 600;
 /// How long one upstream has to answer before the next one is asked.
@@ -49,14 +53,16 @@ impl Server {
         upstreams: Vec<SocketAddr>,
     ) -> crate::Result<Server> {
         let names: ClientNames = Arc::new(move |_, name: &str| names(name));
+        let upstreams: Upstreams = Arc::new(move |_| upstreams.clone());
         Server::spawn_for_clients(listen, names, upstreams).await
     }
 
-    /// As [`Server::spawn`], with lookups that know the client's address.
+    /// As [`Server::spawn`], with lookups and upstreams that depend on the
+    /// client's address.
     pub async fn spawn_for_clients(
         listen: SocketAddr,
         names: ClientNames,
-        upstreams: Vec<SocketAddr>,
+        upstreams: Upstreams,
     ) -> crate::Result<Server> {
         let socket = UdpSocket::bind(listen).await.map_err(|e| {
             crate::Error::io(
@@ -70,7 +76,7 @@ impl Server {
         let local = socket.local_addr().map_err(|e| {
             crate::Error::io(format!("reading the DNS resolver's address ({listen})"), e)
         })?;
-        let task = tokio::spawn(serve(Arc::new(socket), names, Arc::new(upstreams)));
+        let task = tokio::spawn(serve(Arc::new(socket), names, upstreams));
         Ok(Server { task, local })
     }
 
@@ -142,7 +148,7 @@ enum Action {
     Forward(Header, Question),
 }
 
-async fn serve(socket: Arc<UdpSocket>, names: ClientNames, upstreams: Arc<Vec<SocketAddr>>) {
+async fn serve(socket: Arc<UdpSocket>, names: ClientNames, upstreams: Upstreams) {
     // Dropped with this task (Server::stop or drop): aborts the forwards.
     let mut forwards = JoinSet::new();
     let mut buf = vec![0u8; MAX_DATAGRAM];
@@ -163,6 +169,7 @@ async fn serve(socket: Arc<UdpSocket>, names: ClientNames, upstreams: Arc<Vec<So
                 let _ = socket.send_to(&reply, client).await;
             }
             Action::Forward(header, question) => {
+                let upstreams = upstreams(client);
                 if upstreams.is_empty() || forwards.len() >= MAX_FORWARDS {
                     let reply = reply(&header, &question, wire::RCODE_SERVFAIL, vec![]);
                     let _ = socket.send_to(&reply, client).await;
@@ -173,7 +180,7 @@ async fn serve(socket: Arc<UdpSocket>, names: ClientNames, upstreams: Arc<Vec<So
                         question,
                         client,
                         socket.clone(),
-                        upstreams.clone(),
+                        upstreams,
                     ));
                 }
             }
@@ -269,7 +276,7 @@ async fn forward(
     question: Question,
     client: SocketAddr,
     socket: Arc<UdpSocket>,
-    upstreams: Arc<Vec<SocketAddr>>,
+    upstreams: Vec<SocketAddr>,
 ) {
     let mut fallback = None;
     for &upstream in upstreams.iter() {

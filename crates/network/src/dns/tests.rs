@@ -344,6 +344,41 @@ async fn server_forwards_unknown_names_to_upstreams() {
 }
 
 #[tokio::test]
+async fn each_client_is_forwarded_to_its_own_upstreams() {
+    // A container with --dns asks its servers; the others the host's.
+    let (host_up, mut host_seen, host_task) = fake_upstream().await;
+    let (own_up, mut own_seen, own_task) = fake_upstream().await;
+    let with_dns = client().await;
+    let with_dns_addr = with_dns.local_addr().unwrap();
+    let upstreams: Upstreams = Arc::new(move |client| {
+        if client == with_dns_addr {
+            vec![own_up]
+        } else {
+            vec![host_up]
+        }
+    });
+    let names: ClientNames = Arc::new(|_, _: &str| None);
+    let server = Server::spawn_for_clients("127.0.0.1:0".parse().unwrap(), names, upstreams)
+        .await
+        .unwrap();
+    let at = server.local_addr();
+
+    with_dns
+        .send_to(&build_query(1, "mine.test", TYPE_A).unwrap(), at)
+        .await
+        .unwrap();
+    assert_eq!(recv(&with_dns).await.header.id, 1);
+    assert_eq!(own_seen.recv().await.unwrap(), "mine.test.");
+    let m = ask(at, 2, "theirs.test", TYPE_A).await;
+    assert_eq!(m.header.rcode(), RCODE_NOERROR);
+    assert_eq!(host_seen.recv().await.unwrap(), "theirs.test.");
+    assert!(own_seen.try_recv().is_err());
+    assert!(host_seen.try_recv().is_err());
+    host_task.abort();
+    own_task.abort();
+}
+
+#[tokio::test]
 async fn server_tries_the_next_upstream() {
     // One upstream that never answers, one with nothing bound (ICMP
     // port unreachable), one answering SERVFAIL, then the good one.
