@@ -286,9 +286,9 @@ impl Store {
             let mut feed = None;
             if looks_like_layer(&head) && !known {
                 workers.make_room();
-                let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(32);
+                let (tx, rx) = std::sync::mpsc::sync_channel::<bytes::Bytes>(32);
                 let tmp = self.snapshots.tmp()?;
-                let _ = tx.send(head.clone());
+                let _ = tx.send(bytes::Bytes::from(head.clone()));
                 let reader = ChanReader::new(rx);
                 feed = Some((
                     Some(tx),
@@ -308,7 +308,7 @@ impl Store {
                     // A worker that gave up (not a layer after all) stops listening.
                     if tx
                         .as_ref()
-                        .is_some_and(|t| t.send(buf[..k].to_vec()).is_err())
+                        .is_some_and(|t| t.send(bytes::Bytes::copy_from_slice(&buf[..k])).is_err())
                     {
                         *tx = None;
                     }

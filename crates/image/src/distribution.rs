@@ -8,28 +8,14 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 
 use crate::archive::{unpack_blob, Hashing};
-use crate::chan_reader::ChanReader;
+use crate::chan_reader::{ChanReader, Chunks};
 use crate::content::Ingest;
 use crate::manifest::{self, Descriptor, Parsed};
 use crate::reference::Reference;
 use crate::{extract, io_err, Error, Result, Store};
-
-/// Copies what is read into the blob being ingested.
-struct Tee<'a, R> {
-    inner: R,
-    out: &'a mut Ingest,
-}
-
-impl<R: Read> Read for Tee<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.out.write_all(&buf[..n])?;
-        Ok(n)
-    }
-}
 
 /// A layer as a pull stores it.
 #[derive(Debug, Clone)]
@@ -66,7 +52,7 @@ impl Store {
     /// uncompressed size (0 without `unpack`).
     pub fn store_layer(
         &self,
-        reader: impl Read + Send,
+        mut chunks: impl Chunks,
         t: &LayerTarget,
         unpack: bool,
     ) -> Result<u64> {
@@ -75,39 +61,31 @@ impl Store {
         crate::content::hex_of(&t.digest)?;
         let mut ingest = self.content.ingest()?;
         if !unpack {
-            let mut tee = Tee {
-                inner: reader,
-                out: &mut ingest,
-            };
-            io::copy(&mut tee, &mut io::sink())
-                .map_err(|e| io_err(format!("reading layer {}", t.digest), e))?;
+            while let Some(chunk) = chunks
+                .next_chunk()
+                .map_err(|e| io_err(format!("reading layer {}", t.digest), e))?
+            {
+                ingest
+                    .write_all(&chunk)
+                    .map_err(|e| io_err(format!("storing layer {}", t.digest), e))?;
+            }
             ingest.commit(Some(&t.digest))?;
             return Ok(0);
         }
         let tmp = self.snapshots.tmp()?;
         // Two threads: this one decompresses, hashes the tar and unpacks
         // it; a helper stores and hashes the blob as it arrives and feeds
-        // this one. Hashing twice is most of the CPU a pull takes.
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(32);
+        // this one the same buffers. Hashing twice is most of the CPU a
+        // pull takes.
+        let (tx, rx) = std::sync::mpsc::sync_channel::<bytes::Bytes>(64);
         let (unpacked, stored) = std::thread::scope(|sc| {
             let writer = sc.spawn(move || -> io::Result<Ingest> {
-                let mut reader = reader;
-                let mut buf = vec![0u8; 256 << 10];
                 let mut feed = Some(tx);
-                loop {
-                    let n = match reader.read(&mut buf) {
-                        Ok(0) => break,
-                        Ok(n) => n,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                        Err(e) => return Err(e),
-                    };
-                    ingest.write_all(&buf[..n])?;
+                while let Some(chunk) = chunks.next_chunk()? {
+                    ingest.write_all(&chunk)?;
                     // An unpacker that gave up stops listening; the blob is
                     // still read to its end so its digest can be checked.
-                    if feed
-                        .as_ref()
-                        .is_some_and(|f| f.send(buf[..n].to_vec()).is_err())
-                    {
+                    if feed.as_ref().is_some_and(|f| f.send(chunk).is_err()) {
                         feed = None;
                     }
                 }
@@ -115,8 +93,7 @@ impl Store {
                 Ok(ingest)
             });
             let unpacked = (|| -> Result<(String, u64)> {
-                let chunks = ChanReader::new(rx);
-                let (_, plain) = extract::decompress(chunks)
+                let (_, plain) = extract::decompress_buffered(ChanReader::new(rx))
                     .map_err(|e| Error::InvalidLayer(format!("reading layer {}: {e}", t.digest)))?;
                 let mut h = Hashing {
                     inner: plain,

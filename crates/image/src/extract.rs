@@ -54,11 +54,9 @@ pub enum Compression {
     Zstd,
 }
 
-/// Wraps `reader` in the decompressor its magic bytes call for (gzip
-/// `1f 8b`, zstd `28 b5 2f fd`; anything else is read as is).
-pub fn decompress<'a, R: Read + 'a>(
-    mut reader: R,
-) -> io::Result<(Compression, Box<dyn Read + 'a>)> {
+/// Reads the first (up to) 4 bytes of `reader` and tells its compression
+/// from them (gzip `1f 8b`, zstd `28 b5 2f fd`; anything else is plain).
+fn sniff(reader: &mut impl Read) -> io::Result<(Compression, io::Cursor<Vec<u8>>)> {
     let mut magic = [0u8; 4];
     let mut n = 0;
     while n < magic.len() {
@@ -69,20 +67,43 @@ pub fn decompress<'a, R: Read + 'a>(
             Err(e) => return Err(e),
         }
     }
-    let head = io::Cursor::new(magic[..n].to_vec());
-    let whole = head.chain(reader);
-    Ok(if n >= 2 && magic[..2] == [0x1f, 0x8b] {
-        (
-            Compression::Gzip,
-            Box::new(flate2::read::MultiGzDecoder::new(whole)),
-        )
+    let c = if n >= 2 && magic[..2] == [0x1f, 0x8b] {
+        Compression::Gzip
     } else if n == 4 && magic == [0x28, 0xb5, 0x2f, 0xfd] {
-        (
-            Compression::Zstd,
-            Box::new(zstd::stream::read::Decoder::new(whole)?),
-        )
+        Compression::Zstd
     } else {
-        (Compression::None, Box::new(whole))
+        Compression::None
+    };
+    Ok((c, io::Cursor::new(magic[..n].to_vec())))
+}
+
+/// Wraps `reader` in the decompressor its magic bytes call for.
+pub fn decompress<'a, R: Read + 'a>(
+    mut reader: R,
+) -> io::Result<(Compression, Box<dyn Read + 'a>)> {
+    let (c, head) = sniff(&mut reader)?;
+    let whole = head.chain(reader);
+    Ok(match c {
+        Compression::Gzip => (c, Box::new(flate2::read::MultiGzDecoder::new(whole))),
+        Compression::Zstd => (c, Box::new(zstd::stream::read::Decoder::new(whole)?)),
+        Compression::None => (c, Box::new(whole)),
+    })
+}
+
+/// As [`decompress`], decompressing from `reader`'s own buffer (no copy
+/// into one of the decompressor's).
+pub fn decompress_buffered<'a, R: io::BufRead + 'a>(
+    mut reader: R,
+) -> io::Result<(Compression, Box<dyn Read + 'a>)> {
+    let (c, head) = sniff(&mut reader)?;
+    let whole = head.chain(reader);
+    Ok(match c {
+        Compression::Gzip => (c, Box::new(flate2::bufread::MultiGzDecoder::new(whole))),
+        Compression::Zstd => (
+            c,
+            Box::new(zstd::stream::read::Decoder::with_buffer(whole)?),
+        ),
+        Compression::None => (c, Box::new(whole)),
     })
 }
 

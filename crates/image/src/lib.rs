@@ -31,6 +31,7 @@ pub mod snapshots;
 mod store;
 
 pub use archive::LoadedImage;
+pub use chan_reader::Chunks;
 pub use diff::{changes, write_tar, Change, ChangeKind, CommitOptions};
 pub use distribution::{LayerTarget, PushableImage};
 pub use gc::du;

@@ -4,7 +4,6 @@
 //! layer is verified; layers verified before a failure stay stored, so a
 //! retry fetches only the rest.
 
-use std::io::Read;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -123,29 +122,26 @@ pub async fn resolve(
     })
 }
 
-/// Blocking reader over the chunks a download sends; an error is sticky.
-struct ChunkReader {
+/// The chunks a download sends, as they came off the connection; an
+/// error is sticky.
+struct DownloadChunks {
     rx: tokio::sync::mpsc::Receiver<Result<Bytes, String>>,
-    cur: Bytes,
     failed: Option<String>,
 }
 
-impl Read for ChunkReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while self.cur.is_empty() {
-            if let Some(e) = &self.failed {
-                return Err(std::io::Error::other(e.clone()));
-            }
-            match self.rx.blocking_recv() {
-                Some(Ok(b)) => self.cur = b,
-                Some(Err(e)) => self.failed = Some(e),
-                None => return Ok(0),
-            }
+impl pier_image::Chunks for DownloadChunks {
+    fn next_chunk(&mut self) -> std::io::Result<Option<Bytes>> {
+        if let Some(e) = &self.failed {
+            return Err(std::io::Error::other(e.clone()));
         }
-        let n = buf.len().min(self.cur.len());
-        buf[..n].copy_from_slice(&self.cur[..n]);
-        let _ = self.cur.split_to(n);
-        Ok(n)
+        match self.rx.blocking_recv() {
+            Some(Ok(b)) => Ok(Some(b)),
+            Some(Err(e)) => {
+                self.failed = Some(e.clone());
+                Err(std::io::Error::other(e))
+            }
+            None => Ok(None),
+        }
     }
 }
 
@@ -361,15 +357,7 @@ async fn download_layer(
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, String>>(64);
     let target = t.clone();
     let writer = tokio::task::spawn_blocking(move || {
-        store.store_layer(
-            ChunkReader {
-                rx,
-                cur: Bytes::new(),
-                failed: None,
-            },
-            &target,
-            unpack,
-        )
+        store.store_layer(DownloadChunks { rx, failed: None }, &target, unpack)
     });
     let total = d.size;
     let step = (total / 100).max(256 << 10);
