@@ -15,6 +15,7 @@ use rtnetlink::packet_route::address::AddressAttribute;
 use rtnetlink::packet_route::link::{
     InfoData, InfoKind, InfoVeth, LinkAttribute, LinkInfo, LinkMessage,
 };
+use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::{
     Handle, LinkBridge, LinkBridgePort, LinkMessageBuilder, LinkUnspec, LinkVeth,
     RouteMessageBuilder,
@@ -206,6 +207,34 @@ async fn ensure_bridge_in(h: &Handle, b: &Bridge) -> crate::Result<()> {
                 .iter()
                 .any(|a| matches!(a, AddressAttribute::Local(ip) if *ip == gateway))
     });
+    // Any other IPv4 address goes, as docker's bridge driver does: a
+    // bridge re-addressed (a new --bip) must not keep routing its old
+    // subnet.
+    for m in held.into_iter().filter(|m| {
+        m.header.family == AddressFamily::Inet
+            && !(m.header.prefix_len == b.prefix
+                && m.attributes
+                    .iter()
+                    .any(|a| matches!(a, AddressAttribute::Local(ip) if *ip == gateway)))
+    }) {
+        let old = m
+            .attributes
+            .iter()
+            .find_map(|a| match a {
+                AddressAttribute::Local(ip) => Some(format!("{ip}/{}", m.header.prefix_len)),
+                _ => None,
+            })
+            .unwrap_or_default();
+        match h.address().del(m).execute().await {
+            Err(e) if errno_of(&e) != Some(libc::EADDRNOTAVAIL) => {
+                return Err(nl_error(
+                    format!("removing the old address {old} of bridge {name}"),
+                    e,
+                ))
+            }
+            _ => {}
+        }
+    }
     if !has {
         match h.address().add(index, gateway, b.prefix).execute().await {
             Err(e) if errno_of(&e) == Some(libc::EEXIST) => {}

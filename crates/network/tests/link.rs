@@ -210,6 +210,20 @@ fn ensure_bridge_twice_is_fine_and_delete_bridge_of_a_missing_one_too() {
     host.run(move || link::ensure_bridge(&b).unwrap());
     assert_eq!(addresses(&host, &name), ["10.200.1.1/24"]);
 
+    // Re-addressed (a new --bip): the old address goes, as docker's
+    // bridge driver removes it, so the old subnet is no longer routed.
+    let b = bridge(&name, [10, 201, 0, 1], 16);
+    host.run(move || link::ensure_bridge(&b).unwrap());
+    assert_eq!(addresses(&host, &name), ["10.201.0.1/16"]);
+    let routes = host.ip(&["-4", "route", "show", "dev", &name]);
+    let dsts: Vec<&str> = routes
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["dst"].as_str())
+        .collect();
+    assert_eq!(dsts, ["10.201.0.0/16"]);
+
     let n = name.clone();
     host.run(move || {
         link::delete_bridge(&n).unwrap();
