@@ -17,6 +17,43 @@ pub struct ErrorDetail {
     pub message: String,
 }
 
+/// Paces a transfer's progress lines as docker's progress reader does:
+/// the first, then at most one per [`Throttle::EVERY`], and the last. A
+/// line per chunk (hundreds per pull) costs the daemon and the client's
+/// terminal more than it tells.
+#[derive(Debug)]
+pub struct Throttle {
+    started: std::time::Instant,
+    /// Milliseconds after `started` of the last line; `u64::MAX`: none yet.
+    last_ms: std::sync::atomic::AtomicU64,
+}
+
+impl Default for Throttle {
+    fn default() -> Self {
+        Throttle {
+            started: std::time::Instant::now(),
+            last_ms: std::sync::atomic::AtomicU64::new(u64::MAX),
+        }
+    }
+}
+
+impl Throttle {
+    pub const EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+
+    /// Whether a line is due now; `done`: the transfer's last one.
+    pub fn due(&self, done: bool) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        let now = self.started.elapsed().as_millis() as u64;
+        let last = self.last_ms.load(Relaxed);
+        let due =
+            done || last == u64::MAX || now.saturating_sub(last) >= Self::EVERY.as_millis() as u64;
+        if due {
+            self.last_ms.store(now, Relaxed);
+        }
+        due
+    }
+}
+
 /// One line of the stream.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct Message {
@@ -186,5 +223,17 @@ mod tests {
             d.contains("\"progressDetail\":{\"current\":1,\"total\":2}"),
             "{d}"
         );
+    }
+
+    #[test]
+    fn throttle_lets_the_first_the_last_and_one_per_period_through() {
+        let t = Throttle::default();
+        assert!(t.due(false), "the first line");
+        assert!(!t.due(false), "a second line at once");
+        assert!(t.due(true), "the last line");
+        assert!(!t.due(false));
+        std::thread::sleep(Throttle::EVERY);
+        assert!(t.due(false), "a line after a period");
+        assert!(!t.due(false));
     }
 }

@@ -360,14 +360,11 @@ async fn download_layer(
         store.store_layer(DownloadChunks { rx, failed: None }, &target, unpack)
     });
     let total = d.size;
-    let step = (total / 100).max(256 << 10);
-    let last = std::sync::atomic::AtomicU64::new(0);
+    let pace = crate::progress::Throttle::default();
     let p = progress.clone();
     let idc = id.clone();
     let report = move |n: u64| {
-        let prev = last.load(std::sync::atomic::Ordering::Relaxed);
-        if n - prev.min(n) >= step || n == total {
-            last.store(n, std::sync::atomic::Ordering::Relaxed);
+        if pace.due(n == total) {
             p(Message::bytes(&idc, "Downloading", n, total));
         }
     };

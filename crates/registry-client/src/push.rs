@@ -321,9 +321,12 @@ async fn push_blob(
     };
     let mut location = reg.location(&start);
     let path = store.blob_path(&d.digest)?;
+    let pace = crate::progress::Throttle::default();
     let report = |n: u64| {
         if let Some((id, p)) = progress {
-            p(Message::bytes(id, "Pushing", n, d.size));
+            if pace.due(n == d.size) {
+                p(Message::bytes(id, "Pushing", n, d.size));
+            }
         }
     };
     let with_digest = |loc: &str| {
@@ -402,9 +405,11 @@ fn file_body(
     progress: Option<(String, Progress, u64)>,
 ) -> reqwest::Body {
     let state = (None::<tokio::fs::File>, 0u64);
+    let pace = std::sync::Arc::new(crate::progress::Throttle::default());
     let s = futures_util::stream::unfold(state, move |(file, sent)| {
         let path = path.clone();
         let progress = progress.clone();
+        let pace = pace.clone();
         async move {
             if sent >= len {
                 return None;
@@ -430,7 +435,9 @@ fn file_body(
                 Ok(_) => {
                     let sent = sent + want as u64;
                     if let Some((id, p, total)) = &progress {
-                        p(Message::bytes(id, "Pushing", offset + sent, *total));
+                        if pace.due(offset + sent == *total) {
+                            p(Message::bytes(id, "Pushing", offset + sent, *total));
+                        }
                     }
                     Some((Ok(Bytes::from(buf)), (Some(f), sent)))
                 }

@@ -71,10 +71,23 @@ fn chunked_and_monolithic_pushes_round_trip_through_docker_registry() {
         format!("The push refers to repository [{}/push/img]", reg.addr)
     );
     assert!(st.contains(&"Pushed".to_owned()), "{st:?}");
-    assert!(
-        st.iter().filter(|s| *s == "Pushing").count() > 3,
-        "chunks report progress: {st:?}"
-    );
+    // The chunks report progress, paced as docker's (the first, at most
+    // one per 100 ms, the last): one line at least, and the layer's last
+    // one says it is all sent.
+    let pushing: Vec<(u64, u64)> = msgs
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|m| m.status.as_deref() == Some("Pushing"))
+        .filter_map(|m| {
+            let d = m.progress_detail.as_ref()?;
+            Some((d.current?, d.total?))
+        })
+        .collect();
+    assert!(!pushing.is_empty(), "no Pushing line: {st:?}");
+    let (current, total) = *pushing.last().unwrap();
+    assert_eq!(current, total, "{pushing:?}");
+    assert!(pushing.windows(2).all(|w| w[0].0 < w[1].0), "{pushing:?}");
     assert!(
         st.contains(&format!(
             "1: digest: {} size: {}",
