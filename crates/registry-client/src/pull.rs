@@ -189,15 +189,18 @@ impl Resolved {
             ..Default::default()
         });
         let config_desc = self.manifest.config.clone();
+        // The config is stored (an fsync or three) while the layers
+        // download; it is checked against its digest first.
+        let mut config_stored = None;
         let config_bytes = if store.has_blob(&config_desc.digest) {
             store.read_blob(&config_desc.digest)?
         } else {
             let b = fetch::small_blob(reg, &repo, &config_desc).await?;
             let st = store.clone();
             let (bb, d) = (b.clone(), config_desc.digest.clone());
-            tokio::task::spawn_blocking(move || st.put_verified(&bb, &d))
-                .await
-                .map_err(|e| Error::Transport(format!("storing the config: {e}")))??;
+            config_stored = Some(tokio::task::spawn_blocking(move || {
+                st.put_verified(&bb, &d)
+            }));
             b
         };
         let config =
@@ -297,6 +300,11 @@ impl Resolved {
             if let Some((d, n)) = r? {
                 sizes.insert(d, n);
             }
+        }
+        if let Some(stored) = config_stored {
+            stored
+                .await
+                .map_err(|e| Error::Transport(format!("storing the config: {e}")))??;
         }
         // Everything is verified: the manifests, then the image record.
         let st = store.clone();
