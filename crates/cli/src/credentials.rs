@@ -10,6 +10,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE};
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -194,6 +195,28 @@ impl ConfigFile {
             auth.password = pass;
         }
         Ok(auth)
+    }
+
+    /// The credentials of every registry the file names (`auths` and
+    /// `credHelpers` keys), as docker's CLI sends them with a build
+    /// (`X-Registry-Config`); one that cannot be read is left out.
+    pub fn all(&self) -> BTreeMap<String, AuthConfig> {
+        let mut keys: Vec<String> = self
+            .auths()
+            .into_iter()
+            .flat_map(|a| a.keys().cloned())
+            .collect();
+        if let Some(h) = self.doc.get("credHelpers").and_then(Value::as_object) {
+            keys.extend(h.keys().cloned());
+        }
+        keys.into_iter()
+            .filter_map(|k| {
+                let host = convert_to_hostname(&k);
+                let key = if k == INDEX_SERVER { k.clone() } else { host };
+                let auth = self.get(&key).ok()?;
+                (!auth.username.is_empty() || !auth.identitytoken.is_empty()).then_some((key, auth))
+            })
+            .collect()
     }
 
     /// Saves `auth` under `auth.serveraddress`, in its helper if one is

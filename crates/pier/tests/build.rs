@@ -916,6 +916,58 @@ fn built_image_pushes_and_pulls() {
     assert_eq!(t.env.ok(&["run", "--rm", &name]), "pushed\nran\n");
 }
 
+/// As `docker build`: a FROM (or `COPY --from`) image the store lacks is
+/// pulled, its pull's lines in the FROM step's output; `--pull` pulls one
+/// the store has; one the registry lacks fails the build at its line.
+#[test]
+fn a_base_image_the_store_lacks_is_pulled_as_docker_build_does() {
+    let Some(reg) = pier_testutil::DockerRegistry::start() else {
+        pier_testutil::skip("docker-registry is not installed (Debian docker-registry)");
+        return;
+    };
+    let t = T::new();
+    let base = format!("{}/base/bb:1", reg.addr);
+    t.env.ok(&["tag", "busybox", &base]);
+    t.env.ok(&["push", &base]);
+    t.env.ok(&["rmi", &base]);
+    assert!(!t.exists(&base));
+    // Two stages FROM the missing base (built side by side: one pull).
+    let dockerfile = format!(
+        "FROM {base} AS a\nRUN echo a > /a\nFROM {base}\nCOPY --from=a /a /a\nCMD [\"cat\", \"/a\"]\n"
+    );
+    let ctx = t.ctx("ctx", &[("Dockerfile", &dockerfile)]);
+    let out = both(&t.build_ok(&["-t", "from-reg", p(&ctx)]));
+    assert!(out.contains("1: Pulling from base/bb"), "{out}");
+    assert_eq!(out.matches("Pulling from").count(), 1, "{out}");
+    // Its one layer is busybox's, which the store has.
+    assert!(out.contains(": Already exists"), "{out}");
+    assert!(
+        out.contains(&format!("Status: Downloaded newer image for {base}")),
+        "{out}"
+    );
+    assert!(t.exists(&base));
+    assert_eq!(t.env.ok(&["run", "--rm", "from-reg"]), "a\n");
+    // Present now: not pulled again, unless --pull.
+    let again = both(&t.build_ok(&["--no-cache", "-t", "from-reg", p(&ctx)]));
+    assert!(!again.contains("Pulling from"), "{again}");
+    let pulled = both(&t.build_ok(&["--pull", "-t", "from-reg", p(&ctx)]));
+    assert!(
+        pulled.contains(&format!("Status: Image is up to date for {base}")),
+        "{pulled}"
+    );
+    // A base the registry does not have.
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM busybox\nFROM {}/base/none:1\n", reg.addr),
+    )
+    .unwrap();
+    let msg = t.build_fails(&[p(&ctx)]);
+    assert!(
+        msg.contains("base/none") && names_line(&msg, "Dockerfile", 2),
+        "{msg}"
+    );
+}
+
 // ---- bad input ----------------------------------------------------------
 
 /// Whether `out` points at line `n` of `file`.

@@ -40,41 +40,43 @@ impl Credentials {
     /// standard base64 of `{"username","password","serveraddress"}` or
     /// `{"identitytoken"}`. An empty header means no credentials.
     pub fn from_header(value: &str) -> Result<Credentials> {
-        let v = value.trim();
-        if v.is_empty() {
-            return Ok(Credentials::default());
+        match decode_header("X-Registry-Auth", value)? {
+            None => Ok(Credentials::default()),
+            Some(v) => serde_json::from_value(v).map_err(|e| {
+                Error::BadRequest(format!(
+                    "X-Registry-Auth does not hold valid JSON credentials: {e}"
+                ))
+            }),
         }
-        let engines = [
-            base64::engine::general_purpose::URL_SAFE,
-            base64::engine::general_purpose::URL_SAFE_NO_PAD,
-            base64::engine::general_purpose::STANDARD,
-            base64::engine::general_purpose::STANDARD_NO_PAD,
-        ];
-        let bytes = engines
+    }
+
+    /// The credentials per registry of docker's `X-Registry-Config` header
+    /// (sent with `POST /build`): base64url of a JSON object keyed by
+    /// registry (`host[:port]`, or `https://index.docker.io/v1/`).
+    pub fn from_config_header(value: &str) -> Result<BTreeMap<String, Credentials>> {
+        match decode_header("X-Registry-Config", value)? {
+            None => Ok(BTreeMap::new()),
+            Some(v) => serde_json::from_value(v).map_err(|e| {
+                Error::BadRequest(format!(
+                    "X-Registry-Config does not hold a JSON object of credentials per registry: {e}"
+                ))
+            }),
+        }
+    }
+
+    /// The entry of `auths` (keyed as docker's config.json) for registry
+    /// `domain`; none when it has none.
+    pub fn for_domain(auths: &BTreeMap<String, Credentials>, domain: &str) -> Credentials {
+        let hub = domain == "docker.io" || domain == "index.docker.io";
+        auths
             .iter()
-            .find_map(|e| e.decode(v).ok())
-            .ok_or_else(|| {
-                Error::BadRequest(
-                    "X-Registry-Auth is not base64: send base64url of a JSON \
-                     {\"username\",\"password\",\"serveraddress\"}"
-                        .into(),
-                )
-            })?;
-        // docker sends "{}" (or "null") for anonymous requests.
-        if bytes.iter().all(u8::is_ascii_whitespace) || bytes == b"null" {
-            return Ok(Credentials::default());
-        }
-        let bad = |why: String| {
-            Error::BadRequest(format!(
-                "X-Registry-Auth does not hold valid JSON credentials: {why}"
-            ))
-        };
-        let v: serde_json::Value =
-            serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
-        if !v.is_object() {
-            return Err(bad("expected a JSON object".into()));
-        }
-        serde_json::from_value(v).map_err(|e| bad(e.to_string()))
+            .find(|(k, _)| {
+                let host = k.split_once("://").map_or(k.as_str(), |(_, r)| r);
+                let host = host.split('/').next().unwrap_or(host);
+                host == domain || (hub && host == "index.docker.io")
+            })
+            .map(|(_, c)| c.clone())
+            .unwrap_or_default()
     }
 
     /// `Authorization: Basic ...` value, when there is a username.
@@ -87,6 +89,46 @@ impl Credentials {
             )
         })
     }
+}
+
+/// The JSON object in header `name` (base64url, padded or not; plain
+/// base64 taken too); None for docker's anonymous `{}` or `null`.
+fn decode_header(name: &str, value: &str) -> Result<Option<serde_json::Value>> {
+    let v = value.trim();
+    if v.is_empty() {
+        return Ok(None);
+    }
+    let engines = [
+        base64::engine::general_purpose::URL_SAFE,
+        base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        base64::engine::general_purpose::STANDARD,
+        base64::engine::general_purpose::STANDARD_NO_PAD,
+    ];
+    let bytes = engines
+        .iter()
+        .find_map(|e| e.decode(v).ok())
+        .ok_or_else(|| {
+            Error::BadRequest(format!(
+                "{name} is not base64: send base64url of a JSON \
+                 {{\"username\",\"password\",\"serveraddress\"}}"
+            ))
+        })?;
+    // docker sends "{}" (or "null") for anonymous requests.
+    if bytes.iter().all(u8::is_ascii_whitespace) || bytes == b"null" {
+        return Ok(None);
+    }
+    let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+        Error::BadRequest(format!("{name} does not hold valid JSON credentials: {e}"))
+    })?;
+    if !v.is_object() {
+        return Err(Error::BadRequest(format!(
+            "{name} does not hold valid JSON credentials: expected a JSON object"
+        )));
+    }
+    if v.as_object().is_some_and(|o| o.is_empty()) {
+        return Ok(None);
+    }
+    Ok(Some(v))
 }
 
 /// One authentication challenge from `WWW-Authenticate`.
@@ -292,6 +334,21 @@ mod tests {
         assert!(Credentials::from_header("!!!").is_err());
         assert!(Credentials::from_header("W10=").is_err()); // "[]"
         assert!(!format!("{:?}", Credentials::from_header(&t).unwrap()).contains("tok"));
+    }
+
+    #[test]
+    fn x_registry_config_gives_each_registry_its_credentials() {
+        let json = r#"{"h:5000":{"username":"u","password":"p"},
+            "https://index.docker.io/v1/":{"username":"hub","password":"q"}}"#;
+        let v = base64::engine::general_purpose::URL_SAFE.encode(json);
+        let auths = Credentials::from_config_header(&v).unwrap();
+        assert_eq!(Credentials::for_domain(&auths, "h:5000").username, "u");
+        assert_eq!(Credentials::for_domain(&auths, "docker.io").username, "hub");
+        assert!(Credentials::for_domain(&auths, "other:5000").is_empty());
+        assert!(Credentials::from_config_header("e30=").unwrap().is_empty());
+        assert!(Credentials::from_config_header("").unwrap().is_empty());
+        let not_a_map = base64::engine::general_purpose::URL_SAFE.encode(r#"{"h":1}"#);
+        assert!(Credentials::from_config_header(&not_a_map).is_err());
     }
 
     proptest! {

@@ -74,6 +74,9 @@ struct Shared<'a> {
     ready: Condvar,
     error: Mutex<Option<Error>>,
     cancel: AtomicBool,
+    /// Images pulled by this build (one pull at a time: stages pulling
+    /// the same base wait for the first).
+    pulled: Mutex<std::collections::BTreeSet<String>>,
 }
 
 /// The Dockerfile's name for messages (`Dockerfile` when none was given).
@@ -163,6 +166,7 @@ pub fn build_parsed(
         ready: Condvar::new(),
         error: Mutex::new(None),
         cancel: AtomicBool::new(false),
+        pulled: Mutex::new(Default::default()),
     };
     std::thread::scope(|scope| {
         for i in (0..n).filter(|i| needed[*i]) {
@@ -743,7 +747,7 @@ impl Shared<'_> {
                 key: sha(&["scratch"]),
             });
         }
-        let (id, image) = self.resolve_image(&base, stage.line)?;
+        let (id, image) = self.resolve_image(&base, self.first_step[i], stage.line)?;
         let img = self.store.resolve(&id)?;
         let mut clean = json!({
             "architecture": image.get("architecture").cloned().unwrap_or_else(|| pier_image::manifest::host_arch().into()),
@@ -782,14 +786,33 @@ impl Shared<'_> {
         })
     }
 
-    fn resolve_image(&self, name: &str, line: usize) -> Result<(String, Value), Error> {
-        self.store.image_config_json(name).map_err(|e| match e {
-            pier_image::Error::ImageNotFound(_) => Error::Invalid(format!(
-                "{}: image {name} is not in pier's image store: pull it first (pier pull {name}); builds do not pull",
-                self.loc(line)
-            )),
-            e => Error::Invalid(format!("{}: {name}: {e}", self.loc(line))),
-        })
+    /// The image `name` (id, config) for step `n`: pulled first when the
+    /// store lacks it, or with `--pull` (once per build), its progress as
+    /// the step's output, as `docker build`.
+    fn resolve_image(&self, name: &str, n: usize, line: usize) -> Result<(String, Value), Error> {
+        let found =
+            |e: pier_image::Error| Error::Invalid(format!("{}: {name}: {e}", self.loc(line)));
+        let mut pulled = super::hashcache::lock(&self.pulled);
+        let missing = match self.store.image_config_json(name) {
+            Ok(_) if !self.opts.pull || pulled.contains(name) => false,
+            Ok(_) => true,
+            Err(pier_image::Error::ImageNotFound(_)) => true,
+            Err(e) => return Err(found(e)),
+        };
+        if missing {
+            let mut output = |data: &[u8]| {
+                (self.events)(BuildEvent::Output {
+                    n,
+                    data: data.to_vec(),
+                })
+            };
+            self.worker
+                .pull(name, &mut output)
+                .map_err(|e| Error::Invalid(format!("{}: {e}", self.loc(line))))?;
+            pulled.insert(name.to_string());
+        }
+        drop(pulled);
+        self.store.image_config_json(name).map_err(found)
     }
 
     fn lookup<'s>(
@@ -1498,7 +1521,7 @@ impl Shared<'_> {
                     )
                 }
                 None => {
-                    let (id, _) = self.resolve_image(f, line)?;
+                    let (id, _) = self.resolve_image(f, n, line)?;
                     let img = self.store.resolve(&id)?;
                     (
                         dir.mount_ro(&img.layers, "from")?,

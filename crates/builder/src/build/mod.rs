@@ -34,6 +34,8 @@ pub struct BuildOptions {
     /// `--target STAGE`: build up to that stage.
     pub target: Option<String>,
     pub no_cache: bool,
+    /// `--pull`: pull every base image, even one the store has.
+    pub pull: bool,
     /// `--label K=V` on the resulting image.
     pub labels: BTreeMap<String, String>,
 }
@@ -115,6 +117,17 @@ pub trait Worker: Send + Sync {
     /// Runs the process to its end, streaming its stdout and stderr to
     /// `output`; returns its exit code. Err only when it could not run.
     fn run(&self, req: &RunRequest, output: &mut dyn FnMut(&[u8])) -> Result<i32, String>;
+
+    /// Pulls image `name` into the store (a FROM or `COPY --from` image
+    /// the store lacks, or any of them with `--pull`), writing the pull's
+    /// progress lines to `output`, as `docker build` does. Workers that
+    /// cannot pull say so.
+    fn pull(&self, name: &str, output: &mut dyn FnMut(&[u8])) -> Result<(), String> {
+        let _ = output;
+        Err(format!(
+            "image {name} is not in pier's image store: pull it first (pier pull {name})"
+        ))
+    }
 }
 
 /// Builds the Dockerfile in `opts` with images from `store`, RUN steps on

@@ -486,6 +486,10 @@ pub async fn build(client: &Client, args: BuildArgs) -> Result<i32, CliError> {
             path.push_str(&format!("&{flag}=1"));
         }
     }
+    // As docker's CLI: every registry's credentials, for the base
+    // images the daemon pulls.
+    let auths = registry_config();
+    let headers = [("X-Registry-Config", auths.as_str())];
     let resp = match prepared.in_place.take() {
         Some((dir, dev, ino)) => {
             let named = format!(
@@ -493,18 +497,27 @@ pub async fn build(client: &Client, args: BuildArgs) -> Result<i32, CliError> {
                 encode(&dir.to_string_lossy())
             );
             let body = std::mem::replace(&mut prepared.body, crate::client::full(Vec::new()));
-            match client.send(Method::POST, &named, body).await {
+            match client
+                .send_with_headers(Method::POST, &named, &headers, body)
+                .await
+            {
                 // pierd cannot take the directory where it is (it sees
                 // another one there: the CLI runs in another mount
                 // namespace): send it, as to any daemon.
                 Err(e) if e.status == Some(400) && e.message.contains("pier-context-path") => {
                     prepared = prepare(&args, false)?;
-                    client.send(Method::POST, &path, prepared.body).await
+                    client
+                        .send_with_headers(Method::POST, &path, &headers, prepared.body)
+                        .await
                 }
                 r => r,
             }
         }
-        None => client.send(Method::POST, &path, prepared.body).await,
+        None => {
+            client
+                .send_with_headers(Method::POST, &path, &headers, prepared.body)
+                .await
+        }
     }
     .map_err(|mut e| {
         e.code = 1;
@@ -587,6 +600,17 @@ async fn show(
         return Err(fail("the daemon ended the build without an image ID"));
     }
     Ok(id)
+}
+
+/// The `X-Registry-Config` value: base64url of the JSON of every
+/// registry's credentials from config.json (an unreadable file: none).
+fn registry_config() -> String {
+    use base64::Engine as _;
+    let all = crate::credentials::ConfigFile::load_default()
+        .map(|c| c.all())
+        .unwrap_or_default();
+    base64::engine::general_purpose::URL_SAFE
+        .encode(serde_json::to_vec(&all).unwrap_or_else(|_| b"{}".to_vec()))
 }
 
 #[cfg(test)]

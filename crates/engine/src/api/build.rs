@@ -25,6 +25,8 @@ struct Params {
     labels: BTreeMap<String, String>,
     target: Option<String>,
     no_cache: bool,
+    /// `pull`: pull every base image, even one the store has.
+    pull: bool,
     quiet: bool,
     /// `networkmode=none`.
     no_network: bool,
@@ -119,6 +121,7 @@ fn params(q: &HashMap<String, String>, raw_query: &str) -> Result<Params> {
         labels: string_map(q, "labels")?,
         target: q.get("target").filter(|t| !t.is_empty()).cloned(),
         no_cache: flag(q, "nocache"),
+        pull: flag(q, "pull"),
         quiet: flag(q, "q"),
     })
 }
@@ -319,10 +322,22 @@ pub async fn build(
     engine: State,
     q: Query,
     uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
     body: Body,
 ) -> Result<axum::response::Response> {
     use axum::response::IntoResponse;
     let p = params(&q, uri.query().unwrap_or(""))?;
+    // Base images the store lacks are pulled with the client's
+    // credentials (docker's CLI sends all it has).
+    let auths = match headers.get("x-registry-config") {
+        None => Default::default(),
+        Some(v) => pier_registry_client::Credentials::from_config_header(
+            v.to_str()
+                .map_err(|_| Error::bad_request("X-Registry-Config is not ASCII base64"))?,
+        )
+        .map_err(|e| Error::bad_request(e.to_string()))?,
+    };
+    let puller = Some(crate::build::pull::puller(engine.0.clone(), auths));
     if let Some(dir) = &p.context_path {
         // pierd listens on its unix socket only: whoever can ask is local
         // (and root-equivalent, as with docker's socket).
@@ -337,7 +352,7 @@ pub async fn build(
             };
             let weak = tx.downgrade();
             let gone = Box::new(move || weak.upgrade().is_none_or(|t| t.is_closed()));
-            for b in run_build(&engine, &p, Source::InPlace, &dir, &send, gone) {
+            for b in run_build(&engine, &p, Source::InPlace, &dir, &send, gone, puller) {
                 send(b);
             }
         });
@@ -376,6 +391,7 @@ pub async fn build(
             &ctx_dir,
             &send,
             gone,
+            puller,
         );
         drop(tmp);
         for b in last {
@@ -452,6 +468,7 @@ fn run_build(
     ctx_dir: &Path,
     send: &(dyn Fn(Bytes) + Sync),
     gone: Box<dyn Fn() -> bool + Send + Sync>,
+    puller: Option<crate::build::pull::Puller>,
 ) -> Vec<Bytes> {
     {
         let fail = |m: &str, code: Option<i32>| vec![failure(m, code)];
@@ -482,11 +499,13 @@ fn run_build(
             build_args: p.build_args.clone(),
             target: p.target.clone(),
             no_cache: p.no_cache,
+            pull: p.pull,
             labels: p.labels.clone(),
         };
         let mut worker = crate::build::RuntimeWorker::new(&engine.config);
         worker.gone = Some(gone);
         worker.no_network = p.no_network;
+        worker.puller = puller;
         let cache_dir = engine.config.data_root.join("builder").join("cache");
         let parsed =
             pier_builder::dockerfile::parse_with_warnings(&opts.dockerfile, &opts.dockerfile_name);

@@ -2,6 +2,7 @@
 //! pier's runtime, and the build context a client sends.
 
 pub mod context;
+pub mod pull;
 pub mod worker;
 
 pub use worker::RuntimeWorker;

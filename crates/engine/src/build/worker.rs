@@ -27,6 +27,8 @@ pub struct RuntimeWorker {
     /// RUN's network: the host's (docker build's default), or none
     /// (`--network none`).
     pub no_network: bool,
+    /// How FROM images the store lacks are pulled; none: they are not.
+    pub puller: Option<super::pull::Puller>,
 }
 
 impl RuntimeWorker {
@@ -37,6 +39,7 @@ impl RuntimeWorker {
             bundles: config.exec_root.join("builds"),
             gone: None,
             no_network: false,
+            puller: None,
         }
     }
 
@@ -93,6 +96,15 @@ impl Drop for Cleanup<'_> {
 }
 
 impl pier_builder::Worker for RuntimeWorker {
+    fn pull(&self, name: &str, output: &mut dyn FnMut(&[u8])) -> Result<(), String> {
+        match &self.puller {
+            Some(pull) => pull(name, output),
+            None => Err(format!(
+                "image {name} is not in pier's image store: pull it first (pier pull {name})"
+            )),
+        }
+    }
+
     fn run(
         &self,
         req: &pier_builder::RunRequest,
