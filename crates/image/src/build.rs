@@ -86,6 +86,57 @@ impl Store {
         (p.is_dir() && self.content.exists(diff_ids.last()?)).then_some(p)
     }
 
+    /// The stored blob of the layer whose tar has digest `diff_id`, as a
+    /// layer of a docker schema2 manifest: the tar itself (what builds,
+    /// commits and imports store), else the blob a pulled image keeps
+    /// for it (compressed, under its own digest), found through the
+    /// stored images' manifests and configs.
+    fn layer_blob(&self, diff_id: &str) -> Result<Option<Descriptor>> {
+        if self.content.exists(diff_id) {
+            let size = std::fs::metadata(self.content.path(diff_id)?)
+                .map_err(|e| io_err(format!("layer {diff_id}"), e))?
+                .len();
+            return Ok(Some(Descriptor {
+                media_type: manifest::DOCKER_LAYER.into(),
+                digest: diff_id.to_string(),
+                size,
+                platform: None,
+                annotations: None,
+            }));
+        }
+        for rec in self.meta.records()?.values() {
+            let Ok(m) = self.manifest(&rec.manifest) else {
+                continue;
+            };
+            let Ok(config) = self.content.read(&m.config.digest) else {
+                continue;
+            };
+            let Ok(head) = manifest::parse_config(&config, "an image config") else {
+                continue;
+            };
+            let found = head.rootfs.diff_ids.iter().position(|d| d == diff_id);
+            let Some(layer) = found.and_then(|i| m.layers.get(i)) else {
+                continue;
+            };
+            if !self.content.exists(&layer.digest) {
+                continue;
+            }
+            let media_type = match layer.media_type.as_str() {
+                manifest::OCI_LAYER_GZIP => manifest::DOCKER_LAYER_GZIP,
+                manifest::OCI_LAYER => manifest::DOCKER_LAYER,
+                other => other,
+            };
+            return Ok(Some(Descriptor {
+                media_type: media_type.into(),
+                digest: layer.digest.clone(),
+                size: layer.size,
+                platform: None,
+                annotations: None,
+            }));
+        }
+        Ok(None)
+    }
+
     /// Registers the image whose config is `config` (docker's image config
     /// JSON; its `rootfs.diff_ids` name layers stored by [`Store::add_layer`]
     /// or by imports and pulls) with a docker schema2 manifest, and points
@@ -112,23 +163,22 @@ impl Store {
         let mut layers = Vec::new();
         let mut size = 0;
         for (diff_id, chain) in head.rootfs.diff_ids.iter().zip(&chains) {
-            let blob = self.content.path(diff_id)?;
-            let len = std::fs::metadata(&blob)
-                .map_err(|e| io_err(format!("layer {diff_id} of the built image"), e))?
-                .len();
             if !self.snapshots.path(chain)?.is_dir() {
                 return Err(Error::InvalidImage(format!(
                     "layer {diff_id} of the built image is not unpacked; build again"
                 )));
             }
-            size += len;
-            layers.push(Descriptor {
-                media_type: manifest::DOCKER_LAYER.into(),
-                digest: diff_id.clone(),
-                size: len,
-                platform: None,
-                annotations: None,
-            });
+            let layer = self.layer_blob(diff_id)?.ok_or_else(|| {
+                io_err(
+                    format!("layer {diff_id} of the built image"),
+                    std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        "no stored blob holds it; pull or build its image again",
+                    ),
+                )
+            })?;
+            size += layer.size;
+            layers.push(layer);
         }
         let (config_digest, config_size) = self.content.put(&config_bytes)?;
         let m = Manifest {
