@@ -315,6 +315,7 @@ against_both_daemons!(
     push_all_tags_sends_every_tag,
     login_prompts_on_a_terminal,
     credential_helpers_hold_the_secret,
+    build_pulls_a_base_behind_a_login_with_the_stored_credentials,
 );
 
 fn login_and_logout_keep_config_json_as_docker_does(s: &Setup) {
@@ -581,6 +582,38 @@ fn push_prints_the_digest_the_registry_has(s: &Setup) {
     s.ok(&["logout", addr], "");
     let out = s.run(&["push", &target], "");
     assert_eq!(out.status.code(), Some(1), "{out:?}");
+}
+
+/// `pier build` sends every registry's credentials (docker's
+/// `X-Registry-Config`); the daemon pulls a base image it lacks with them.
+fn build_pulls_a_base_behind_a_login_with_the_stored_credentials(s: &Setup) {
+    let addr = s.registry.addr.as_str();
+    s.seed("test/base", "v1", "private base\n");
+    let ctx = s.env.dir.path().join("build-ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM {addr}/test/base:v1\nLABEL built=yes\n"),
+    )
+    .unwrap();
+    let ctx = ctx.to_str().unwrap();
+    // Not logged in: the registry refuses the daemon's pull.
+    let out = s.run(&["build", "-t", "built-private", ctx], "");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    s.login();
+    s.ok(&["build", "-t", "built-private", ctx], "");
+    let label = s.ok(
+        &[
+            "image",
+            "inspect",
+            "-f",
+            "{{index .Config.Labels \"built\"}}",
+            "built-private",
+        ],
+        "",
+    );
+    assert_eq!(label, "yes\n");
+    s.ok(&["image", "inspect", &format!("{addr}/test/base:v1")], "");
 }
 
 fn pull_all_tags_fetches_every_tag(s: &Setup) {

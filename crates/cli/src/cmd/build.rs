@@ -453,7 +453,16 @@ pub async fn build(client: &Client, args: BuildArgs) -> Result<i32, CliError> {
             Err(e) => return Err(fail(format!("Removing image ID file: {e}"))),
         }
     }
-    let mut prepared = prepare(&args, true)?;
+    // Only pierd reads a context directory where it is; any other daemon
+    // (dockerd) gets the tar.
+    let in_place = match client
+        .send(Method::GET, "/_ping", crate::client::empty())
+        .await
+    {
+        Ok(r) => r.headers().contains_key("pier-context-in-place"),
+        Err(_) => false,
+    };
+    let mut prepared = prepare(&args, in_place)?;
     let mut path = String::from("/build?");
     for t in &args.tags {
         path.push_str(&format!("t={}&", encode(t)));

@@ -7,11 +7,18 @@ use axum::response::IntoResponse;
 use axum::Json;
 use bollard_stubs::models::{SystemInfo, SystemVersion, SystemVersionComponents};
 
+/// The `/_ping` header saying pierd builds from a context directory read
+/// where it is.
+pub const CONTEXT_IN_PLACE: &str = "Pier-Context-In-Place";
+
 pub async fn ping() -> impl IntoResponse {
     let mut h = HeaderMap::new();
     h.insert("Api-Version", HeaderValue::from_static(crate::API_VERSION));
     h.insert("Ostype", HeaderValue::from_static("linux"));
     h.insert("Docker-Experimental", HeaderValue::from_static("false"));
+    // pier's CLI asks before a build whether the daemon reads a context
+    // directory where it is (`pier-context-path`); other daemons do not.
+    h.insert(CONTEXT_IN_PLACE, HeaderValue::from_static("1"));
     h.insert(
         "Cache-Control",
         HeaderValue::from_static("no-cache, no-store, must-revalidate"),
