@@ -50,8 +50,7 @@ pub fn puller(engine: Arc<Engine>, auths: BTreeMap<String, Credentials>) -> Pull
 /// layer or tag it is about ("latest: Pulling from library/busybox"); byte
 /// counts (the bars) are left out.
 fn shown(m: &Message) -> Option<String> {
-    if m
-        .progress_detail
+    if m.progress_detail
         .as_ref()
         .is_some_and(|d| d.current.is_some() || d.total.is_some())
     {
