@@ -11,6 +11,7 @@
 
 use std::fs;
 use std::io;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest as _, Sha256};
@@ -119,6 +120,44 @@ pub(crate) fn sync_fs(path: &Path) -> Result<()> {
     rustix::fs::syncfs(&f).map_err(|e| io_err(format!("syncing {}", path.display()), e.into()))
 }
 
+/// fsync(2) of every regular file and directory under `dir` (and of
+/// `dir`), when there are at most `at_most` of them; false, having synced
+/// nothing, when there are more (the caller then syncs the filesystem).
+/// Symlinks and other entries are made durable by their directory's fsync.
+pub(crate) fn sync_tree(dir: &Path, at_most: usize) -> Result<bool> {
+    let mut todo = vec![dir.to_path_buf()];
+    let mut found = Vec::new();
+    while let Some(d) = todo.pop() {
+        let entries =
+            fs::read_dir(&d).map_err(|e| io_err(format!("reading {}", d.display()), e))?;
+        found.push(d);
+        for e in entries {
+            let e = e.map_err(|e| io_err(format!("reading {}", dir.display()), e))?;
+            let kind = e
+                .file_type()
+                .map_err(|err| io_err(format!("reading {}", e.path().display()), err))?;
+            if kind.is_dir() {
+                todo.push(e.path());
+            } else if kind.is_file() {
+                found.push(e.path());
+            }
+            if found.len() + todo.len() > at_most {
+                return Ok(false);
+            }
+        }
+    }
+    for p in found {
+        let f = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&p)
+            .map_err(|e| io_err(format!("opening {}", p.display()), e))?;
+        f.sync_all()
+            .map_err(|e| io_err(format!("syncing {}", p.display()), e))?;
+    }
+    Ok(true)
+}
+
 fn is_exists(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EEXIST) | Some(libc::ENOTEMPTY))
 }
@@ -134,6 +173,20 @@ impl Drop for TmpSnapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sync_tree_syncs_a_small_tree_and_declines_a_large_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::create_dir_all(root.join("a/b")).unwrap();
+        fs::write(root.join("a/b/f"), "x").unwrap();
+        fs::write(root.join("g"), "y").unwrap();
+        std::os::unix::fs::symlink("g", root.join("link")).unwrap();
+        // root, a, a/b, a/b/f, g: five to sync (the symlink is not).
+        assert!(sync_tree(root, 5).unwrap());
+        assert!(!sync_tree(root, 4).unwrap());
+        assert!(sync_tree(&root.join("missing"), 5).is_err());
+    }
 
     #[test]
     fn chain_ids_follow_the_oci_spec() {
