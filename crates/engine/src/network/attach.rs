@@ -330,17 +330,13 @@ impl Networks {
         );
         let spawned = std::thread::Builder::new()
             .name("pier-net-release".into())
-            .spawn({
-                let me = Arc::clone(&me);
-                let endpoints = endpoints.clone();
-                move || {
-                    me.remove_endpoints(&id, &endpoints);
-                    me.released()
-                }
+            .spawn(move || {
+                me.remove_endpoints(&id, &endpoints);
+                me.released()
             });
         if spawned.is_err() {
-            me.remove_endpoints(container_id, &endpoints);
-            me.released();
+            self.remove_endpoints(container_id, &state.endpoints);
+            self.released();
         }
     }
 
