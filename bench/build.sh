@@ -30,6 +30,9 @@ runs=${1:-5}
 bin=$PWD/target/release
 work=$(mktemp -d /tmp/pier-bench.XXXXXX)
 export PIER_DATA_ROOT=$work/data PIER_EXEC_ROOT=$work/run
+# No default bridge: nothing here needs one, and pierd would make pier0
+# (and its nftables table) on the host and leave it.
+export PIER_BRIDGE=none
 cleanup() {
     stop_pierd
     stop_dockerd

@@ -18,6 +18,9 @@ cargo build --release --bins -q
 bin=$PWD/target/release
 work=$(mktemp -d /var/tmp/pier-bench.XXXXXX)
 export PIER_DATA_ROOT=$work/pier-data PIER_EXEC_ROOT=$work/pier-run
+# No default bridge: nothing here needs one, and pierd would make pier0
+# (and its nftables table) on the host and leave it.
+export PIER_BRIDGE=none
 export DOCKER_HOST=unix://$work/docker.sock DOCKER_BUILDKIT=0 DOCKER_CONFIG=$work/docker-config
 cleanup() {
     [ -f "$work/pier-run/pierd.pid" ] && kill "$(cat "$work/pier-run/pierd.pid")" 2>/dev/null || true

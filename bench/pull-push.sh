@@ -24,6 +24,9 @@ cargo build --release --bins -q
 bin=$PWD/target/release
 work=$(mktemp -d /var/tmp/pier-bench.XXXXXX)
 export PIER_DATA_ROOT=$work/pier-data PIER_EXEC_ROOT=$work/pier-run
+# No default bridge: nothing here needs one, and pierd would make pier0
+# (and its nftables table) on the host and leave it.
+export PIER_BRIDGE=none
 dsock=$work/docker.sock
 cleanup() {
     [ -f "$work/pier-run/pierd.pid" ] && kill "$(cat "$work/pier-run/pierd.pid")" 2>/dev/null || true

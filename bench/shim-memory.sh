@@ -20,6 +20,9 @@ n=${1:-10}
 bin=$PWD/target/release
 work=$(mktemp -d /tmp/pier-bench.XXXXXX)
 export PIER_DATA_ROOT=$work/data PIER_EXEC_ROOT=$work/run
+# No default bridge: nothing here needs one, and pierd would make pier0
+# (and its nftables table) on the host and leave it.
+export PIER_BRIDGE=none
 have_podman=0
 podman_() {
     env -u DOCKER_CONFIG -u DOCKER_HOST podman --root "$work/podman/root" --runroot "$work/podman/run" --tmpdir "$work/podman/tmp" \
