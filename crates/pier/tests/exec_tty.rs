@@ -216,6 +216,14 @@ fn exec_detached_runs_in_the_background_and_is_inspectable() {
     assert_eq!(st, 200);
     assert_eq!(idle["Running"], false);
     assert_eq!(idle["ExitCode"], serde_json::Value::Null);
+    // As docker: the container lists the execs that have not ended.
+    let (_, ctr) = api(&env, "GET", "/containers/ex4/json", "");
+    assert_eq!(
+        ctr["ExecIDs"],
+        serde_json::json!([id]),
+        "{}",
+        ctr["ExecIDs"]
+    );
     let (st, _) = api(
         &env,
         "POST",
@@ -232,6 +240,12 @@ fn exec_detached_runs_in_the_background_and_is_inspectable() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(done["ExitCode"], 7, "{done}");
+    let (_, ctr) = api(&env, "GET", "/containers/ex4/json", "");
+    assert_eq!(
+        ctr["ExecIDs"],
+        serde_json::Value::Null,
+        "ended execs are not listed"
+    );
     assert!(done["Pid"].as_i64().unwrap() > 0, "{done}");
     assert_eq!(done["ProcessConfig"]["entrypoint"], "sh");
     // An exec runs once.

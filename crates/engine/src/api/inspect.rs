@@ -249,6 +249,8 @@ pub fn inspect_json(
         .rev()
         .map(|l| l.to_string_lossy().into_owned())
         .collect();
+    // As docker: the execs not ended yet, or null.
+    let exec_ids = Some(engine.exec_ids(&rec.id)).filter(|ids| !ids.is_empty());
     json!({
         "Id": rec.id,
         "Created": rec.created,
@@ -267,7 +269,7 @@ pub fn inspect_json(
         "MountLabel": "",
         "ProcessLabel": "",
         "AppArmorProfile": "",
-        "ExecIDs": null,
+        "ExecIDs": exec_ids,
         "HostConfig": host_config_json(rec),
         "GraphDriver": {
             "Data": {

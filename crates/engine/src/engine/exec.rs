@@ -104,6 +104,18 @@ impl Engine {
             .ok_or_else(|| no_such_exec(id))
     }
 
+    /// The execs of container `container_id` that have not ended (made or
+    /// running), as docker's inspect lists them in `ExecIDs`.
+    pub fn exec_ids(&self, container_id: &str) -> Vec<String> {
+        let mut ids: Vec<String> = lock(&self.execs.0)
+            .values()
+            .filter(|e| e.container_id == container_id && e.exit_code.is_none())
+            .map(|e| e.id.clone())
+            .collect();
+        ids.sort();
+        ids
+    }
+
     /// First half of `POST /exec/{id}/start`: checks and marks the
     /// instance as started.
     pub fn exec_begin(&self, id: &str) -> Result<ExecRecord> {
