@@ -163,6 +163,32 @@ fn exec_takes_env_user_and_workdir() {
     assert_eq!(env.ok(&["exec", "ex2", "sh", "-c", "id -u; pwd"]), "0\n/\n");
 }
 
+/// As docker: `exec --privileged` gives the process every capability the
+/// container lacks; a plain exec has the container's.
+#[test]
+fn exec_privileged_has_every_capability() {
+    let env = env();
+    sleeper(&env, "exp", &[]);
+    let eff = |extra: &[&str]| -> u64 {
+        let mut args = vec!["exec"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["exp", "grep", "CapEff", "/proc/self/status"]);
+        let out = env.ok(&args);
+        let hex = out
+            .split_whitespace()
+            .last()
+            .unwrap_or_default()
+            .to_string();
+        u64::from_str_radix(&hex, 16).unwrap_or_else(|_| panic!("CapEff: {out}"))
+    };
+    let plain = eff(&[]);
+    let privileged = eff(&["--privileged"]);
+    // CAP_SYS_ADMIN (21) is not among docker's defaults.
+    assert_eq!(plain & (1 << 21), 0, "{plain:x}");
+    assert_ne!(privileged & (1 << 21), 0, "{privileged:x}");
+    assert_eq!(plain & !privileged, 0, "{plain:x} {privileged:x}");
+}
+
 #[test]
 fn exec_interactive_reads_piped_stdin_until_eof() {
     let env = env();

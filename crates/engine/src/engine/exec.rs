@@ -226,6 +226,20 @@ impl Engine {
         }
         p.set_env(Some(env));
         p.set_terminal(Some(cfg.tty));
+        if cfg.privileged {
+            // As docker's `exec --privileged`: every capability, in the
+            // sets the container's spec fills.
+            let all =
+                crate::container::security::capabilities(&bollard_stubs::models::HostConfig {
+                    privileged: Some(true),
+                    ..Default::default()
+                });
+            let caps = serde_json::from_value(
+                serde_json::json!({"bounding": all, "effective": all, "permitted": all}),
+            )
+            .map_err(|e| Error::internal(format!("the capabilities of a privileged exec: {e}")))?;
+            p.set_capabilities(Some(caps));
+        }
         if let Some(wd) = cfg.working_dir.as_deref().filter(|w| !w.is_empty()) {
             p.set_cwd(wd.into());
         }
