@@ -87,15 +87,71 @@ async fn follow_size(client: &Client, path: &str) {
     std::future::pending::<()>().await
 }
 
+/// Docker's default detach keys: ctrl-p ctrl-q.
+pub const DEFAULT_DETACH_KEYS: &[u8] = &[0x10, 0x11];
+
+/// `--detach-keys` as docker reads it: keys separated by commas, each a
+/// single character or `ctrl-X` (X a letter, `@`, `[`, `\`, `]`, `^` or
+/// `_`); empty means the default.
+pub fn parse_detach_keys(s: &str) -> Result<Vec<u8>, String> {
+    if s.is_empty() {
+        return Ok(DEFAULT_DETACH_KEYS.to_vec());
+    }
+    let bad = || format!("Invalid detach keys ({s}) provided");
+    s.split(',')
+        .map(|k| {
+            let k = k.trim();
+            match k.strip_prefix("ctrl-") {
+                Some(c) if c.len() == 1 => {
+                    let c = c.as_bytes()[0].to_ascii_lowercase();
+                    match c {
+                        b'a'..=b'z' => Ok(c - b'a' + 1),
+                        b'@' => Ok(0),
+                        b'[' | b'\\' | b']' | b'^' | b'_' => Ok(c - b'[' + 27),
+                        _ => Err(bad()),
+                    }
+                }
+                None if k.len() == 1 => Ok(k.as_bytes()[0]),
+                _ => Err(bad()),
+            }
+        })
+        .collect()
+}
+
+/// Where a stream of keys stands against the detach keys.
+#[derive(Debug, Default)]
+struct DetachMatch {
+    matched: usize,
+}
+
+impl DetachMatch {
+    /// Whether `b` completes `keys`.
+    fn feed(&mut self, keys: &[u8], b: u8) -> bool {
+        if keys.is_empty() {
+            return false;
+        }
+        if b == keys[self.matched] {
+            self.matched += 1;
+        } else {
+            self.matched = usize::from(b == keys[0]);
+        }
+        if self.matched == keys.len() {
+            self.matched = 0;
+            return true;
+        }
+        false
+    }
+}
+
 /// Reads our stdin on a thread of its own (a read from a terminal never
-/// ends by itself, and must not hold up the exit), stopping at ctrl-p
-/// ctrl-q when `detach_keys`.
-fn stdin_reader(detach_keys: bool) -> tokio::sync::mpsc::Receiver<Option<Vec<u8>>> {
+/// ends by itself, and must not hold up the exit), stopping at the
+/// `detach` keys when given.
+fn stdin_reader(detach: Option<Vec<u8>>) -> tokio::sync::mpsc::Receiver<Option<Vec<u8>>> {
     let (tx, rx) = tokio::sync::mpsc::channel(16);
     std::thread::spawn(move || {
         let mut stdin = std::io::stdin().lock();
         let mut buf = vec![0u8; 16 << 10];
-        let mut prev = 0u8;
+        let mut state = DetachMatch::default();
         loop {
             match stdin.read(&mut buf) {
                 Ok(0) | Err(_) => {
@@ -104,17 +160,12 @@ fn stdin_reader(detach_keys: bool) -> tokio::sync::mpsc::Receiver<Option<Vec<u8>
                 }
                 Ok(n) => {
                     let data = &buf[..n];
-                    if detach_keys {
-                        let mut seq = prev;
-                        for &b in data {
-                            if seq == 0x10 && b == 0x11 {
-                                // Detach: None.
-                                let _ = tx.blocking_send(None);
-                                return;
-                            }
-                            seq = b;
+                    if let Some(keys) = &detach {
+                        if data.iter().any(|&b| state.feed(keys, b)) {
+                            // Detach: None.
+                            let _ = tx.blocking_send(None);
+                            return;
                         }
-                        prev = seq;
                     }
                     if tx.blocking_send(Some(data.to_vec())).is_err() {
                         return;
@@ -144,6 +195,7 @@ pub async fn pump<S>(
     stdin: bool,
     tty: bool,
     resize_path: Option<String>,
+    detach_keys: &[u8],
 ) -> Ended
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -156,7 +208,7 @@ where
     };
     let (detach_tx, mut detach_rx) = tokio::sync::oneshot::channel::<()>();
     let input = stdin.then(|| {
-        let mut rx = stdin_reader(raw.is_some());
+        let mut rx = stdin_reader(raw.is_some().then(|| detach_keys.to_vec()));
         tokio::spawn(async move {
             while let Some(msg) = rx.recv().await {
                 match msg {
@@ -231,5 +283,43 @@ pub async fn demux<R: AsyncRead + Unpin>(rd: &mut R) {
         }
         let _ = out.flush().await;
         let _ = err.flush().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detach_keys_parse_as_dockers() {
+        assert_eq!(parse_detach_keys("").unwrap(), DEFAULT_DETACH_KEYS);
+        assert_eq!(parse_detach_keys("ctrl-p,ctrl-q").unwrap(), [0x10, 0x11]);
+        assert_eq!(parse_detach_keys("ctrl-a,x").unwrap(), [1, b'x']);
+        assert_eq!(
+            parse_detach_keys("ctrl-@,ctrl-[,ctrl-_").unwrap(),
+            [0, 27, 31]
+        );
+        for bad in ["ctrl-", "ctrl-1", "ab", "ctrl-a,,x", "alt-a"] {
+            assert_eq!(
+                parse_detach_keys(bad).unwrap_err(),
+                format!("Invalid detach keys ({bad}) provided")
+            );
+        }
+    }
+
+    #[test]
+    fn detach_keys_match_across_reads_and_restart_on_a_wrong_key() {
+        let keys = [0x10, 0x11];
+        let mut m = DetachMatch::default();
+        // ctrl-p, then something else: no detach; ctrl-p ctrl-p ctrl-q: detach.
+        assert!(![0x10, b'a', 0x11].iter().any(|&b| m.feed(&keys, b)));
+        assert!(!m.feed(&keys, 0x10));
+        assert!(!m.feed(&keys, 0x10));
+        assert!(m.feed(&keys, 0x11));
+        // Three keys, split over two reads.
+        let keys = [1, b'x', b'y'];
+        let mut m = DetachMatch::default();
+        assert!(![1u8, b'x'].iter().any(|&b| m.feed(&keys, b)));
+        assert!(m.feed(&keys, b'y'));
     }
 }

@@ -163,6 +163,107 @@ fn exec_takes_env_user_and_workdir() {
     assert_eq!(env.ok(&["exec", "ex2", "sh", "-c", "id -u; pwd"]), "0\n/\n");
 }
 
+/// `pier ARGS` on a terminal (under `script`): waits for `wait_for` in
+/// what it prints, then types `keys`; returns its exit status and output.
+fn on_terminal(env: &PierEnv, args: &[&str], wait_for: &str, keys: &[u8]) -> (i32, String) {
+    let pier = env.pier();
+    let quote = |s: &str| format!("'{}'", s.replace('\'', "'\\''"));
+    let mut line = quote(&pier.get_program().to_string_lossy());
+    for a in args {
+        line = line + " " + &quote(a);
+    }
+    let mut script = std::process::Command::new("script");
+    script.args(["-qec", &line, "/dev/null"]);
+    for (k, v) in pier.get_envs() {
+        match v {
+            Some(v) => script.env(k, v),
+            None => script.env_remove(k),
+        };
+    }
+    let mut child = script
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running script");
+    let mut out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = out.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = String::new();
+    while !seen.contains(wait_for) {
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(chunk) => seen.push_str(&String::from_utf8_lossy(&chunk)),
+            Err(_) => {
+                let _ = child.kill();
+                panic!("{line}: no {wait_for:?}; printed {seen:?}");
+            }
+        }
+    }
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(keys).unwrap();
+    let t0 = std::time::Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if t0.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("{line}: still running after the keys; printed {seen:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    drop(stdin);
+    while let Ok(chunk) = rx.recv_timeout(Duration::from_millis(200)) {
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    (status.code().unwrap_or(-1), seen)
+}
+
+/// As docker: `--detach-keys` replaces ctrl-p ctrl-q; the exec goes on
+/// without us. A key list docker would refuse is refused before anything
+/// runs.
+#[test]
+fn exec_detach_keys_detach_from_the_terminal() {
+    if !pier_testutil::dockerd::have("script") {
+        pier_testutil::skip("script (util-linux) is needed for a terminal");
+        return;
+    }
+    let env = env();
+    sleeper(&env, "exd", &[]);
+    let (code, seen) = on_terminal(
+        &env,
+        &[
+            "exec",
+            "-it",
+            "--detach-keys",
+            "ctrl-a,x",
+            "exd",
+            "sh",
+            "-c",
+            "echo rea''dy; sleep 300",
+        ],
+        "ready",
+        b"\x01x",
+    );
+    assert_eq!(code, 0, "{seen:?}");
+    let ps = env.ok(&["exec", "exd", "ps", "-o", "args"]);
+    assert!(ps.contains("sleep 300"), "the exec was ended: {ps}");
+    let out = env.run(&["exec", "-i", "--detach-keys", "ctrl-1", "exd", "true"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("Invalid detach keys (ctrl-1) provided"),
+        "{}",
+        stderr(&out)
+    );
+}
+
 /// As docker: `exec --privileged` gives the process every capability the
 /// container lacks; a plain exec has the container's.
 #[test]

@@ -23,7 +23,8 @@ pub struct AttachArgs {
 }
 
 pub async fn attach(client: &Client, args: AttachArgs) -> Result<i32, CliError> {
-    let _ = (&args.detach_keys, args.sig_proxy);
+    let _ = args.sig_proxy;
+    let detach_keys = detach_keys(args.detach_keys.as_deref())?;
     let c: serde_json::Value = client
         .get_json(&format!("/containers/{}/json", encode(&args.container)))
         .await?;
@@ -63,6 +64,7 @@ pub async fn attach(client: &Client, args: AttachArgs) -> Result<i32, CliError> 
         stdin,
         tty,
         Some(format!("/containers/{id}/resize")),
+        &detach_keys,
     )
     .await;
     if ended == tty::Ended::Detached {
@@ -78,4 +80,14 @@ pub async fn attach(client: &Client, args: AttachArgs) -> Result<i32, CliError> 
     let status: serde_json::Value = serde_json::from_slice(&body)
         .map_err(|e| CliError::engine(format!("waiting for the container: {e}")))?;
     Ok(status["StatusCode"].as_i64().unwrap_or(125) as i32)
+}
+
+/// `--detach-keys` parsed (docker's default without it); a bad one is
+/// refused before anything is attached, exit 1.
+pub fn detach_keys(flag: Option<&str>) -> Result<Vec<u8>, CliError> {
+    tty::parse_detach_keys(flag.unwrap_or_default()).map_err(|message| CliError {
+        message,
+        code: 1,
+        status: None,
+    })
 }

@@ -87,6 +87,7 @@ async fn run(client: &Client, args: ExecArgs) -> Result<i32, CliError> {
         "WorkingDir": args.workdir.clone().unwrap_or_default(),
         "Cmd": args.command,
     });
+    let detach_keys = super::attach::detach_keys(args.detach_keys.as_deref())?;
     if let Some(k) = &args.detach_keys {
         body["DetachKeys"] = json!(k);
     }
@@ -118,6 +119,7 @@ async fn run(client: &Client, args: ExecArgs) -> Result<i32, CliError> {
         args.interactive,
         args.tty,
         Some(format!("/exec/{id}/resize")),
+        &detach_keys,
     )
     .await;
     if ended == tty::Ended::Detached {

@@ -311,7 +311,15 @@ async fn start_attached(client: &Client, name: &str, stdin: bool) -> Result<i32,
         .await
         .map_err(CliError::with_start_code)?;
     let resize = format!("/containers/{id}/resize");
-    if crate::tty::pump(client, stream, stdin, tty, Some(resize)).await
+    if crate::tty::pump(
+        client,
+        stream,
+        stdin,
+        tty,
+        Some(resize),
+        crate::tty::DEFAULT_DETACH_KEYS,
+    )
+    .await
         == crate::tty::Ended::Detached
     {
         return Ok(0);

@@ -66,7 +66,15 @@ pub async fn run(client: &Client, args: RunArgs) -> Result<i32, CliError> {
 
     let tty = args.flags.tty;
     let resize = format!("/containers/{id}/resize");
-    if crate::tty::pump(client, stream, interactive, tty, Some(resize)).await
+    if crate::tty::pump(
+        client,
+        stream,
+        interactive,
+        tty,
+        Some(resize),
+        crate::tty::DEFAULT_DETACH_KEYS,
+    )
+    .await
         == crate::tty::Ended::Detached
     {
         return Ok(0);
