@@ -192,39 +192,9 @@ impl Setup {
     /// terminal; for each `(prompt, reply)` waits for the prompt, then
     /// types the reply. Returns what pier printed.
     fn on_terminal(&self, args: &[&str], dialogue: &[(&str, &str)]) -> String {
-        let pier = self.pier();
-        let mut line = shell_quote(&pier.get_program().to_string_lossy());
-        for a in pier.get_args().map(|a| a.to_string_lossy()) {
-            line = line + " " + &shell_quote(&a);
-        }
-        for a in args {
-            line = line + " " + &shell_quote(a);
-        }
-        let mut script = Command::new("script");
-        script.args(["-qec", &line, "/dev/null"]);
-        for (k, v) in pier.get_envs() {
-            match v {
-                Some(v) => script.env(k, v),
-                None => script.env_remove(k),
-            };
-        }
-        let mut child = script
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("running script");
-        let mut stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
-        let reader = std::thread::spawn(move || {
-            use std::io::Read;
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = stdout.read(&mut buf) {
-                if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
-                    break;
-                }
-            }
-        });
+        let mut pier = self.pier();
+        pier.args(args);
+        let (mut child, rx, line) = pier_testutil::terminal::spawn(&pier);
         let mut seen = String::new();
         // Where to look for the next prompt.
         let mut from = 0;
@@ -244,8 +214,8 @@ impl Setup {
         }
         drop(stdin);
         let status = child.wait().expect("waiting for script");
-        let _ = reader.join();
-        while let Ok(chunk) = rx.try_recv() {
+        // Everything printed, up to the end of script's output.
+        for chunk in rx.iter() {
             seen.push_str(&text(&chunk));
         }
         assert!(status.success(), "{line}: {status}; printed {seen:?}");
@@ -275,10 +245,6 @@ fn run_with_stdin(mut cmd: Command, args: &[&str], stdin: &str) -> Output {
         .write_all(stdin.as_bytes())
         .expect("writing pier's stdin");
     child.wait_with_output().expect("waiting for pier")
-}
-
-fn shell_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "'\\''"))
 }
 
 fn text(b: &[u8]) -> String {

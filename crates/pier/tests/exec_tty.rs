@@ -166,36 +166,9 @@ fn exec_takes_env_user_and_workdir() {
 /// `pier ARGS` on a terminal (under `script`): waits for `wait_for` in
 /// what it prints, then types `keys`; returns its exit status and output.
 fn on_terminal(env: &PierEnv, args: &[&str], wait_for: &str, keys: &[u8]) -> (i32, String) {
-    let pier = env.pier();
-    let quote = |s: &str| format!("'{}'", s.replace('\'', "'\\''"));
-    let mut line = quote(&pier.get_program().to_string_lossy());
-    for a in args {
-        line = line + " " + &quote(a);
-    }
-    let mut script = std::process::Command::new("script");
-    script.args(["-qec", &line, "/dev/null"]);
-    for (k, v) in pier.get_envs() {
-        match v {
-            Some(v) => script.env(k, v),
-            None => script.env_remove(k),
-        };
-    }
-    let mut child = script
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("running script");
-    let mut out = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = out.read(&mut buf) {
-            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
-                break;
-            }
-        }
-    });
+    let mut pier = env.pier();
+    pier.args(args);
+    let (mut child, rx, line) = pier_testutil::terminal::spawn(&pier);
     let mut seen = String::new();
     while !seen.contains(wait_for) {
         match rx.recv_timeout(Duration::from_secs(30)) {

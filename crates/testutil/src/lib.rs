@@ -8,6 +8,7 @@ pub mod net;
 pub mod oci_layout;
 pub mod registry;
 pub mod rootfs;
+pub mod terminal;
 
 pub use env::PierEnv;
 pub use oci_layout::{busybox_layer, write_oci_layout, LayerFile, LayoutImage};
