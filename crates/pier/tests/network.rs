@@ -201,6 +201,15 @@ impl T {
         self.ok(&args).trim().to_string()
     }
 
+    /// Starts a detached `sleep SECS` container `name` with extra `run`
+    /// flags; returns its id.
+    fn sleeper(&self, name: &str, flags: &[&str], secs: &str) -> String {
+        let mut args = vec!["run", "-d", "--name", name];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&["busybox", "sleep", secs]);
+        self.ok(&args).trim().to_string()
+    }
+
     /// `pier run --rm FLAGS busybox sh -c SCRIPT`: its output.
     /// The script's last command is not exec'd as pid 1 (`; exit $?`):
     /// pid 1 ignores the SIGTERM of a `timeout` in it.
@@ -397,17 +406,7 @@ fn udp_echo_in_netns_of(pid: i32, port: u16, n: usize) -> std::thread::JoinHandl
 #[test]
 fn a_published_udp_port_carries_datagrams_both_ways() {
     let t = setup();
-    t.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "udp",
-        "-p",
-        "127.0.0.1::5353/udp",
-        "busybox",
-        "sleep",
-        "120",
-    ]);
+    t.sleeper("udp", &["-p", "127.0.0.1::5353/udp"], "120");
     let udp = t.host_port("udp", "5353/udp", "127.0.0.1");
     let ps = t.ok(&["ps", "--format", "{{.Ports}}", "--filter", "name=udp"]);
     assert!(
@@ -627,7 +626,7 @@ fn default_bridge_gives_an_address_a_route_and_the_etc_files() {
     let gateway = format!("10.{}.255.1", t.octet());
     // Inspected while it runs: docker clears a stopped container's
     // addresses.
-    t.ok(&["run", "-d", "--name", "c1", "busybox", "sleep", "300"]);
+    t.sleeper("c1", &[], "300");
     let out = t.ok(&[
         "exec",
         "c1",
@@ -852,21 +851,18 @@ fn ip_and_mac_address_are_set_on_a_user_network() {
     let o = t.octet();
     t.ok(&["network", "create", "--subnet", &t.subnet(7), "fixed"]);
     let want_ip = format!("10.{o}.7.50");
-    t.ok(&[
-        "run",
-        "-d",
-        "--name",
+    t.sleeper(
         "c1",
-        "--network",
-        "fixed",
-        "--ip",
-        &want_ip,
-        "--mac-address",
-        "02:42:aa:bb:cc:dd",
-        "busybox",
-        "sleep",
+        &[
+            "--network",
+            "fixed",
+            "--ip",
+            &want_ip,
+            "--mac-address",
+            "02:42:aa:bb:cc:dd",
+        ],
         "300",
-    ]);
+    );
     let out = t.ok(&[
         "exec",
         "c1",
@@ -918,19 +914,7 @@ fn ip_and_mac_address_are_set_on_a_user_network() {
     // included.
     t.ok(&["rm", "-f", "c1"]);
     for name in ["c2", "c3"] {
-        t.ok(&[
-            "run",
-            "-d",
-            "--name",
-            name,
-            "--network",
-            "fixed",
-            "--ip",
-            &want_ip,
-            "busybox",
-            "sleep",
-            "300",
-        ]);
+        t.sleeper(name, &["--network", "fixed", "--ip", &want_ip], "300");
         t.ok(&["restart", "-t", "0", name]);
         assert_eq!(t.ip_on(name, "fixed"), want_ip);
         t.ok(&["rm", "-f", name]);
@@ -940,7 +924,7 @@ fn ip_and_mac_address_are_set_on_a_user_network() {
 #[test]
 fn network_container_shares_the_other_containers_namespace() {
     let t = setup();
-    t.ok(&["run", "-d", "--name", "ctr-a", "busybox", "sleep", "120"]);
+    t.sleeper("ctr-a", &[], "120");
     let ns_a = t
         .ok(&["exec", "ctr-a", "readlink", "/proc/self/ns/net"])
         .trim()
@@ -1187,17 +1171,7 @@ fn network_prune_removes_only_unused_networks() {
     t.ok(&["network", "create", "used"]);
     t.ok(&["network", "create", "unused1"]);
     t.ok(&["network", "create", "unused2"]);
-    t.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "c1",
-        "--network",
-        "used",
-        "busybox",
-        "sleep",
-        "60",
-    ]);
+    t.sleeper("c1", &["--network", "used"], "60");
     let out = t.ok(&["network", "prune", "-f"]);
     // as docker: "Deleted Networks:" then the names.
     let mut lines: Vec<&str> = out.lines().filter(|l| !l.is_empty()).collect();
@@ -1222,17 +1196,7 @@ fn connect_and_disconnect_a_running_container() {
     let o = t.octet();
     t.ok(&["network", "create", "--subnet", &t.subnet(30), "n1"]);
     t.ok(&["network", "create", "--subnet", &t.subnet(31), "n2"]);
-    t.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "c1",
-        "--network",
-        "n1",
-        "busybox",
-        "sleep",
-        "300",
-    ]);
+    t.sleeper("c1", &["--network", "n1"], "300");
     t.web("web2", &["--network", "n2"]);
     // Not on n2 yet: web2 is not reachable by name.
     let out = t.run(&[
@@ -1519,17 +1483,7 @@ fn an_ipv6_host_address_is_refused_not_ignored() {
 fn removing_a_network_in_use_fails() {
     let t = setup();
     let id = t.ok(&["network", "create", "busy"]).trim().to_string();
-    t.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "c1",
-        "--network",
-        "busy",
-        "busybox",
-        "sleep",
-        "60",
-    ]);
+    t.sleeper("c1", &["--network", "busy"], "60");
     // as docker.
     t.fails(
         &["network", "rm", "busy"],
@@ -1551,17 +1505,7 @@ fn more_containers_than_the_subnet_has_addresses_fail() {
     // A /30: network, gateway, one address, broadcast.
     let subnet = format!("10.{o}.60.0/30");
     t.ok(&["network", "create", "--subnet", &subnet, "tiny"]);
-    t.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "c1",
-        "--network",
-        "tiny",
-        "busybox",
-        "sleep",
-        "60",
-    ]);
+    t.sleeper("c1", &["--network", "tiny"], "60");
     assert_eq!(t.ip_on("c1", "tiny"), format!("10.{o}.60.2"));
     // as docker.
     t.fails(
@@ -1581,7 +1525,7 @@ fn more_containers_than_the_subnet_has_addresses_fail() {
     );
     assert_eq!(t.inspect("c2", "{{.State.Running}}"), "false");
     // Connecting a running container fails the same way.
-    t.ok(&["run", "-d", "--name", "c3", "busybox", "sleep", "60"]);
+    t.sleeper("c3", &[], "60");
     t.fails(
         &["network", "connect", "tiny", "c3"],
         1,
@@ -1614,17 +1558,7 @@ fn network_state_survives_a_pierd_restart() {
     // Name resolution still works, and a new container gets another address.
     let out = t.sh_ok(&["--network", "front"], &client_get("http://web/file"));
     assert_eq!(out, "web\n");
-    t.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "c2",
-        "--network",
-        "front",
-        "busybox",
-        "sleep",
-        "60",
-    ]);
+    t.sleeper("c2", &["--network", "front"], "60");
     let c2_ip = t.ip_on("c2", "front");
     assert_ne!(c2_ip, web_ip, "an address was handed out twice");
     // The port is still held: publishing it again fails.
@@ -1649,21 +1583,11 @@ fn a_container_that_ends_while_pierd_is_down_is_cleaned_up_by_the_next_pierd() {
         .to_string();
     let bridge = bridge_of(&t.env, &id);
     let ip = format!("10.{o}.75.20");
-    t.ok(&[
-        "run",
-        "-d",
-        "--name",
+    t.sleeper(
         "gone",
-        "--network",
-        "front",
-        "--ip",
-        &ip,
-        "-p",
-        "127.0.0.1::80",
-        "busybox",
-        "sleep",
+        &["--network", "front", "--ip", &ip, "-p", "127.0.0.1::80"],
         "300",
-    ]);
+    );
     let port = t.host_port("gone", "80", "127.0.0.1");
     let pid: i32 = t.inspect("gone", "{{.State.Pid}}").parse().unwrap();
     assert_eq!(links_on(&bridge).len(), 1);
@@ -1691,19 +1615,7 @@ fn a_container_that_ends_while_pierd_is_down_is_cleaned_up_by_the_next_pierd() {
         std::thread::sleep(Duration::from_millis(100));
     }
     // Its address and its port are free again.
-    t.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "next",
-        "--network",
-        "front",
-        "--ip",
-        &ip,
-        "busybox",
-        "sleep",
-        "60",
-    ]);
+    t.sleeper("next", &["--network", "front", "--ip", &ip], "60");
     TcpListener::bind(("127.0.0.1", port))
         .unwrap_or_else(|e| panic!("port {port} still held: {e}"));
 }
@@ -1719,7 +1631,7 @@ fn removing_containers_and_networks_leaves_nothing_behind() {
     assert!(host_links().contains(&bridge), "no bridge {bridge}");
     assert!(nft_has_table(&format!("pier-{bridge}")), "{}", nft_tables());
     t.web("web", &["--network", "gone", "-p", "127.0.0.1::80"]);
-    t.ok(&["run", "-d", "--name", "c2", "busybox", "sleep", "60"]);
+    t.sleeper("c2", &[], "60");
     t.ok(&["network", "connect", "gone", "c2"]);
     assert!(!netns_mounts_under(&t.env.exec_root).is_empty());
     // web on gone, c2 on the default bridge and on gone.
@@ -2002,19 +1914,7 @@ fn two_networks_at_run_give_two_interfaces_with_names_on_both() {
     t.web("wa", &["--network", "na"]);
     t.web("wb", &["--network", "nb"]);
     // as docker CLI 28 (API >= 1.44): --network twice joins both.
-    t.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "both",
-        "--network",
-        "na",
-        "--network",
-        "nb",
-        "busybox",
-        "sleep",
-        "120",
-    ]);
+    t.sleeper("both", &["--network", "na", "--network", "nb"], "120");
     let out = t.ok(&["exec", "both", "ip", "-4", "-o", "addr", "show"]);
     assert!(out.contains(&format!("inet 10.{o}.110.")), "{out}");
     assert!(out.contains(&format!("inet 10.{o}.111.")), "{out}");
@@ -2070,7 +1970,7 @@ fn bridge_name_option_dns_options_and_the_default_networks_inspect() {
     assert!(out.lines().any(|l| l.trim() == "options ndots:2"), "{out}");
 
     // The default network as docker shows it.
-    t.ok(&["run", "-d", "--name", "c1", "busybox", "sleep", "60"]);
+    t.sleeper("c1", &[], "60");
     let n = t.network("bridge");
     assert_eq!(n["Name"], "bridge");
     assert_eq!(n["Driver"], "bridge");
@@ -2119,18 +2019,8 @@ fn ls_filters_and_connect_with_an_ip() {
     assert_eq!(names(&["--filter", "name=f1"]), ["f1"]);
     assert_eq!(names(&["--filter", "driver=null"]), ["none"]);
 
-    t.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "c1",
-        "--network",
-        "f1",
-        "busybox",
-        "sleep",
-        "60",
-    ]);
-    t.ok(&["run", "-d", "--name", "c2", "busybox", "sleep", "60"]);
+    t.sleeper("c1", &["--network", "f1"], "60");
+    t.sleeper("c2", &[], "60");
     let want = format!("10.{o}.131.77");
     t.ok(&["network", "connect", "--ip", &want, "f2", "c1"]);
     assert_eq!(t.ip_on("c1", "f2"), want);
@@ -2143,18 +2033,8 @@ fn ps_filters_and_shows_networks() {
     let t = setup();
     t.ok(&["network", "create", "--subnet", &t.subnet(132), "f1"]);
     t.ok(&["network", "create", "--subnet", &t.subnet(133), "f2"]);
-    t.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "c1",
-        "--network",
-        "f1",
-        "busybox",
-        "sleep",
-        "60",
-    ]);
-    t.ok(&["run", "-d", "--name", "c2", "busybox", "sleep", "60"]);
+    t.sleeper("c1", &["--network", "f1"], "60");
+    t.sleeper("c2", &[], "60");
     t.ok(&["network", "connect", "f2", "c1"]);
     // ps --filter network=NAME, as docker.
     let ps = t.ok(&["ps", "--filter", "network=f2", "--format", "{{.Names}}"]);
@@ -2173,7 +2053,7 @@ fn ps_filters_and_shows_networks() {
 #[test]
 fn a_namespace_no_container_holds_is_removed_when_pierd_starts() {
     let t = setup();
-    t.ok(&["run", "-d", "--name", "keep", "busybox", "sleep", "60"]);
+    t.sleeper("keep", &[], "60");
     t.env.kill_daemon();
     let dir = t.env.exec_root.join("netns");
     let stray = dir.join("0123456789abcdef");
