@@ -295,11 +295,7 @@ impl Engine {
         let mut scope: Vec<String> = recs
             .iter()
             .map(|(_, _, net)| net)
-            .find(|s| {
-                s.endpoints
-                    .iter()
-                    .any(|e| e.network_id == network_id && std::net::IpAddr::V4(e.ip) == client)
-            })
+            .find(|s| s.is_at(network_id, client))
             .map(|s| s.endpoints.iter().map(|e| e.network_id.clone()).collect())
             .unwrap_or_else(|| vec![network_id.to_string()]);
         scope.retain(|id| self.networks.get(id).is_some_and(|n| n.has_dns()));
@@ -362,15 +358,13 @@ impl Engine {
         client: std::net::IpAddr,
     ) -> Option<Vec<std::net::SocketAddr>> {
         let handles: Vec<Arc<Handle>> = lock(&self.containers).values().cloned().collect();
-        let dns =
-            handles.iter().find_map(|h| {
-                let r = lock(&h.record);
-                let asks =
-                    r.net.as_ref()?.endpoints.iter().any(|e| {
-                        e.network_id == network_id && std::net::IpAddr::V4(e.ip) == client
-                    });
-                asks.then(|| r.host_config.dns.clone().unwrap_or_default())
-            })?;
+        let dns = handles.iter().find_map(|h| {
+            let r = lock(&h.record);
+            r.net
+                .as_ref()?
+                .is_at(network_id, client)
+                .then(|| r.host_config.dns.clone().unwrap_or_default())
+        })?;
         let servers: Vec<std::net::SocketAddr> = dns
             .iter()
             .filter_map(|s| s.parse::<std::net::IpAddr>().ok())

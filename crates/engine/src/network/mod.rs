@@ -48,6 +48,16 @@ pub struct NetState {
     pub ports: Vec<PublishedPort>,
 }
 
+impl NetState {
+    /// Whether `client` is this container's address on network
+    /// `network_id` (who asks the network's resolver).
+    pub fn is_at(&self, network_id: &str, client: std::net::IpAddr) -> bool {
+        self.endpoints
+            .iter()
+            .any(|e| e.network_id == network_id && std::net::IpAddr::V4(e.ip) == client)
+    }
+}
+
 /// One network interface of a container.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Endpoint {
